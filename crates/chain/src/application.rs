@@ -1,0 +1,267 @@
+//! The ledger as a commonware consensus application.
+//!
+//! [`Application`] implements `commonware_consensus::Application` for marshal's
+//! [`Deferred`](commonware_consensus::marshal::standard::Deferred) wrapper: `propose` builds a
+//! block of mempool transactions on the parent's post-state, `verify` re-executes a peer's block
+//! and accepts it only if every transaction is admissible and the state root matches. Post-states
+//! of executed blocks are kept as forks until finalization.
+//!
+//! Finalized blocks arrive from marshal (at least once, in height order) through the
+//! [`Finalized`] reporter, which hands them to the [`run_finalizer`] task: it applies each block
+//! to the finalized ledger, filling any gap from marshal's archive first (so a restarted node
+//! rebuilds its ledger by replaying its own finalized blocks), and only then acknowledges, so
+//! marshal never counts a block as processed before the ledger has it.
+
+use crate::{
+    block::{Block, Context},
+    state::{ChainState, Fork, block_input},
+};
+use commonware_actor::Feedback;
+use commonware_consensus::{
+    Heightable, Reporter,
+    marshal::{Update, ancestry::Ancestry, core::Mailbox, standard::Standard},
+    simplex::scheme::bls12381_threshold::vrf::Seedable,
+    types::Height,
+};
+use commonware_cryptography::{Digested, Digestible};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Clock, Metrics, Spawner};
+use commonware_utils::{Acknowledgement, acknowledgement::Exact};
+use futures::{StreamExt, channel::mpsc};
+use std::time::Duration;
+use tributary_ledger::Ledger;
+use tributary_types::Address;
+
+/// The certificate scheme: threshold BLS (MinSig) over ed25519 identities. Its certificates carry
+/// a unique threshold signature per round: the chain's unbiasable randomness beacon.
+pub type Scheme = commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Scheme<
+    commonware_cryptography::ed25519::PublicKey,
+    commonware_cryptography::bls12381::primitives::variant::MinSig,
+>;
+
+/// Marshal's mailbox for our block type.
+pub type MarshalMailbox = Mailbox<Scheme, Standard<Block>>;
+
+/// How long a proposer with an empty mempool waits for a transaction before proposing an empty
+/// block. Bounds the empty-block rate while keeping latency low under load.
+pub const EMPTY_BLOCK_WAIT_MS: u64 = 300;
+
+/// The ledger application.
+#[derive(Clone)]
+pub struct Application {
+    state: ChainState,
+}
+
+impl Application {
+    /// An application over the node's shared state.
+    pub fn new(state: ChainState) -> Self {
+        Self { state }
+    }
+
+    /// The post-state of the first block `ancestry` yields, executing any of its ancestors this
+    /// node has not executed yet (after a restart, or when it missed a proposal). `None` when the
+    /// ancestry is broken or conflicts with the finalized chain.
+    async fn state_after(&self, mut ancestry: impl Ancestry<Block>) -> Option<Ledger> {
+        let mut unexecuted: Vec<Digested<Block>> = Vec::new();
+        let base = loop {
+            let block = ancestry.next().await?;
+            if let Some(state) = self.state.state_of(&block.digest()) {
+                break state;
+            }
+            if block.height().get() <= self.state.finalized_height() {
+                tracing::warn!(target: "tributary::chain", height = block.height().get(), "ancestry conflicts with the finalized chain");
+                return None;
+            }
+            unexecuted.push(block);
+        };
+        let mut ledger = base;
+        while let Some(block) = unexecuted.pop() {
+            let block = block.inner();
+            let outcome = ledger.execute_block(&block_input(block)).ok()?;
+            if outcome.state_root.0 != block.state_root {
+                return None;
+            }
+            self.state.insert_fork(
+                block.digest(),
+                Fork {
+                    height: block.height().get(),
+                    ledger: ledger.clone(),
+                    outcome,
+                },
+            );
+        }
+        Some(ledger)
+    }
+}
+
+impl<E> commonware_consensus::Application<E> for Application
+where
+    E: Spawner + Metrics + Clock,
+{
+    type SigningScheme = Scheme;
+    type Context = Context;
+    type Block = Block;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Context),
+        ancestry: impl Ancestry<Block>,
+        _input: (),
+    ) -> Option<Digested<Block>> {
+        let parent = ancestry.peek()?.clone();
+        // Give transactions a moment to arrive rather than spinning out empty blocks.
+        let waited_until = runtime.current() + Duration::from_millis(EMPTY_BLOCK_WAIT_MS);
+        while self.state.lock().mempool.is_empty() && runtime.current() < waited_until {
+            runtime.sleep(Duration::from_millis(10)).await;
+        }
+        let parent_state = self.state_after(ancestry).await?;
+        let proposer = Address::from_public_key(&context.leader);
+        let (transactions, ledger, outcome) = self.state.build(&parent_state, proposer);
+        let block = Block::new(
+            context,
+            parent.digest(),
+            parent.height().next(),
+            transactions,
+            outcome.state_root.0,
+        );
+        let digest = block.digest();
+        self.state.insert_fork(
+            digest,
+            Fork {
+                height: block.height().get(),
+                ledger,
+                outcome,
+            },
+        );
+        tracing::debug!(target: "tributary::chain", height = block.height().get(), transactions = block.transactions.len(), "proposed block");
+        Some(Digested::compute(block, &Sequential).await)
+    }
+
+    async fn verify(
+        &mut self,
+        (_runtime, context): (E, Context),
+        mut ancestry: impl Ancestry<Block>,
+    ) -> bool {
+        let Some(block) = ancestry.next().await else {
+            return false;
+        };
+        if self.state.state_of(&block.digest()).is_some() {
+            return true;
+        }
+        let block = block.inner().clone();
+        if block.context.leader != context.leader {
+            return false;
+        }
+        let Some(mut ledger) = self.state_after(ancestry).await else {
+            return false;
+        };
+        match ledger.execute_block(&block_input(&block)) {
+            Ok(outcome) if outcome.state_root.0 == block.state_root => {
+                self.state.insert_fork(
+                    block.digest(),
+                    Fork {
+                        height: block.height().get(),
+                        ledger,
+                        outcome,
+                    },
+                );
+                true
+            }
+            Ok(outcome) => {
+                tracing::warn!(target: "tributary::chain", height = block.height().get(), expected = %hex::encode(block.state_root), actual = %outcome.state_root, "rejected block: wrong state root");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(target: "tributary::chain", height = block.height().get(), %error, "rejected block: invalid transactions");
+                false
+            }
+        }
+    }
+}
+
+/// Marshal's reporter for finalized blocks: forwards them to [`run_finalizer`].
+#[derive(Clone)]
+pub struct Finalized {
+    sender: mpsc::UnboundedSender<(Digested<Block>, Exact)>,
+}
+
+impl Finalized {
+    /// A reporter and the receiving end for [`run_finalizer`].
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<(Digested<Block>, Exact)>) {
+        let (sender, receiver) = mpsc::unbounded();
+        (Self { sender }, receiver)
+    }
+}
+
+impl Reporter for Finalized {
+    type Activity = Update<Block>;
+
+    fn report(&mut self, activity: Update<Block>) -> Feedback {
+        match activity {
+            Update::Block(block, acknowledgement) => {
+                if self
+                    .sender
+                    .unbounded_send((block, acknowledgement))
+                    .is_err()
+                {
+                    return Feedback::Closed;
+                }
+                Feedback::Ok
+            }
+            Update::Tip(..) => Feedback::Ok,
+        }
+    }
+}
+
+/// Applies finalized blocks to the ledger in height order, filling gaps from marshal's archive.
+///
+/// Returns (stopping the node) only if the local ledger diverges from a finalized block, which
+/// means a determinism bug: continuing would serve wrong state.
+pub async fn run_finalizer(
+    state: ChainState,
+    marshal: MarshalMailbox,
+    mut blocks: mpsc::UnboundedReceiver<(Digested<Block>, Exact)>,
+) {
+    while let Some((block, acknowledgement)) = blocks.next().await {
+        let height = block.height().get();
+        if let Err(error) = catch_up(&state, &marshal, height.saturating_sub(1)).await {
+            tracing::error!(target: "tributary::chain", %error, "ledger diverged from consensus; stopping");
+            return;
+        }
+        let seed = seed_of(&marshal, height).await;
+        if let Err(error) = state.apply_finalized(block.inner(), seed) {
+            tracing::error!(target: "tributary::chain", %error, "ledger diverged from consensus; stopping");
+            return;
+        }
+        acknowledgement.acknowledge();
+    }
+}
+
+/// Replays finalized blocks from marshal's archive until the ledger reaches `target`.
+pub async fn catch_up(
+    state: &ChainState,
+    marshal: &MarshalMailbox,
+    target: u64,
+) -> Result<(), crate::state::ApplyError> {
+    loop {
+        let next = state.finalized_height() + 1;
+        if next > target {
+            return Ok(());
+        }
+        let Some(block) = marshal.get_block(Height::new(next)).await else {
+            // Not stored locally yet: marshal delivers it when it has it.
+            return Ok(());
+        };
+        let seed = seed_of(marshal, next).await;
+        state.apply_finalized(block.inner(), seed)?;
+    }
+}
+
+async fn seed_of(marshal: &MarshalMailbox, height: u64) -> Option<String> {
+    let finalization = marshal.get_finalization(Height::new(height)).await?;
+    let seed = finalization.seed();
+    Some(hex::encode(commonware_codec::Encode::encode(
+        &seed.signature,
+    )))
+}

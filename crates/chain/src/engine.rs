@@ -1,0 +1,366 @@
+//! Wires one validator: authenticated p2p, buffered block broadcast, marshal (finalized-block
+//! archive, ordering and backfill), the `Deferred` wrapper around our [`Application`], and the
+//! simplex consensus engine, all on one commonware runtime context. Modelled on commonware's own
+//! reference chain (alto).
+
+use crate::{
+    application::{Application, Finalized, MarshalMailbox, Scheme, catch_up, run_finalizer},
+    block::{Block, block_encode_size_max},
+    state::ChainState,
+};
+use commonware_broadcast::buffered;
+use commonware_consensus::{
+    marshal::{
+        self,
+        core::Actor as MarshalActor,
+        resolver::p2p as marshal_resolver,
+        standard::{Deferred, Standard},
+    },
+    simplex::{
+        self,
+        config::{ForwardPolicy, SkipBudget, SkipPolicy},
+        elector::RoundRobin,
+    },
+    types::{Epoch, FixedEpocher, ViewDelta},
+};
+use commonware_cryptography::{
+    Digestible, Sha256, Signer,
+    bls12381::primitives::{group::Share, sharing::Sharing, variant::MinSig},
+    ed25519,
+};
+use commonware_p2p::{Address, AddressableManager, authenticated::lookup};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    Handle, Quota, Spawner, Supervisor, buffer::paged::CacheRef, tokio as runtime,
+};
+use commonware_storage::archive::immutable;
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{NZDuration, NZU16, NZU32, NZU64, NZUsize, ordered::Map, ordered::Set};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU16, NonZeroU64, NonZeroUsize},
+    time::Duration,
+};
+
+/// Namespace for every consensus signature of this chain.
+pub const NAMESPACE: &[u8] = b"tributary-consensus-v1";
+/// Namespace for p2p handshakes.
+pub const P2P_NAMESPACE: &[u8] = b"tributary-p2p-v1";
+
+const VOTE_CHANNEL: u64 = 0;
+const CERTIFICATE_CHANNEL: u64 = 1;
+const RESOLVER_CHANNEL: u64 = 2;
+const BROADCAST_CHANNEL: u64 = 3;
+const BACKFILL_CHANNEL: u64 = 4;
+
+/// The epoch (no reconfiguration yet, so one epoch forever).
+const EPOCH: Epoch = Epoch::zero();
+const EPOCH_LENGTH: NonZeroU64 = NZU64!(u64::MAX);
+
+const MAILBOX_SIZE: NonZeroUsize = NZUsize!(1024);
+const DEQUE_SIZE: usize = 10;
+const ITEMS_PER_SECTION: NonZeroU64 = NZU64!(4_096);
+const IO_BUFFER: NonZeroUsize = NZUsize!(1024 * 1024);
+const PAGE_SIZE: NonZeroU16 = NZU16!(4_096);
+const PAGE_CACHE_PAGES: NonZeroUsize = NZUsize!(4_096);
+const FREEZER_TABLE_INITIAL_SIZE: u32 = 1 << 16;
+const FREEZER_VALUE_TARGET_SIZE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Timeouts of the consensus engine.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(1);
+const CERTIFICATION_TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUT_RETRY: Duration = Duration::from_secs(5);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A validator's identity and its threshold key share.
+#[derive(Clone)]
+pub struct ValidatorIdentity {
+    /// The validator's ed25519 key (p2p identity, consensus identity, fee account).
+    pub signer: ed25519::PrivateKey,
+    /// Its share of the threshold-BLS group key.
+    pub share: Share,
+}
+
+/// The validator set, shared by every node of the chain.
+#[derive(Clone)]
+pub struct ValidatorSet {
+    /// Each validator's key and p2p address.
+    pub validators: Vec<(ed25519::PublicKey, SocketAddr)>,
+    /// The public polynomial of the threshold-BLS group key.
+    pub polynomial: Sharing<MinSig>,
+}
+
+/// Everything one validator needs.
+pub struct EngineConfig {
+    /// This validator.
+    pub identity: ValidatorIdentity,
+    /// The validator set.
+    pub set: ValidatorSet,
+    /// The address the p2p listener binds.
+    pub listen: SocketAddr,
+    /// Prefix for this validator's storage partitions (unique per validator in one process).
+    pub partition_prefix: String,
+    /// The chain's genesis block.
+    pub genesis: Block,
+    /// The node's shared chain state.
+    pub state: ChainState,
+}
+
+/// Errors starting a validator.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The share does not belong to this validator under the genesis polynomial.
+    #[error("the threshold key share does not match this validator in the genesis polynomial")]
+    ShareMismatch,
+    /// Two validators have the same key.
+    #[error("the validator set has duplicate keys or addresses")]
+    DuplicateValidator,
+    /// A storage archive could not be opened.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// Starts a validator on `context` and returns once its ledger has replayed every block it had
+/// finalized before (so the API serves the recovered state from the first request).
+pub async fn start_validator(
+    context: runtime::Context,
+    config: EngineConfig,
+) -> Result<Vec<Handle<()>>, EngineError> {
+    let public_key = config.identity.signer.public_key();
+    let participants: Set<ed25519::PublicKey> =
+        Set::from_iter_dedup(config.set.validators.iter().map(|(key, _)| key.clone()));
+    if participants.len() != config.set.validators.len() {
+        return Err(EngineError::DuplicateValidator);
+    }
+    let scheme = Scheme::signer(
+        NAMESPACE,
+        participants.clone(),
+        config.set.polynomial.clone(),
+        config.identity.share.clone(),
+    )
+    .ok_or(EngineError::ShareMismatch)?;
+
+    // p2p: a fixed, fully connected set of validators at known addresses.
+    let max_message_size = u32::try_from(marshal::max_payload_size::<Standard<Block>, Scheme>(
+        u32::try_from(participants.len()).unwrap_or(u32::MAX),
+        &(),
+    ))
+    .unwrap_or(u32::MAX)
+    .max(1024 * 1024);
+    let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
+        Sake {
+            signer: config.identity.signer.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let p2p_config = lookup::Config::local(
+        handshake,
+        P2P_NAMESPACE,
+        config.listen,
+        NZUsize!(config.set.validators.len().max(1) + 1),
+        max_message_size,
+        MAILBOX_SIZE,
+    );
+    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
+    let peers: Map<ed25519::PublicKey, Address> = config
+        .set
+        .validators
+        .iter()
+        .map(|(key, address)| (key.clone(), Address::from(*address)))
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| EngineError::DuplicateValidator)?;
+    oracle.track(EPOCH.get(), peers);
+
+    let quota = Quota::per_second(NZU32!(1024));
+    let vote = network.register(VOTE_CHANNEL, quota);
+    let certificate = network.register(CERTIFICATE_CHANNEL, quota);
+    let resolver = network.register(RESOLVER_CHANNEL, quota);
+    let broadcast = network.register(BROADCAST_CHANNEL, Quota::per_second(NZU32!(256)));
+    let backfill = network.register(BACKFILL_CHANNEL, Quota::per_second(NZU32!(256)));
+    let network_handle = network.start();
+
+    // Block broadcast.
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: public_key.clone(),
+            mailbox_size: MAILBOX_SIZE,
+            deque_size: DEQUE_SIZE,
+            priority: false,
+            codec_config: (),
+            peer_provider: oracle.clone(),
+            strategy: Sequential,
+        },
+    );
+    let broadcast_handle = broadcast_engine.start(broadcast);
+
+    // Backfill of finalized blocks from peers.
+    let (backfill_receiver, backfill_mailbox) = marshal_resolver::init(
+        context.child("backfill"),
+        marshal_resolver::Config {
+            public_key: public_key.clone(),
+            peer_provider: oracle.clone(),
+            blocker: oracle.clone(),
+            mailbox_size: MAILBOX_SIZE,
+            fetch_timeout: NZDuration!(FETCH_TIMEOUT),
+            fetch_retry_delay: Duration::from_millis(200),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        backfill,
+    );
+
+    // Marshal: durable archives of finalized blocks and their certificates.
+    let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
+    let prefix = config.partition_prefix.clone();
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        archive_config(
+            &prefix,
+            "finalizations",
+            page_cache.clone(),
+            <Scheme as commonware_cryptography::certificate::Verifier>::certificate_codec_config_unbounded(),
+        ),
+    )
+    .await
+    .map_err(|error| EngineError::Storage(error.to_string()))?;
+    let blocks = immutable::Archive::init(
+        context.child("blocks"),
+        archive_config(&prefix, "blocks", page_cache.clone(), ()),
+    )
+    .await
+    .map_err(|error| EngineError::Storage(error.to_string()))?;
+    let genesis_digest = config.genesis.digest();
+    let (marshal_actor, marshal_mailbox, floor): (_, MarshalMailbox, _) =
+        MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
+            context.child("marshal"),
+            finalizations,
+            blocks,
+            marshal::Config {
+                provider: commonware_cryptography::certificate::ConstantProvider::new(
+                    scheme.clone(),
+                ),
+                epocher: FixedEpocher::new(EPOCH_LENGTH),
+                start: marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(
+                    config.genesis.clone(),
+                    genesis_digest,
+                )),
+                partition_prefix: format!("{prefix}-marshal"),
+                mailbox_size: MAILBOX_SIZE,
+                view_retention: ViewDelta::new(256),
+                prunable_items_per_section: ITEMS_PER_SECTION,
+                page_cache: page_cache.clone(),
+                replay_buffer: IO_BUFFER,
+                key_write_buffer: IO_BUFFER,
+                value_write_buffer: IO_BUFFER,
+                block_codec_config: (),
+                max_repair: NZUsize!(16),
+                max_pending_acks: NZUsize!(16),
+                strategy: Sequential,
+            },
+        )
+        .await;
+    let (finalized_reporter, finalized_blocks) = Finalized::new();
+    let marshal_handle = marshal_actor.start(
+        finalized_reporter,
+        buffer,
+        (backfill_receiver, backfill_mailbox),
+    );
+
+    // Rebuild the ledger from this node's own finalized blocks before anything reads it.
+    let processed = floor.processed().map(|p| p.height().get()).unwrap_or(0);
+    if processed > 0 {
+        tracing::info!(target: "tributary::chain", processed, "replaying finalized blocks");
+    }
+    if let Err(error) = catch_up(&config.state, &marshal_mailbox, processed).await {
+        return Err(EngineError::Storage(error.to_string()));
+    }
+    let finalizer_state = config.state.clone();
+    let finalizer_marshal = marshal_mailbox.clone();
+    let finalizer_handle = context.child("finalizer").spawn(move |_| async move {
+        run_finalizer(finalizer_state, finalizer_marshal, finalized_blocks).await;
+    });
+
+    // Consensus.
+    let application = Application::new(config.state.clone());
+    let deferred = Deferred::new(
+        context.child("deferred"),
+        application,
+        marshal_mailbox.clone(),
+        FixedEpocher::new(EPOCH_LENGTH),
+    );
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker: oracle.clone(),
+            automaton: deferred.clone(),
+            relay: deferred.clone(),
+            reporter: deferred,
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex"),
+            mailbox_size: MAILBOX_SIZE,
+            epoch: EPOCH,
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            replay_buffer: IO_BUFFER,
+            write_buffer: IO_BUFFER,
+            page_cache,
+            leader_timeout: LEADER_TIMEOUT,
+            certification_timeout: CERTIFICATION_TIMEOUT,
+            timeout_retry: TIMEOUT_RETRY,
+            view_retention: ViewDelta::new(256),
+            skip: SkipPolicy::Enabled {
+                timeout: Duration::from_secs(10),
+                budget: SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(FETCH_TIMEOUT),
+            fetch_retry_delay: Duration::from_millis(500),
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    let consensus_handle = engine.start(vote, certificate, resolver);
+    tracing::info!(target: "tributary::chain", validator = %public_key, listen = %config.listen, block_bytes_max = block_encode_size_max(), "validator started");
+    Ok(vec![
+        network_handle,
+        broadcast_handle,
+        marshal_handle,
+        finalizer_handle,
+        consensus_handle,
+    ])
+}
+
+fn archive_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: FREEZER_TABLE_INITIAL_SIZE,
+        freezer_table_resize_frequency: 4,
+        freezer_table_resize_chunk_size: 1 << 12,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache,
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: FREEZER_VALUE_TARGET_SIZE_BYTES,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: ITEMS_PER_SECTION,
+        codec_config,
+        replay_buffer: IO_BUFFER,
+        freezer_key_write_buffer: IO_BUFFER,
+        freezer_value_write_buffer: IO_BUFFER,
+        ordinal_write_buffer: IO_BUFFER,
+    }
+}

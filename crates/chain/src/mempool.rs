@@ -1,0 +1,114 @@
+//! The mempool: admitted transactions waiting for a block.
+//!
+//! Transactions are kept in arrival order and indexed by `(sender, nonce)`, so a proposer takes
+//! them in the order they came while respecting each sender's nonce sequence, and a replayed or
+//! duplicate transaction is refused at admission. A transaction leaves the mempool when a block
+//! that includes it is finalized, or when its nonce falls below its sender's finalized nonce.
+//! Its size is capped by [`tributary_types::limits::MEMPOOL_TRANSACTIONS_MAX`].
+
+use std::collections::BTreeMap;
+use tributary_types::{Address, SignedTransaction, TxHash, limits};
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MempoolError {
+    /// The same transaction is already waiting.
+    #[error("transaction {0} is already pending")]
+    Duplicate(TxHash),
+    /// Another transaction with this sender and nonce is already waiting.
+    #[error("another transaction from this sender with nonce {0} is already pending")]
+    NonceTaken(u64),
+    /// The mempool is full.
+    #[error("the mempool is full ({0} transactions); retry later")]
+    Full(usize),
+}
+
+/// Admitted, not yet finalized transactions.
+#[derive(Default, Debug)]
+pub struct Mempool {
+    next_sequence: u64,
+    by_sequence: BTreeMap<u64, (TxHash, SignedTransaction)>,
+    by_hash: BTreeMap<TxHash, u64>,
+    by_sender: BTreeMap<(Address, u64), u64>,
+}
+
+impl Mempool {
+    /// Number of waiting transactions.
+    pub fn len(&self) -> usize {
+        self.by_sequence.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.by_sequence.is_empty()
+    }
+
+    /// Whether a transaction is waiting.
+    pub fn contains(&self, hash: &TxHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// How many transactions from `sender` with a nonce at or above `from_nonce` are waiting.
+    pub fn pending_from(&self, sender: &Address, from_nonce: u64) -> u64 {
+        self.by_sender
+            .range((*sender, from_nonce)..=(*sender, u64::MAX))
+            .count() as u64
+    }
+
+    /// Adds an admitted transaction.
+    pub fn insert(
+        &mut self,
+        hash: TxHash,
+        transaction: SignedTransaction,
+    ) -> Result<(), MempoolError> {
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::Duplicate(hash));
+        }
+        let key = (
+            transaction.transaction.sender,
+            transaction.transaction.nonce,
+        );
+        if self.by_sender.contains_key(&key) {
+            return Err(MempoolError::NonceTaken(key.1));
+        }
+        if self.by_sequence.len() >= limits::MEMPOOL_TRANSACTIONS_MAX {
+            return Err(MempoolError::Full(self.by_sequence.len()));
+        }
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.by_sequence.insert(sequence, (hash, transaction));
+        self.by_hash.insert(hash, sequence);
+        self.by_sender.insert(key, sequence);
+        Ok(())
+    }
+
+    /// Removes a transaction, if present.
+    pub fn remove(&mut self, hash: &TxHash) {
+        if let Some(sequence) = self.by_hash.remove(hash)
+            && let Some((_, transaction)) = self.by_sequence.remove(&sequence)
+        {
+            self.by_sender.remove(&(
+                transaction.transaction.sender,
+                transaction.transaction.nonce,
+            ));
+        }
+    }
+
+    /// Drops every transaction whose nonce is below `nonce_of(sender)`: they can never execute.
+    pub fn prune_stale(&mut self, nonce_of: impl Fn(&Address) -> u64) {
+        let stale: Vec<TxHash> = self
+            .by_sequence
+            .values()
+            .filter(|(_, tx)| tx.transaction.nonce < nonce_of(&tx.transaction.sender))
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in stale {
+            self.remove(&hash);
+        }
+    }
+
+    /// Waiting transactions in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TxHash, &SignedTransaction)> {
+        self.by_sequence.values().map(|(hash, tx)| (hash, tx))
+    }
+}

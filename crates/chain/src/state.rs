@@ -1,0 +1,352 @@
+//! The node's view of the chain: the finalized ledger, executed-but-unfinalized forks, the mempool
+//! and the finalized-history index the API reads.
+//!
+//! Everything here sits behind one mutex in [`ChainState`]; no lock is ever held across an
+//! `.await`. The ledger is cheap to clone (persistent maps), so a fork keeps a full post-state per
+//! executed block and finalization just swaps it in.
+
+use crate::{
+    block::{Block, Digest},
+    mempool::{Mempool, MempoolError},
+};
+use commonware_consensus::Heightable;
+use commonware_cryptography::Digestible;
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+use tributary_ledger::{AdmissionError, BlockError, Ledger};
+use tributary_types::{
+    Address, BlockInput, BlockOutcome, Receipt, SignedTransaction, TxHash, limits,
+};
+
+/// The post-state of an executed block that is not finalized yet.
+#[derive(Clone)]
+pub struct Fork {
+    /// The block's height.
+    pub height: u64,
+    /// The ledger after the block.
+    pub ledger: Ledger,
+    /// Receipts and root the block produced.
+    pub outcome: BlockOutcome,
+}
+
+/// What the API shows of a finalized block.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct BlockRecord {
+    /// Height (genesis is 0).
+    pub height: u64,
+    /// Block digest, hex.
+    pub hash: String,
+    /// Parent digest, hex.
+    pub parent: String,
+    /// The proposing validator's account address.
+    pub proposer: String,
+    /// Consensus view the block was proposed in.
+    pub view: u64,
+    /// State root after the block, hex.
+    pub state_root: String,
+    /// Hashes of the block's transactions, in order.
+    pub transactions: Vec<String>,
+    /// The threshold-BLS seed of the block's finalization certificate (the chain's beacon), hex.
+    pub seed: Option<String>,
+}
+
+/// A transaction's place in the chain, as the API reports it.
+#[derive(Clone, Debug)]
+pub enum TransactionStatus {
+    /// Admitted and waiting in the mempool.
+    Pending,
+    /// Finalized in a block (the receipt says whether its call succeeded).
+    Finalized(Receipt),
+}
+
+/// Why the node refused a submitted transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The ledger's admission rules refused it.
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+    /// The mempool refused it.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    /// It is already finalized.
+    #[error("transaction {0} is already finalized")]
+    AlreadyFinalized(TxHash),
+}
+
+impl SubmitError {
+    /// A stable, machine-readable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Admission(error) => error.code(),
+            Self::Mempool(MempoolError::Duplicate(_)) => "duplicate_transaction",
+            Self::Mempool(MempoolError::NonceTaken(_)) => "wrong_nonce",
+            Self::Mempool(MempoolError::Full(_)) => "mempool_full",
+            Self::AlreadyFinalized(_) => "already_finalized",
+        }
+    }
+}
+
+/// Why a finalized block could not be applied: the local ledger diverged from consensus.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Execution failed for a block the network finalized.
+    #[error("finalized block {height} does not execute locally: {reason}")]
+    Execution {
+        /// Height of the block.
+        height: u64,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Execution produced another state root than the block commits to.
+    #[error("finalized block {height} commits to state root {expected} but executes to {actual}")]
+    StateRoot {
+        /// Height of the block.
+        height: u64,
+        /// Root in the block.
+        expected: String,
+        /// Root computed locally.
+        actual: String,
+    },
+}
+
+/// Shared chain state: one per node, read by the API, written by consensus callbacks.
+#[derive(Clone)]
+pub struct ChainState {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The state behind [`ChainState`]'s lock.
+pub struct Inner {
+    /// The ledger at the last finalized block.
+    pub finalized: Ledger,
+    /// Digest of the last finalized block.
+    pub finalized_digest: Digest,
+    /// Executed blocks above the finalized height, by digest.
+    pub forks: BTreeMap<Digest, Fork>,
+    /// Admitted transactions.
+    pub mempool: Mempool,
+    /// Finalized blocks by height.
+    pub blocks: BTreeMap<u64, BlockRecord>,
+    /// Receipts of finalized transactions.
+    pub receipts: BTreeMap<TxHash, Receipt>,
+}
+
+impl ChainState {
+    /// State at genesis.
+    pub fn new(genesis_ledger: Ledger, genesis: &Block) -> Self {
+        let mut blocks = BTreeMap::new();
+        blocks.insert(0, record(genesis, None));
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                finalized: genesis_ledger,
+                finalized_digest: genesis.digest(),
+                forks: BTreeMap::new(),
+                mempool: Mempool::default(),
+                blocks,
+                receipts: BTreeMap::new(),
+            })),
+        }
+    }
+
+    /// Locks the state. A poisoned lock (a panic elsewhere) is recovered: the state is only ever
+    /// mutated by whole-value swaps, so it is consistent.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Admits a transaction into the mempool after the ledger's admission checks against the
+    /// finalized state plus this sender's pending transactions.
+    pub fn submit(&self, transaction: SignedTransaction) -> Result<TxHash, SubmitError> {
+        let hash = transaction.hash();
+        let mut inner = self.lock();
+        if inner.receipts.contains_key(&hash) {
+            return Err(SubmitError::AlreadyFinalized(hash));
+        }
+        if inner.mempool.contains(&hash) {
+            return Err(MempoolError::Duplicate(hash).into());
+        }
+        let sender = transaction.transaction.sender;
+        let finalized_nonce = inner.finalized.nonce(&sender);
+        let expected = finalized_nonce + inner.mempool.pending_from(&sender, finalized_nonce);
+        inner.finalized.check_admission(&transaction, expected)?;
+        inner.mempool.insert(hash, transaction)?;
+        tracing::debug!(target: "tributary::chain", %hash, %sender, "admitted transaction");
+        Ok(hash)
+    }
+
+    /// Where a transaction stands, if the node knows it.
+    pub fn transaction_status(&self, hash: &TxHash) -> Option<TransactionStatus> {
+        let inner = self.lock();
+        if let Some(receipt) = inner.receipts.get(hash) {
+            return Some(TransactionStatus::Finalized(receipt.clone()));
+        }
+        inner
+            .mempool
+            .contains(hash)
+            .then_some(TransactionStatus::Pending)
+    }
+
+    /// The post-state of block `digest`, if it is the finalized tip or an executed fork.
+    pub fn state_of(&self, digest: &Digest) -> Option<Ledger> {
+        let inner = self.lock();
+        if *digest == inner.finalized_digest {
+            return Some(inner.finalized.clone());
+        }
+        inner.forks.get(digest).map(|fork| fork.ledger.clone())
+    }
+
+    /// The finalized height.
+    pub fn finalized_height(&self) -> u64 {
+        self.lock().finalized.height()
+    }
+
+    /// Records an executed block's post-state.
+    pub fn insert_fork(&self, digest: Digest, fork: Fork) {
+        let mut inner = self.lock();
+        if fork.height > inner.finalized.height() {
+            inner.forks.insert(digest, fork);
+        }
+    }
+
+    /// Picks transactions for a block on top of `parent_state` and executes them.
+    ///
+    /// Takes waiting transactions in arrival order, keeping each sender's nonces contiguous. A
+    /// transaction the ledger refuses at block level (say, its fee is no longer covered) is left
+    /// out and the selection retried without it.
+    pub fn build(
+        &self,
+        parent_state: &Ledger,
+        proposer: Address,
+    ) -> (Vec<SignedTransaction>, Ledger, BlockOutcome) {
+        let mut candidates = {
+            let inner = self.lock();
+            select(&inner.mempool, parent_state)
+        };
+        loop {
+            let mut ledger = parent_state.clone();
+            let input = BlockInput {
+                height: parent_state.height() + 1,
+                proposer,
+                transactions: candidates.clone(),
+            };
+            match ledger.execute_block(&input) {
+                Ok(outcome) => return (candidates, ledger, outcome),
+                Err(error) => {
+                    tracing::debug!(target: "tributary::chain", %error, "dropping a transaction from the proposal");
+                    match error {
+                        BlockError::InvalidTransaction { index, .. }
+                            if index < candidates.len() =>
+                        {
+                            candidates.remove(index);
+                        }
+                        _ => candidates.clear(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the next finalized block, reusing its fork state when this node executed it.
+    pub fn apply_finalized(&self, block: &Block, seed: Option<String>) -> Result<(), ApplyError> {
+        let digest = block.digest();
+        let height = block.height().get();
+        let mut inner = self.lock();
+        if height != inner.finalized.height() + 1 {
+            return Ok(());
+        }
+        let fork = match inner.forks.remove(&digest) {
+            Some(fork) => fork,
+            None => {
+                let mut ledger = inner.finalized.clone();
+                let outcome = ledger.execute_block(&block_input(block)).map_err(|error| {
+                    ApplyError::Execution {
+                        height,
+                        reason: error.to_string(),
+                    }
+                })?;
+                Fork {
+                    height,
+                    ledger,
+                    outcome,
+                }
+            }
+        };
+        if fork.outcome.state_root.0 != block.state_root {
+            return Err(ApplyError::StateRoot {
+                height,
+                expected: hex::encode(block.state_root),
+                actual: fork.outcome.state_root.to_string(),
+            });
+        }
+        for receipt in &fork.outcome.receipts {
+            inner.mempool.remove(&receipt.tx_hash);
+            inner.receipts.insert(receipt.tx_hash, receipt.clone());
+        }
+        inner.finalized = fork.ledger;
+        inner.finalized_digest = digest;
+        inner.forks.retain(|_, fork| fork.height > height);
+        let finalized = inner.finalized.clone();
+        inner
+            .mempool
+            .prune_stale(|address| finalized.nonce(address));
+        inner.blocks.insert(height, record(block, seed));
+        tracing::info!(
+            target: "tributary::chain",
+            height,
+            transactions = block.transactions.len(),
+            state_root = %hex::encode(block.state_root),
+            "finalized block"
+        );
+        Ok(())
+    }
+}
+
+/// The ledger's view of a consensus block.
+pub fn block_input(block: &Block) -> BlockInput {
+    BlockInput {
+        height: block.height().get(),
+        proposer: Address::from_public_key(block.proposer()),
+        transactions: block.transactions.clone(),
+    }
+}
+
+fn select(mempool: &Mempool, state: &Ledger) -> Vec<SignedTransaction> {
+    let mut next_nonce: BTreeMap<Address, u64> = BTreeMap::new();
+    let mut selected = Vec::new();
+    for (_, transaction) in mempool.iter() {
+        if selected.len() >= limits::BLOCK_TRANSACTIONS_MAX {
+            break;
+        }
+        let sender = transaction.transaction.sender;
+        let expected = *next_nonce
+            .entry(sender)
+            .or_insert_with(|| state.nonce(&sender));
+        if transaction.transaction.nonce == expected {
+            next_nonce.insert(sender, expected + 1);
+            selected.push(transaction.clone());
+        }
+    }
+    selected
+}
+
+fn record(block: &Block, seed: Option<String>) -> BlockRecord {
+    BlockRecord {
+        height: block.height().get(),
+        hash: hex::encode(block.digest()),
+        parent: hex::encode(block.parent),
+        proposer: Address::from_public_key(block.proposer()).to_string(),
+        view: block.context.round.view().get(),
+        state_root: hex::encode(block.state_root),
+        transactions: block
+            .transactions
+            .iter()
+            .map(|tx| tx.hash().to_string())
+            .collect(),
+        seed,
+    }
+}

@@ -1,0 +1,136 @@
+//! A small blocking client for the node's HTTP API, and transaction submission that waits for
+//! finality.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Serialize, de::DeserializeOwned};
+use std::time::{Duration, Instant};
+use tributary_node::api::{
+    ErrorBody, StatusResponse, SubmitRequest, SubmitResponse, TransactionResponse,
+};
+use tributary_node::keystore::Key;
+use tributary_types::{Amount, Call, SignedTransaction, Transaction};
+
+/// How long a transaction command waits for finality.
+pub const FINALITY_WAIT_MS_MAX: u64 = 60_000;
+const POLL_INTERVAL_MS: u64 = 100;
+
+/// The node API client.
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:8645`).
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut response = response.with_context(|| {
+            format!(
+                "cannot reach the node at {}; is `tributary devnet` running? (set --node or TRIBUTARY_NODE)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("reading the response of {path}"))?;
+        if status.is_success() {
+            serde_json::from_str(&text)
+                .with_context(|| format!("unexpected response from {path}: {text}"))
+        } else if let Ok(error) = serde_json::from_str::<ErrorBody>(&text) {
+            Err(anyhow!("{} ({})", error.error.message, error.error.code))
+        } else {
+            Err(anyhow!("{path}: HTTP {status}: {text}"))
+        }
+    }
+
+    /// `GET path`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let response = self.agent.get(&self.url(path)).call();
+        self.decode(path, response)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let response = self.agent.post(&self.url(path)).send_json(body);
+        self.decode(path, response)
+    }
+
+    /// The chain's status.
+    pub fn status(&self) -> Result<StatusResponse> {
+        self.get("/v1/status")
+    }
+
+    /// Signs `call` from `key` with the next nonce and `fee` (default: the minimum), submits it
+    /// and waits until it is finalized or failed.
+    pub fn send(&self, key: &Key, call: Call, fee: Option<Amount>) -> Result<TransactionResponse> {
+        let status = self.status()?;
+        let min_fee: Amount = status
+            .min_fee
+            .parse()
+            .context("node reported a bad min_fee")?;
+        let fee = fee.unwrap_or(min_fee);
+        let account: tributary_types::AccountView =
+            self.get(&format!("/v1/accounts/{}", key.address()))?;
+        let transaction = Transaction {
+            chain_id: status.chain_id,
+            sender: key.address(),
+            // Commands submit one transaction at a time and wait for it, so the finalized
+            // nonce is the next one.
+            nonce: account.nonce,
+            fee,
+            call,
+        };
+        let signed = SignedTransaction::sign(&key.signer, transaction);
+        let submitted: SubmitResponse = self.post(
+            "/v1/transactions",
+            &SubmitRequest {
+                transaction: hex::encode(signed.to_bytes()),
+            },
+        )?;
+        self.wait(&submitted.tx_hash)
+    }
+
+    /// Waits until the transaction is finalized (or failed).
+    pub fn wait(&self, tx_hash: &str) -> Result<TransactionResponse> {
+        let started = Instant::now();
+        loop {
+            let response: TransactionResponse = self.get(&format!("/v1/transactions/{tx_hash}"))?;
+            if response.status != "pending" {
+                return Ok(response);
+            }
+            if started.elapsed() > Duration::from_millis(FINALITY_WAIT_MS_MAX) {
+                bail!(
+                    "transaction {tx_hash} is still pending after {} s; check later with its hash",
+                    FINALITY_WAIT_MS_MAX / 1000
+                );
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Printing: JSON for scripts (`--json`), tables and short lines for people.
+
+use anyhow::Result;
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A table with a header row.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_header(header.to_vec());
+    table
+}
+
+/// Formats base units with thousands separators.
+pub fn units(amount: u128) -> String {
+    let digits = amount.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push('_');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Formats a signed base-unit delta.
+pub fn delta(amount: i128) -> String {
+    let sign = if amount < 0 {
+        "-"
+    } else if amount > 0 {
+        "+"
+    } else {
+        ""
+    };
+    format!("{sign}{}", units(amount.unsigned_abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_group_thousands() {
+        assert_eq!(units(0), "0");
+        assert_eq!(units(999), "999");
+        assert_eq!(units(1_000), "1_000");
+        assert_eq!(units(1_234_567), "1_234_567");
+        assert_eq!(delta(-1_500), "-1_500");
+        assert_eq!(delta(42), "+42");
+    }
+}

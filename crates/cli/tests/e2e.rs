@@ -1,0 +1,377 @@
+//! End to end through the real `tributary` binary and its HTTP API: a devnet on a free loopback
+//! port in a temporary home, the CLI commands against it, balances checked to the unit, bad input
+//! refused with JSON 4xx errors, then SIGKILL and a restart that must lose nothing finalized.
+
+use serde_json::Value;
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Devnet {
+    child: Child,
+    url: String,
+}
+
+impl Devnet {
+    fn start(home: &Path, port: u16) -> Self {
+        let child = Command::new(BIN)
+            .args(["devnet", "--home"])
+            .arg(home)
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the devnet");
+        let url = format!("http://127.0.0.1:{port}");
+        let devnet = Self { child, url };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(status) = get(&devnet.url, "/v1/status")
+                && status["height"].as_u64().unwrap_or(0) >= 1
+            {
+                return devnet;
+            }
+            assert!(Instant::now() < deadline, "devnet did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: no chance to flush anything.
+        self.child.kill().expect("killing the devnet");
+        self.child.wait().expect("reaping the devnet");
+    }
+
+    fn cli(&self, home: &Path, args: &[&str]) -> (bool, Value, String) {
+        let output = Command::new(BIN)
+            .args(["--node", &self.url, "--home"])
+            .arg(home)
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("running the CLI");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        (output.status.success(), value, stderr)
+    }
+
+    fn ok(&self, home: &Path, args: &[&str]) -> Value {
+        let (success, value, stderr) = self.cli(home, args);
+        assert!(success, "tributary {args:?} failed: {stderr}");
+        value
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn get(url: &str, path: &str) -> Result<Value, String> {
+    let mut response = agent()
+        .get(&format!("{url}{path}"))
+        .call()
+        .map_err(|e| e.to_string())?;
+    response
+        .body_mut()
+        .read_json::<Value>()
+        .map_err(|e| e.to_string())
+}
+
+fn post_raw(url: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+    let mut response = agent()
+        .post(&format!("{url}/v1/transactions"))
+        .header("content-type", content_type)
+        .send(&body[..])
+        .expect("posting");
+    let status = response.status().as_u16();
+    let value = response
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn balance(value: &Value) -> u128 {
+    value["balance"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn devnet_cli_bad_input_and_crash_recovery() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let devnet = Devnet::start(home.path(), port);
+
+    let status = devnet.ok(home.path(), &["status"]);
+    let min_fee: u128 = status["min_fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(status["chain_id"], "tributary-devnet");
+    let alice = devnet.ok(home.path(), &["account", "show", "alice"]);
+    let bob = devnet.ok(home.path(), &["account", "show", "bob"]);
+    let alice_start = balance(&alice);
+    let bob_start = balance(&bob);
+    let key = devnet.ok(home.path(), &["keys", "show", "alice"]);
+    assert_eq!(key["address"], alice["address"]);
+
+    // A transfer, to the unit.
+    let transfer = devnet.ok(
+        home.path(),
+        &[
+            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "12345",
+        ],
+    );
+    assert_eq!(transfer["status"], "finalized");
+    assert_eq!(transfer["tx_hash"].as_str().unwrap().len(), 64);
+    let alice_now = balance(&devnet.ok(home.path(), &["account", "show", "alice"]));
+    let bob_now = balance(&devnet.ok(home.path(), &["account", "show", "bob"]));
+    assert_eq!(alice_now, alice_start - 12345 - min_fee);
+    assert_eq!(bob_now, bob_start + 12345);
+
+    // Register, license, derive, pay.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let iris = data.join("iris.csv");
+    let registered = devnet.ok(
+        home.path(),
+        &[
+            "asset",
+            "register",
+            iris.to_str().unwrap(),
+            "--from",
+            "alice",
+            "--price",
+            "5000",
+            "--royalty-bps",
+            "1000",
+            "--terms",
+            "commercial,ai-training,derivatives,attribution",
+        ],
+    );
+    let asset_id = registered["asset_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        asset_id,
+        blake3::hash(&std::fs::read(&iris).unwrap())
+            .to_hex()
+            .to_string()
+    );
+    let (success, _, stderr) = devnet.cli(
+        home.path(),
+        &["asset", "register", iris.to_str().unwrap(), "--from", "bob"],
+    );
+    assert!(
+        !success && stderr.contains(&asset_id),
+        "duplicate registration must name the existing asset: {stderr}"
+    );
+    let bought = devnet.ok(
+        home.path(),
+        &["license", "buy", &asset_id, "--from", "carol"],
+    );
+    let token = bought["token_id"].as_str().unwrap().to_string();
+    let wine = data.join("wine.csv");
+    let derived = devnet.ok(
+        home.path(),
+        &[
+            "asset",
+            "register",
+            wine.to_str().unwrap(),
+            "--from",
+            "carol",
+            "--parent",
+            &asset_id,
+            "--license",
+            &token,
+            "--owner",
+            "carol:6000",
+            "--owner",
+            "dave:4000",
+        ],
+    );
+    let derived_id = derived["asset_id"].as_str().unwrap().to_string();
+    let lineage = devnet.ok(home.path(), &["asset", "lineage", &asset_id]);
+    assert_eq!(lineage["descendants"][0], derived_id.as_str());
+    let alice_before_pay = balance(&devnet.ok(home.path(), &["account", "show", "alice"]));
+    let dave_before_pay = balance(&devnet.ok(home.path(), &["account", "show", "dave"]));
+    devnet.ok(
+        home.path(),
+        &[
+            "asset",
+            "pay",
+            &derived_id,
+            "--amount",
+            "100001",
+            "--from",
+            "erin",
+        ],
+    );
+    // 10% of 100001 = 10000 to iris's owner; 90001 split 60/40: 54000.6 / 36000.4 → 54001 / 36000.
+    assert_eq!(
+        balance(&devnet.ok(home.path(), &["account", "show", "alice"])),
+        alice_before_pay + 10_000
+    );
+    assert_eq!(
+        balance(&devnet.ok(home.path(), &["account", "show", "dave"])),
+        dave_before_pay + 36_000
+    );
+    let licenses = devnet.ok(home.path(), &["license", "list", "carol"]);
+    assert_eq!(licenses.as_array().unwrap().len(), 1);
+    let assets = devnet.ok(home.path(), &["asset", "list"]);
+    assert_eq!(assets.as_array().unwrap().len(), 2);
+    let block = devnet.ok(home.path(), &["block", "show"]);
+    assert!(block["height"].as_u64().unwrap() >= 1);
+
+    // A failing transaction exits non-zero and says why.
+    let (success, value, _) = devnet.cli(
+        home.path(),
+        &["license", "buy", &asset_id, "--from", "nobody"],
+    );
+    assert!(!success && value.is_null());
+
+    // Bad input through the API: each a JSON 4xx, the node stays up, the state root unchanged.
+    let root_before = get(&devnet.url, "/v1/status").unwrap()["state_root"].clone();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"\x00\x01garbage\xff".to_vec(), "application/json"),
+        (b"{\"transaction\": \"zz\"}".to_vec(), "application/json"),
+        (b"{\"transaction\": \"0102\"}".to_vec(), "application/json"),
+        (b"{\"transaction\":".to_vec(), "application/json"),
+        (vec![b'a'; 2 * 1024 * 1024], "application/json"),
+        (b"{}".to_vec(), "application/json"),
+        (b"{\"transaction\": \"00\"}".to_vec(), "text/plain"),
+    ];
+    for (body, content_type) in cases {
+        let (status, value) = post_raw(&devnet.url, body, content_type);
+        assert!((400..500).contains(&status), "status {status} for bad body");
+        assert!(
+            value["error"]["code"].is_string(),
+            "JSON error expected, got {value}"
+        );
+    }
+    for path in [
+        "/v1/accounts/nonsense",
+        "/v1/assets/xyz",
+        "/v1/blocks/abc",
+        "/v1/licenses/-1",
+        "/v1/transactions/12",
+    ] {
+        let mut response = agent()
+            .get(&format!("{}{path}", devnet.url))
+            .call()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path}");
+        let value: Value = response.body_mut().read_json().unwrap();
+        assert!(value["error"]["code"].is_string());
+    }
+    assert_eq!(
+        get(&devnet.url, "/v1/status").unwrap()["state_root"],
+        root_before
+    );
+
+    // Signed but unacceptable transactions: wrong chain id, bad signature, a fee that no balance
+    // covers (and would overflow), and a replay of a finalized transaction.
+    let key = tributary_node::keystore::Keystore::new(home.path())
+        .load("erin")
+        .unwrap();
+    let nonce = devnet.ok(home.path(), &["account", "show", "erin"])["nonce"]
+        .as_u64()
+        .unwrap();
+    let make = |chain_id: &str, nonce: u64, fee: u128| {
+        tributary_types::SignedTransaction::sign(
+            &key.signer,
+            tributary_types::Transaction {
+                chain_id: chain_id.to_string(),
+                sender: key.address(),
+                nonce,
+                fee,
+                call: tributary_types::Call::Transfer {
+                    to: key.address(),
+                    amount: 1,
+                },
+            },
+        )
+    };
+    let submit = |signed: &tributary_types::SignedTransaction| {
+        let body = serde_json::json!({"transaction": hex::encode(signed.to_bytes())}).to_string();
+        post_raw(&devnet.url, body.into_bytes(), "application/json")
+    };
+    let (status, value) = submit(&make("another-chain", nonce, min_fee));
+    assert_eq!(
+        (status, value["error"]["code"].as_str()),
+        (422, Some("wrong_chain_id"))
+    );
+    let mut forged = make("tributary-devnet", nonce, min_fee);
+    let mut bytes = forged.to_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    forged = tributary_types::SignedTransaction::from_bytes(&bytes).unwrap_or(forged);
+    let (status, value) = submit(&forged);
+    assert!(
+        (400..500).contains(&status),
+        "bad signature: {status} {value}"
+    );
+    let (status, _) = submit(&make("tributary-devnet", nonce, u128::MAX));
+    assert!((400..500).contains(&status), "unpayable fee: {status}");
+    let good = make("tributary-devnet", nonce, min_fee);
+    let (status, value) = submit(&good);
+    assert_eq!(status, 202, "{value}");
+    let hash = value["tx_hash"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&devnet.url, &format!("/v1/transactions/{hash}")).unwrap()["status"] == "pending" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let root_before = get(&devnet.url, "/v1/status").unwrap()["state_root"].clone();
+    let (status, value) = submit(&good);
+    assert!((400..500).contains(&status), "replay: {status} {value}");
+    assert_eq!(
+        get(&devnet.url, "/v1/status").unwrap()["state_root"],
+        root_before
+    );
+    assert!(get(&devnet.url, "/v1/openapi.json").unwrap()["paths"]["/v1/transactions"].is_object());
+
+    // SIGKILL and restart: everything finalized is still there.
+    let height_before = get(&devnet.url, "/v1/status").unwrap()["height"]
+        .as_u64()
+        .unwrap();
+    let alice_before_kill = balance(&devnet.ok(home.path(), &["account", "show", "alice"]));
+    devnet.kill();
+    let devnet = Devnet::start(home.path(), port);
+    let status = get(&devnet.url, "/v1/status").unwrap();
+    assert!(
+        status["height"].as_u64().unwrap() >= height_before,
+        "height went back after restart"
+    );
+    assert_eq!(
+        balance(&devnet.ok(home.path(), &["account", "show", "alice"])),
+        alice_before_kill
+    );
+    let shown = devnet.ok(home.path(), &["asset", "show", &derived_id]);
+    assert_eq!(shown["owners"].as_array().unwrap().len(), 2);
+    // And it keeps finalizing.
+    devnet.ok(
+        home.path(),
+        &[
+            "tx", "transfer", "--from", "bob", "--to", "alice", "--amount", "1",
+        ],
+    );
+}

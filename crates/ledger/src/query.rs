@@ -1,0 +1,220 @@
+//! Read-only queries. Each is bounded: lists are paged or capped by a named limit.
+
+use crate::{
+    Ledger, registry,
+    state::{Asset, LicenseToken},
+};
+use std::collections::{BTreeSet, VecDeque};
+use tributary_types::{
+    AccountView, Address, Amount, AssetId, AssetView, BondView, LicenseTokenId, LicenseTokenView,
+    LineageView, OwnerView, Params, ParentView, Role, StateRoot,
+    limits::{ASSET_ANCESTORS_MAX, LINEAGE_DESCENDANTS_MAX, QUERY_PAGE_MAX},
+};
+
+fn asset_view(asset: &Asset) -> AssetView {
+    AssetView {
+        id: asset.id,
+        kind: asset.kind,
+        name: asset.name.clone(),
+        byte_size: asset.byte_size,
+        owners: asset
+            .owners
+            .iter()
+            .map(|(address, bps)| OwnerView {
+                address: *address,
+                bps: *bps,
+            })
+            .collect(),
+        parents: asset
+            .parents
+            .iter()
+            .map(|link| ParentView {
+                asset: link.asset,
+                royalty_bps: link.royalty_bps,
+                license_token: link.license_token,
+            })
+            .collect(),
+        terms: asset.terms.clone(),
+        registrant: asset.registrant,
+        registered_height: asset.registered_height,
+        licenses_minted: asset.licenses_minted,
+    }
+}
+
+fn license_view(token: &LicenseToken) -> LicenseTokenView {
+    LicenseTokenView {
+        id: token.id,
+        asset: token.asset,
+        terms: token.terms.clone(),
+        holder: token.holder,
+        minted_height: token.minted_height,
+        consumed_by: token.consumed_by,
+    }
+}
+
+impl Ledger {
+    /// Height of the last executed block (0 at genesis).
+    pub fn height(&self) -> u64 {
+        self.state.height
+    }
+
+    /// The state root after the last executed block.
+    pub fn state_root(&self) -> StateRoot {
+        self.state.root()
+    }
+
+    /// The chain's parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// An account (zero balance and nonce when never seen).
+    pub fn account(&self, address: &Address) -> AccountView {
+        let account = self.state.account(address);
+        AccountView {
+            address: *address,
+            balance: account.balance,
+            nonce: account.nonce,
+        }
+    }
+
+    /// An account's next nonce.
+    pub fn nonce(&self, address: &Address) -> u64 {
+        self.state.account(address).nonce
+    }
+
+    /// An account's spendable balance.
+    pub fn balance(&self, address: &Address) -> Amount {
+        self.state.account(address).balance
+    }
+
+    /// An asset.
+    pub fn asset(&self, id: &AssetId) -> Option<AssetView> {
+        self.state.assets.get(id).map(asset_view)
+    }
+
+    /// Assets ordered by id, skipping `offset`, at most `min(limit, QUERY_PAGE_MAX)`.
+    pub fn assets(&self, offset: usize, limit: usize) -> Vec<AssetView> {
+        self.state
+            .assets
+            .values()
+            .skip(offset)
+            .take(limit.min(QUERY_PAGE_MAX))
+            .map(asset_view)
+            .collect()
+    }
+
+    /// Count of registered assets.
+    pub fn asset_count(&self) -> usize {
+        self.state.assets.len()
+    }
+
+    /// An asset's ancestors (all, at most `ASSET_ANCESTORS_MAX`) and descendants (at most
+    /// `LINEAGE_DESCENDANTS_MAX`, breadth-first, then sorted by id).
+    pub fn lineage(&self, id: &AssetId) -> Option<LineageView> {
+        if !self.state.assets.contains_key(id) {
+            return None;
+        }
+        let ancestors: Vec<AssetId> =
+            registry::ancestors_of(&self.state, &[*id], ASSET_ANCESTORS_MAX)
+                .into_iter()
+                .collect();
+        let mut descendants = BTreeSet::new();
+        let mut queue = VecDeque::from([*id]);
+        let mut truncated = false;
+        'walk: while let Some(parent) = queue.pop_front() {
+            let range = self.state.children.range((parent, AssetId::ZERO)..);
+            for ((from, child), ()) in range {
+                if *from != parent {
+                    break;
+                }
+                if descendants.contains(child) {
+                    continue;
+                }
+                if descendants.len() == LINEAGE_DESCENDANTS_MAX {
+                    truncated = true;
+                    break 'walk;
+                }
+                descendants.insert(*child);
+                queue.push_back(*child);
+            }
+        }
+        Some(LineageView {
+            asset: *id,
+            ancestors,
+            descendants: descendants.into_iter().collect(),
+            descendants_truncated: truncated,
+        })
+    }
+
+    /// A license token.
+    pub fn license(&self, id: LicenseTokenId) -> Option<LicenseTokenView> {
+        self.state.licenses.get(&id).map(license_view)
+    }
+
+    /// Count of license tokens ever minted (the last token id).
+    pub fn license_count(&self) -> u64 {
+        self.state.next_license_id.saturating_sub(1)
+    }
+
+    /// License tokens held by `holder` (consumed ones included), by id, at most `QUERY_PAGE_MAX`.
+    pub fn licenses_of(&self, holder: &Address) -> Vec<LicenseTokenView> {
+        self.state
+            .holders
+            .range((*holder, 0)..)
+            .take_while(|((owner, _), ())| owner == holder)
+            .take(QUERY_PAGE_MAX)
+            .filter_map(|((_, id), ())| self.state.licenses.get(id).map(license_view))
+            .collect()
+    }
+
+    /// Amount bonded by `account` for `role` (not counting unbonding amounts).
+    pub fn bonded(&self, account: &Address, role: Role) -> Amount {
+        self.state.bond(account, role)
+    }
+
+    /// Every bond of `account`.
+    pub fn bonds_of(&self, account: &Address) -> Vec<BondView> {
+        Role::ALL
+            .iter()
+            .filter_map(|role| {
+                let amount = self.state.bond(account, *role);
+                (amount > 0).then_some(BondView {
+                    account: *account,
+                    role: *role,
+                    amount,
+                })
+            })
+            .collect()
+    }
+
+    /// Amount `account` has unbonding for `role` (not yet released).
+    pub fn unbonding(&self, account: &Address, role: Role) -> Amount {
+        self.state
+            .unbondings
+            .iter()
+            .filter(|((_, owner, entry_role), _)| owner == account && *entry_role == role)
+            .fold(0u128, |sum, (_, amount)| sum.saturating_add(*amount))
+    }
+
+    /// Sum of all balances, bonds and unbonding amounts: constant from genesis on. Walks every account
+    /// (O(accounts)); saturates at `u128::MAX`, which genesis rules out.
+    pub fn total_supply(&self) -> Amount {
+        let balances = self
+            .state
+            .accounts
+            .values()
+            .fold(0u128, |sum, account| sum.saturating_add(account.balance));
+        let bonds = self
+            .state
+            .bonds
+            .values()
+            .fold(0u128, |sum, amount| sum.saturating_add(*amount));
+        let unbonding = self
+            .state
+            .unbondings
+            .values()
+            .fold(0u128, |sum, amount| sum.saturating_add(*amount));
+        balances.saturating_add(bonds).saturating_add(unbonding)
+    }
+}

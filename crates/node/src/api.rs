@@ -1,0 +1,485 @@
+//! The HTTP API (axum), JSON, versioned under `/v1`.
+//!
+//! Reads come from the node's finalized ledger; `POST /v1/transactions` admits a signed
+//! transaction into the mempool after the ledger's admission checks. Every error is JSON,
+//! `{"error": {"code": "...", "message": "..."}}`, with a stable code and a 4xx status for bad
+//! input. Request bodies are capped at [`limits::API_BODY_BYTES_MAX`]. The OpenAPI document is
+//! served at `/v1/openapi.json`.
+
+use axum::{
+    Json, Router,
+    extract::{
+        DefaultBodyLimit, FromRequest, Path, Query, Request, State, rejection::JsonRejection,
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use tributary_chain::{BlockRecord, ChainState, SubmitError, TransactionStatus};
+use tributary_types::{
+    AccountView, Address, AssetId, AssetView, LicenseTokenView, LineageView, Receipt,
+    ReceiptStatus, SignedTransaction, TxHash, limits,
+};
+use utoipa::{OpenApi, ToSchema};
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node's chain state.
+    pub chain: ChainState,
+    /// Number of validators (shown in status).
+    pub validators: usize,
+}
+
+/// A JSON error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The error body.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a human message.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// `Json` whose rejections are JSON errors too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match &rejection {
+                    JsonRejection::JsonDataError(_) => "invalid_body",
+                    JsonRejection::JsonSyntaxError(_) => "malformed_json",
+                    JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+                    JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                        "body_too_large"
+                    }
+                    _ => "bad_request",
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// `POST /v1/transactions` body.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubmitRequest {
+    /// The signed transaction's canonical encoding, hex.
+    pub transaction: String,
+}
+
+/// `POST /v1/transactions` response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    /// The transaction's hash (BLAKE3 of its signed encoding), hex.
+    pub tx_hash: String,
+    /// Always `pending` on success.
+    pub status: String,
+}
+
+/// `GET /v1/status` response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    /// The chain id transactions must carry.
+    pub chain_id: String,
+    /// Finalized height.
+    pub height: u64,
+    /// Digest of the last finalized block, hex.
+    pub last_block_hash: String,
+    /// State root after the last finalized block, hex.
+    pub state_root: String,
+    /// Minimum transaction fee, base units (decimal string).
+    pub min_fee: String,
+    /// Total supply, base units (decimal string).
+    pub total_supply: String,
+    /// Number of validators.
+    pub validators: usize,
+    /// Transactions waiting in the mempool.
+    pub mempool: usize,
+}
+
+/// `GET /v1/transactions/{hash}` response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TransactionResponse {
+    /// The transaction's hash, hex.
+    pub tx_hash: String,
+    /// `pending`, `finalized` (its call succeeded) or `failed` (its call broke a rule; the fee
+    /// and nonce were still used).
+    pub status: String,
+    /// Why it failed (`code: message`), when it did.
+    pub reason: Option<String>,
+    /// Height of the block that includes it.
+    pub block: Option<u64>,
+    /// The receipt (events: payments, royalties, mints), once finalized.
+    #[schema(value_type = Object)]
+    pub receipt: Option<Receipt>,
+}
+
+/// Paging for list endpoints.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: usize,
+    /// Items to return (at most `limits::QUERY_PAGE_MAX`).
+    pub limit: Option<usize>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tributary node API",
+        version = "1",
+        description = "Ledger of IP assets, licenses and royalties."
+    ),
+    paths(
+        submit_transaction,
+        status,
+        block_latest,
+        block_by_height,
+        account,
+        account_licenses,
+        asset,
+        asset_lineage,
+        assets,
+        license,
+        transaction
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        SubmitRequest,
+        SubmitResponse,
+        StatusResponse,
+        TransactionResponse,
+        BlockRecord
+    ))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The router with every `/v1` route.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit_transaction))
+        .route("/v1/transactions/{hash}", get(transaction))
+        .route("/v1/status", get(status))
+        .route("/v1/blocks/latest", get(block_latest))
+        .route("/v1/blocks/{height}", get(block_by_height))
+        .route("/v1/accounts/{address}", get(account))
+        .route("/v1/accounts/{address}/licenses", get(account_licenses))
+        .route("/v1/assets", get(assets))
+        .route("/v1/assets/{id}", get(asset))
+        .route("/v1/assets/{id}/lineage", get(asset_lineage))
+        .route("/v1/licenses/{id}", get(license))
+        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .fallback(|| async {
+            ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(limits::API_BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    text.parse().map_err(|error| {
+        ApiError::bad_request(
+            "invalid_address",
+            format!("`{text}` is not a trib1... address: {error}"),
+        )
+    })
+}
+
+fn parse_hash(text: &str, what: &'static str) -> Result<tributary_types::Hash32, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_hash",
+            format!("`{text}` is not a {what}: expected 64 lowercase hex characters"),
+        )
+    })
+}
+
+/// Submit a signed transaction.
+#[utoipa::path(post, path = "/v1/transactions", request_body = SubmitRequest,
+    responses((status = 202, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn submit_transaction(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<SubmitRequest>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    if request.transaction.len() > 2 * limits::TRANSACTION_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the transaction is larger than {} bytes",
+                limits::TRANSACTION_BYTES_MAX
+            ),
+        ));
+    }
+    let bytes = hex::decode(&request.transaction).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_hex",
+            "`transaction` must be the hex of a signed transaction",
+        )
+    })?;
+    let transaction = SignedTransaction::from_bytes(&bytes).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_transaction",
+            format!("the transaction does not decode: {error}"),
+        )
+    })?;
+    let hash = state.chain.submit(transaction).map_err(|error| {
+        let status = match &error {
+            SubmitError::Admission(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SubmitError::Mempool(tributary_chain::mempool::MempoolError::Full(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, error.code(), error.to_string())
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SubmitResponse {
+            tx_hash: hash.to_string(),
+            status: "pending".into(),
+        }),
+    ))
+}
+
+/// Chain status.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusResponse)))]
+async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
+    let inner = state.chain.lock();
+    let ledger = &inner.finalized;
+    Json(StatusResponse {
+        chain_id: ledger.params().chain_id.clone(),
+        height: ledger.height(),
+        last_block_hash: hex::encode(inner.finalized_digest),
+        state_root: ledger.state_root().to_string(),
+        min_fee: ledger.params().min_fee.to_string(),
+        total_supply: ledger.total_supply().to_string(),
+        validators: state.validators,
+        mempool: inner.mempool.len(),
+    })
+}
+
+/// The last finalized block.
+#[utoipa::path(get, path = "/v1/blocks/latest", responses((status = 200, body = BlockRecord)))]
+async fn block_latest(State(state): State<ApiState>) -> Result<Json<BlockRecord>, ApiError> {
+    let inner = state.chain.lock();
+    inner
+        .blocks
+        .last_key_value()
+        .map(|(_, record)| Json(record.clone()))
+        .ok_or_else(|| ApiError::not_found("block_not_found", "no block yet"))
+}
+
+/// A finalized block by height.
+#[utoipa::path(get, path = "/v1/blocks/{height}", params(("height" = u64, Path)),
+    responses((status = 200, body = BlockRecord), (status = 404, body = ErrorBody)))]
+async fn block_by_height(
+    State(state): State<ApiState>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockRecord>, ApiError> {
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_height",
+            format!("`{height}` is not a block height"),
+        )
+    })?;
+    let inner = state.chain.lock();
+    inner
+        .blocks
+        .get(&height)
+        .map(|record| Json(record.clone()))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "block_not_found",
+                format!(
+                    "no finalized block at height {height} (finalized height is {})",
+                    inner.finalized.height()
+                ),
+            )
+        })
+}
+
+/// An account's balance and nonce.
+#[utoipa::path(get, path = "/v1/accounts/{address}", params(("address" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+async fn account(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    let address = parse_address(&address)?;
+    Ok(Json(state.chain.lock().finalized.account(&address)))
+}
+
+/// License tokens an account holds.
+#[utoipa::path(get, path = "/v1/accounts/{address}/licenses", params(("address" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+async fn account_licenses(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> Result<Json<Vec<LicenseTokenView>>, ApiError> {
+    let address = parse_address(&address)?;
+    Ok(Json(state.chain.lock().finalized.licenses_of(&address)))
+}
+
+/// An asset.
+#[utoipa::path(get, path = "/v1/assets/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn asset(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<AssetView>, ApiError> {
+    let id: AssetId = parse_hash(&id, "asset id")?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .asset(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("asset_not_found", format!("no asset {id}")))
+}
+
+/// An asset's ancestors and descendants.
+#[utoipa::path(get, path = "/v1/assets/{id}/lineage", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn asset_lineage(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<LineageView>, ApiError> {
+    let id: AssetId = parse_hash(&id, "asset id")?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .lineage(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("asset_not_found", format!("no asset {id}")))
+}
+
+/// Registered assets, in id order.
+#[utoipa::path(get, path = "/v1/assets", params(Page), responses((status = 200, body = Object)))]
+async fn assets(State(state): State<ApiState>, Query(page): Query<Page>) -> Json<Vec<AssetView>> {
+    let limit = page
+        .limit
+        .unwrap_or(limits::QUERY_PAGE_MAX)
+        .min(limits::QUERY_PAGE_MAX);
+    Json(state.chain.lock().finalized.assets(page.offset, limit))
+}
+
+/// A license token.
+#[utoipa::path(get, path = "/v1/licenses/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn license(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<LicenseTokenView>, ApiError> {
+    let token: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_license_token",
+            format!("`{id}` is not a license token id"),
+        )
+    })?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .license(token)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found("license_not_found", format!("no license token {token}"))
+        })
+}
+
+/// A transaction's receipt: pending, finalized or failed.
+#[utoipa::path(get, path = "/v1/transactions/{hash}", params(("hash" = String, Path)),
+    responses((status = 200, body = TransactionResponse), (status = 404, body = ErrorBody)))]
+async fn transaction(
+    State(state): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<TransactionResponse>, ApiError> {
+    let hash: TxHash = parse_hash(&hash, "transaction hash")?;
+    match state.chain.transaction_status(&hash) {
+        None => Err(ApiError::not_found(
+            "transaction_not_found",
+            format!("no pending or finalized transaction {hash}"),
+        )),
+        Some(TransactionStatus::Pending) => Ok(Json(TransactionResponse {
+            tx_hash: hash.to_string(),
+            status: "pending".into(),
+            reason: None,
+            block: None,
+            receipt: None,
+        })),
+        Some(TransactionStatus::Finalized(receipt)) => {
+            let (status, reason) = match &receipt.status {
+                ReceiptStatus::Success => ("finalized", None),
+                ReceiptStatus::Failed { reason } => ("failed", Some(reason.clone())),
+            };
+            Ok(Json(TransactionResponse {
+                tx_hash: hash.to_string(),
+                status: status.into(),
+                reason,
+                block: Some(receipt.height),
+                receipt: Some(receipt),
+            }))
+        }
+    }
+}

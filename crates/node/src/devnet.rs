@@ -1,0 +1,308 @@
+//! A local network in one process: validators on loopback, the HTTP API, dev accounts.
+//!
+//! Home layout (`--home`, default `~/.tributary`):
+//! - `keys/NAME.json`: account keys; the dev accounts `alice`, `bob`, `carol`, `dave`, `erin`
+//!   are created and funded at genesis.
+//! - `devnet/genesis.json`: the chain's genesis (ledger genesis, validators, group key).
+//! - `devnet/validators/N/validator.json`: validator N's ed25519 key and BLS share (validators
+//!   have keys of their own, not the dev accounts').
+//! - `devnet/data/`: every validator's storage (commonware storage partitions).
+//!
+//! Starting again with the same home resumes the same chain from its stored blocks.
+
+use crate::{
+    api::{self, ApiState},
+    keystore::{Keystore, KeystoreError, write_private},
+};
+use commonware_cryptography::Signer;
+use commonware_runtime::{Runner, Supervisor, tokio as runtime};
+use std::{
+    fs,
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+};
+use tributary_chain::{
+    Block, ChainGenesis, ChainState, EngineConfig, GenesisValidator, ValidatorKeyFile,
+    genesis::{deal, new_validator_key},
+    start_validator,
+};
+use tributary_ledger::Ledger;
+use tributary_types::{Address, Amount, Genesis, limits};
+
+/// The dev accounts funded at genesis.
+pub const DEV_ACCOUNTS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+/// Each dev account's starting balance, base units.
+pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000;
+/// The devnet's chain id.
+pub const DEVNET_CHAIN_ID: &str = "tributary-devnet";
+/// The default API address.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8645";
+
+/// Errors setting up or running a devnet.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A stored file is damaged.
+    #[error("{path} is damaged: {reason}; start afresh with --reset")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Keystore error.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
+    /// Genesis error.
+    #[error(transparent)]
+    Genesis(#[from] tributary_chain::genesis::GenesisError),
+    /// The ledger refused the genesis.
+    #[error("the ledger refused the genesis: {0}")]
+    Ledger(String),
+    /// A validator failed to start.
+    #[error("validator {index} failed to start: {reason}")]
+    Validator {
+        /// Which.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The API could not listen.
+    #[error("cannot serve the API on {address}: {source}; pick another with --http")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevnetError + '_ {
+    move |source| DevnetError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What `tributary devnet` was asked for.
+#[derive(Clone, Debug)]
+pub struct DevnetOptions {
+    /// The home directory.
+    pub home: PathBuf,
+    /// Number of validators (used when the genesis is created).
+    pub validators: usize,
+    /// API address.
+    pub http: SocketAddr,
+    /// Delete the devnet's chain data and genesis first (keys are kept).
+    pub reset: bool,
+}
+
+/// Where a prepared devnet lives.
+#[derive(Clone, Debug)]
+pub struct DevnetInfo {
+    /// The home directory.
+    pub home: PathBuf,
+    /// The genesis file.
+    pub genesis_path: PathBuf,
+    /// The storage directory.
+    pub data_dir: PathBuf,
+    /// The genesis.
+    pub genesis: ChainGenesis,
+    /// Dev accounts: name and address.
+    pub accounts: Vec<(String, Address)>,
+    /// The API address.
+    pub http: SocketAddr,
+    /// Whether an existing chain is resumed.
+    pub resumed: bool,
+}
+
+fn devnet_dir(home: &Path) -> PathBuf {
+    home.join("devnet")
+}
+
+fn free_loopback_port() -> Result<SocketAddr, DevnetError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io(Path::new("127.0.0.1:0")))?;
+    listener.local_addr().map_err(io(Path::new("127.0.0.1:0")))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DevnetError> {
+    let text = fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|error| DevnetError::Damaged {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    })
+}
+
+/// Creates (or finds) the devnet in `options.home`: dev account keys, validator keys, genesis.
+pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
+    if options.validators == 0 || options.validators > limits::VALIDATORS_MAX {
+        return Err(DevnetError::Options(format!(
+            "--validators must be between 1 and {}",
+            limits::VALIDATORS_MAX
+        )));
+    }
+    let dir = devnet_dir(&options.home);
+    if options.reset && dir.exists() {
+        fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    }
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let keystore = Keystore::new(&options.home);
+    let mut accounts = Vec::new();
+    for name in DEV_ACCOUNTS {
+        let key = match keystore.load(name) {
+            Ok(key) => key,
+            Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
+            Err(error) => return Err(error.into()),
+        };
+        accounts.push((name.to_string(), key.address()));
+    }
+    let genesis_path = dir.join("genesis.json");
+    let resumed = genesis_path.exists();
+    let genesis = if resumed {
+        read_json::<ChainGenesis>(&genesis_path)?
+    } else {
+        let signers: Vec<_> = (0..options.validators)
+            .map(|_| new_validator_key())
+            .collect();
+        let public_keys: Vec<_> = signers.iter().map(|s| s.public_key()).collect();
+        let (polynomial, shares) = deal(&mut rand::rng(), &public_keys)?;
+        let mut validators = Vec::new();
+        for (index, (signer, share)) in signers.iter().zip(&shares).enumerate() {
+            let validator_dir = dir.join("validators").join(index.to_string());
+            fs::create_dir_all(&validator_dir).map_err(io(&validator_dir))?;
+            let key_file = ValidatorKeyFile::new(signer, share);
+            let text = serde_json::to_string_pretty(&key_file)
+                .map_err(|error| DevnetError::Options(error.to_string()))?;
+            write_private(&validator_dir.join("validator.json"), text.as_bytes())?;
+            validators.push(GenesisValidator {
+                name: format!("validator-{index}"),
+                public_key: key_file.public_key.clone(),
+                address: Address::from_public_key(&signer.public_key()),
+                p2p: free_loopback_port()?,
+            });
+        }
+        let ledger = Genesis::devnet(
+            DEVNET_CHAIN_ID,
+            accounts
+                .iter()
+                .map(|(_, address)| (*address, DEV_ACCOUNT_BALANCE)),
+        );
+        let genesis = ChainGenesis {
+            ledger,
+            validators,
+            polynomial,
+        };
+        let text = serde_json::to_string_pretty(&genesis)
+            .map_err(|error| DevnetError::Options(error.to_string()))?;
+        fs::write(&genesis_path, text).map_err(io(&genesis_path))?;
+        genesis
+    };
+    Ok(DevnetInfo {
+        home: options.home.clone(),
+        genesis_path,
+        data_dir: dir.join("data"),
+        genesis,
+        accounts,
+        http: options.http,
+        resumed,
+    })
+}
+
+/// The genesis ledger and block of a chain.
+pub fn genesis_state(genesis: &ChainGenesis) -> Result<(Ledger, Block), DevnetError> {
+    let ledger = Ledger::from_genesis(&genesis.ledger)
+        .map_err(|error| DevnetError::Ledger(error.to_string()))?;
+    let block = Block::genesis(ledger.state_root().0, genesis.genesis_leader()?);
+    Ok((ledger, block))
+}
+
+/// Runs the prepared devnet until `shutdown` completes (the CLI passes Ctrl-C). `on_ready` is
+/// called once the API listens.
+pub fn run(
+    info: DevnetInfo,
+    on_ready: impl FnOnce(&DevnetInfo) + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DevnetError> {
+    let set = info.genesis.validator_set()?;
+    let (ledger, genesis_block) = genesis_state(&info.genesis)?;
+    let mut identities = Vec::new();
+    for index in 0..info.genesis.validators.len() {
+        let path = devnet_dir(&info.home)
+            .join("validators")
+            .join(index.to_string())
+            .join("validator.json");
+        let key_file: ValidatorKeyFile = read_json(&path)?;
+        identities.push(key_file.identity()?);
+    }
+    // Bind the API before starting anything, so a taken port fails fast and clearly.
+    let listener = TcpListener::bind(info.http).map_err(|source| DevnetError::Listen {
+        address: info.http,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| DevnetError::Listen {
+            address: info.http,
+            source,
+        })?;
+    let config = runtime::Config::new()
+        .with_storage_directory(&info.data_dir)
+        .with_tcp_nodelay(Some(true));
+    let runner = runtime::Runner::new(config);
+    runner.start(move |context| async move {
+        let mut api_state = None;
+        for (index, identity) in identities.into_iter().enumerate() {
+            let state = ChainState::new(ledger.clone(), &genesis_block);
+            let listen = set.validators[index].1;
+            let engine = EngineConfig {
+                identity,
+                set: set.clone(),
+                listen,
+                partition_prefix: format!("validator-{index}"),
+                genesis: genesis_block.clone(),
+                state: state.clone(),
+            };
+            start_validator(
+                context.child("validator").with_attribute("index", index),
+                engine,
+            )
+            .await
+            .map_err(|error| DevnetError::Validator {
+                index,
+                reason: error.to_string(),
+            })?;
+            if api_state.is_none() {
+                api_state = Some(state);
+            }
+        }
+        let Some(chain) = api_state else {
+            return Err(DevnetError::Options("no validators".into()));
+        };
+        let router = api::router(ApiState {
+            chain,
+            validators: set.validators.len(),
+        });
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| DevnetError::Listen {
+                address: info.http,
+                source,
+            })?;
+        on_ready(&info);
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+        if let Err(error) = server.await {
+            tracing::error!(target: "tributary::node", %error, "API server stopped");
+        }
+        tracing::info!(target: "tributary::node", "shutting down");
+        Ok(())
+    })
+}

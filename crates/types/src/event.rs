@@ -1,0 +1,187 @@
+//! Events (structured audit records, fields only) and receipts.
+
+use crate::{
+    address::Address,
+    amount::{Amount, amount_string},
+    hash::{AssetId, TxHash},
+    transaction::{AssetKind, LicenseTokenId, Role},
+};
+use serde::{Deserialize, Serialize};
+
+/// Why a revenue payout reached an owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    /// The revenue arrived at this asset directly (a license sale or `PayRevenue`).
+    OwnerShare,
+    /// The revenue arrived at a descendant and reached this asset as royalties.
+    RoyaltyFromDescendant,
+}
+
+/// Something that happened while executing. Amounts serialize as decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// bank: `amount` moved from `from` to `to`.
+    Transferred {
+        /// Payer.
+        from: Address,
+        /// Payee.
+        to: Address,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// stake: `amount` bonded.
+    Bonded {
+        /// Account.
+        account: Address,
+        /// Role.
+        role: Role,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// stake: `amount` left the bond and is released at `release_height`.
+    UnbondStarted {
+        /// Account.
+        account: Address,
+        /// Role.
+        role: Role,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+        /// Height at whose start it returns to the balance.
+        release_height: u64,
+    },
+    /// stake: an unbonding matured and returned to the balance.
+    UnbondReleased {
+        /// Account.
+        account: Address,
+        /// Role.
+        role: Role,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// stake: a module slashed `amount` of `account`'s stake for `role` and paid it to `beneficiary`.
+    Slashed {
+        /// Account slashed.
+        account: Address,
+        /// Role.
+        role: Role,
+        /// Amount taken.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+        /// Who received it.
+        beneficiary: Address,
+    },
+    /// registry: an asset was registered.
+    AssetRegistered {
+        /// Its id (content root).
+        asset: AssetId,
+        /// Kind.
+        kind: AssetKind,
+        /// Registrant.
+        registrant: Address,
+        /// Direct parents.
+        parents: Vec<AssetId>,
+    },
+    /// registry: an owner changed an asset's terms.
+    TermsUpdated {
+        /// The asset.
+        asset: AssetId,
+        /// The owner who changed them.
+        by: Address,
+    },
+    /// licensing: a license token was minted.
+    LicenseMinted {
+        /// Token id.
+        token: LicenseTokenId,
+        /// Licensed asset.
+        asset: AssetId,
+        /// Holder.
+        holder: Address,
+        /// Price paid.
+        #[serde(with = "amount_string")]
+        price: Amount,
+    },
+    /// licensing: a license token was consumed by registering a derivative.
+    LicenseConsumed {
+        /// Token id.
+        token: LicenseTokenId,
+        /// The parent asset the token licensed.
+        asset: AssetId,
+        /// The derivative registered with it.
+        derivative: AssetId,
+    },
+    /// royalty: revenue arrived at `asset` from outside (a license sale or `PayRevenue`).
+    RevenueReceived {
+        /// The asset.
+        asset: AssetId,
+        /// Who paid.
+        payer: Address,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// royalty: `amount` of revenue at `from_asset` flowed to its parent `to_asset` at `royalty_bps`.
+    RoyaltyForwarded {
+        /// The child.
+        from_asset: AssetId,
+        /// The parent.
+        to_asset: AssetId,
+        /// Rate on the child's parent link (the snapshot from the consumed license).
+        royalty_bps: u16,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// royalty: a payout to an owner of `asset`. The payouts of one revenue sum to the revenue exactly.
+    RevenuePaid {
+        /// Who was paid.
+        to: Address,
+        /// Amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+        /// The asset whose owner share this is.
+        asset: AssetId,
+        /// The asset the revenue originally arrived at.
+        source_asset: AssetId,
+        /// Owner share of direct revenue, or royalty from a descendant.
+        kind: PayoutKind,
+    },
+}
+
+/// Whether a transaction's call succeeded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// The call's effects were applied.
+    Success,
+    /// The call broke a rule: only the fee and the nonce were applied. `reason` starts with a stable
+    /// machine code followed by `": "` and a message.
+    Failed {
+        /// `code: message`.
+        reason: String,
+    },
+}
+
+/// What happened to one included transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The transaction's hash.
+    pub tx_hash: TxHash,
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// Success or failure.
+    pub status: ReceiptStatus,
+    /// Fee paid to the proposer (paid on failure too).
+    #[serde(with = "amount_string")]
+    pub fee_paid: Amount,
+    /// Events of the call (empty on failure).
+    pub events: Vec<Event>,
+}

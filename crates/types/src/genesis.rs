@@ -1,0 +1,71 @@
+//! Chain parameters and the genesis file (JSON).
+
+use crate::{
+    address::Address,
+    amount::{Amount, amount_string},
+};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the state machine, fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// The chain id every transaction must carry.
+    pub chain_id: String,
+    /// Smallest fee a transaction may pay.
+    #[serde(with = "amount_string")]
+    pub min_fee: Amount,
+    /// Blocks between an `Unbond` and the release of its amount to the balance.
+    pub unbonding_delay_blocks: u64,
+}
+
+impl Params {
+    /// Parameters for tests and local devnets.
+    pub fn devnet(chain_id: impl Into<String>) -> Self {
+        Params {
+            chain_id: chain_id.into(),
+            min_fee: 1,
+            unbonding_delay_blocks: 10,
+        }
+    }
+}
+
+/// One genesis balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The account.
+    pub address: Address,
+    /// Its starting balance.
+    #[serde(with = "amount_string")]
+    pub amount: Amount,
+}
+
+/// The genesis state: parameters and starting balances.
+///
+/// JSON form: `{"chain_id": "...", "params": {...}, "allocations": [{"address": "trib1...", "amount": "100"}]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The chain id (must equal `params.chain_id`).
+    pub chain_id: String,
+    /// Parameters.
+    pub params: Params,
+    /// Starting balances; an address may appear once.
+    pub allocations: Vec<Allocation>,
+}
+
+impl Genesis {
+    /// A genesis with devnet parameters and the given allocations.
+    pub fn devnet(
+        chain_id: impl Into<String>,
+        allocations: impl IntoIterator<Item = (Address, Amount)>,
+    ) -> Self {
+        let chain_id = chain_id.into();
+        Genesis {
+            params: Params::devnet(chain_id.clone()),
+            chain_id,
+            allocations: allocations
+                .into_iter()
+                .map(|(address, amount)| Allocation { address, amount })
+                .collect(),
+        }
+    }
+}

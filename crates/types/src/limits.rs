@@ -1,0 +1,81 @@
+//! Every size and count the ledger accepts has a named limit here.
+//!
+//! Decoders enforce the structural limits (lengths of strings and lists) so that no untrusted input can make
+//! a node allocate more than these bounds; the ledger enforces the semantic ones (ancestors, shares). The
+//! `const _: () = assert!(..)` checks below state how the limits relate, so changing one that would break
+//! another fails the build.
+
+/// Basis points in a whole (100%). Owner shares sum to exactly this; royalty rates never exceed it.
+pub const BASIS_POINTS_TOTAL: u16 = 10_000;
+
+/// Longest chain id, in bytes (UTF-8).
+pub const CHAIN_ID_BYTES_MAX: usize = 64;
+
+/// Longest asset name, in bytes (UTF-8).
+pub const ASSET_NAME_BYTES_MAX: usize = 128;
+
+/// Most owners one asset may list.
+pub const ASSET_OWNERS_MAX: usize = 16;
+
+/// Most direct parents one asset may list.
+pub const ASSET_PARENTS_MAX: usize = 32;
+
+/// Most transitive ancestors (parents, their parents, ...; each counted once) one asset may have.
+pub const ASSET_ANCESTORS_MAX: usize = 128;
+
+/// Most transactions in one block.
+pub const BLOCK_TRANSACTIONS_MAX: usize = 10_000;
+
+/// Largest encoded signed transaction, in bytes.
+pub const TRANSACTION_BYTES_MAX: usize = 4_096;
+
+/// Most descendants a lineage query returns (ancestors are bounded by [`ASSET_ANCESTORS_MAX`]).
+pub const LINEAGE_DESCENDANTS_MAX: usize = 1_024;
+
+/// Most items one paged query returns.
+pub const QUERY_PAGE_MAX: usize = 1_000;
+
+/// Most events one transaction's royalty split can emit: one owner payout per owner of the asset and of
+/// each ancestor, plus one forward per parent link walked.
+pub const ROYALTY_EVENTS_MAX: usize =
+    (ASSET_ANCESTORS_MAX + 1) * ASSET_OWNERS_MAX + ASSET_ANCESTORS_MAX * ASSET_PARENTS_MAX;
+
+/// Encoded size of the largest possible signed transaction (a `RegisterAsset` with every list full).
+pub const TRANSACTION_BYTES_WORST_CASE: usize = {
+    let header = 1 /* version */ + 1 + CHAIN_ID_BYTES_MAX + 32 /* sender */ + 8 /* nonce */ + 16 /* fee */;
+    let terms = 4 /* bools */ + 2 /* royalty */ + 16 /* price */ + 9 /* expiry */ + 9 /* cap */;
+    let register = 1 /* tag */ + 32 /* content root */ + 1 /* kind */ + 1 + ASSET_NAME_BYTES_MAX
+        + 8 /* byte size */ + 1 + ASSET_OWNERS_MAX * (32 + 2) + 1 + ASSET_PARENTS_MAX * (32 + 8) + terms;
+    header + register + 64 /* signature */
+};
+
+const _: () = assert!(TRANSACTION_BYTES_WORST_CASE <= TRANSACTION_BYTES_MAX);
+const _: () = assert!(ASSET_PARENTS_MAX <= ASSET_ANCESTORS_MAX);
+// Each parent link carries a royalty rate; even all parents at their maximum fit in u32 arithmetic.
+const _: () = assert!(ASSET_PARENTS_MAX * (BASIS_POINTS_TOTAL as usize) < u32::MAX as usize);
+// Length prefixes are single bytes.
+const _: () = assert!(CHAIN_ID_BYTES_MAX <= u8::MAX as usize);
+const _: () = assert!(ASSET_NAME_BYTES_MAX <= u8::MAX as usize);
+const _: () = assert!(ASSET_OWNERS_MAX <= u8::MAX as usize);
+const _: () = assert!(ASSET_PARENTS_MAX <= u8::MAX as usize);
+// One owner per basis point at most: every owner holds at least 1 bps.
+const _: () = assert!(ASSET_OWNERS_MAX <= BASIS_POINTS_TOTAL as usize);
+const _: () = assert!(QUERY_PAGE_MAX <= LINEAGE_DESCENDANTS_MAX);
+const _: () = assert!(ROYALTY_EVENTS_MAX < 1 << 16);
+const _: () = assert!(BLOCK_TRANSACTIONS_MAX <= u32::MAX as usize);
+
+/// Most validators in a validator set.
+pub const VALIDATORS_MAX: usize = 128;
+
+/// Most transactions waiting in a node's mempool.
+pub const MEMPOOL_TRANSACTIONS_MAX: usize = 100_000;
+
+/// Largest HTTP request body the API accepts, in bytes.
+pub const API_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest key name in a keystore, in bytes.
+pub const KEY_NAME_BYTES_MAX: usize = 64;
+
+// An API body holds at least two transactions; a mempool holds at least a full block.
+const _: () = assert!(API_BODY_BYTES_MAX > 2 * TRANSACTION_BYTES_MAX + 64);
+const _: () = assert!(MEMPOOL_TRANSACTIONS_MAX >= BLOCK_TRANSACTIONS_MAX);

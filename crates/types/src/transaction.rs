@@ -1,0 +1,799 @@
+//! Transactions: one call, signed by its sender over the call's canonical encoding.
+//!
+//! # Encoding
+//! `Transaction` = version (u8, [`TRANSACTION_VERSION`]) | chain id (u8 length + UTF-8) | sender (32) |
+//! nonce (u64 BE) | fee (u128 BE) | call. A call is one tag byte followed by its fields. Tags are grouped by
+//! module (bank `0x0_`, stake `0x1_`, registry `0x2_`, licensing `0x3_`, royalty `0x4_`) so later modules
+//! (storage, rewards, compute, training) add their own ranges without renumbering. Integers are fixed-width
+//! big-endian, lengths are one byte, booleans and option tags are exactly 0 or 1: every value has one
+//! encoding, decoding rejects anything else (and trailing bytes, through `Decode`), and the limits of
+//! [`crate::limits`] are enforced while decoding.
+//!
+//! A `SignedTransaction` is the transaction's encoding followed by the 64-byte ed25519 signature over it,
+//! made under the namespace [`TRANSACTION_NAMESPACE`]. Its hash is BLAKE3 of that whole encoding.
+
+use crate::{
+    address::Address,
+    amount::{Amount, amount_string},
+    hash::{AssetId, Hash32, TxHash},
+    limits::{
+        ASSET_NAME_BYTES_MAX, ASSET_OWNERS_MAX, ASSET_PARENTS_MAX, CHAIN_ID_BYTES_MAX,
+        TRANSACTION_BYTES_MAX,
+    },
+    wire::{
+        option_u64_size, read_option_u64, read_str, read_u8_len, write_option_u64, write_str,
+        write_u8_len,
+    },
+};
+use bytes::BufMut;
+use commonware_codec::Buf;
+use commonware_codec::{Encode, EncodeSize, Error as CodecError, FixedSize, Read, Write};
+use commonware_cryptography::{
+    Signer, Verifier,
+    ed25519::{PrivateKey, Signature},
+};
+use serde::{Deserialize, Serialize};
+
+/// Namespace every transaction signature is made under (keeps signatures from other contexts out).
+pub const TRANSACTION_NAMESPACE: &[u8] = b"tributary-tx-v1";
+
+/// Version byte at the start of every encoded transaction.
+pub const TRANSACTION_VERSION: u8 = 1;
+
+/// A license token's id: sequential from 1.
+pub type LicenseTokenId = u64;
+
+/// Roles an account can bond stake for. Extensible: new roles take new tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Role {
+    /// Stores shards under storage deals.
+    StorageProvider,
+    /// Evaluates data valuation reports.
+    ValuationEvaluator,
+    /// Sells compute time.
+    ComputeProvider,
+    /// Re-executes and verifies results.
+    Verifier,
+}
+
+impl Role {
+    /// Every role, in tag order.
+    pub const ALL: [Role; 4] = [
+        Role::StorageProvider,
+        Role::ValuationEvaluator,
+        Role::ComputeProvider,
+        Role::Verifier,
+    ];
+
+    /// The role's wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Role::StorageProvider => 0,
+            Role::ValuationEvaluator => 1,
+            Role::ComputeProvider => 2,
+            Role::Verifier => 3,
+        }
+    }
+
+    /// The role with wire tag `tag`.
+    pub const fn from_tag(tag: u8) -> Option<Role> {
+        match tag {
+            0 => Some(Role::StorageProvider),
+            1 => Some(Role::ValuationEvaluator),
+            2 => Some(Role::ComputeProvider),
+            3 => Some(Role::Verifier),
+            _ => None,
+        }
+    }
+}
+
+impl Write for Role {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.tag());
+    }
+}
+
+impl Read for Role {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let tag = u8::read_cfg(buf, &())?;
+        Role::from_tag(tag).ok_or(CodecError::InvalidEnum(tag))
+    }
+}
+
+impl FixedSize for Role {
+    const SIZE: usize = 1;
+}
+
+/// What an asset is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AssetKind {
+    /// A dataset.
+    Dataset,
+    /// A trained model.
+    Model,
+}
+
+impl AssetKind {
+    /// The kind's wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            AssetKind::Dataset => 0,
+            AssetKind::Model => 1,
+        }
+    }
+}
+
+impl Write for AssetKind {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.tag());
+    }
+}
+
+impl Read for AssetKind {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read_cfg(buf, &())? {
+            0 => Ok(AssetKind::Dataset),
+            1 => Ok(AssetKind::Model),
+            tag => Err(CodecError::InvalidEnum(tag)),
+        }
+    }
+}
+
+impl FixedSize for AssetKind {
+    const SIZE: usize = 1;
+}
+
+/// License terms an asset offers. A minted token keeps a snapshot; later changes never touch it.
+///
+/// The default allows nothing and costs 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    /// Commercial use allowed.
+    pub commercial_use: bool,
+    /// Training AI models on the asset allowed.
+    pub ai_training: bool,
+    /// Registering derivative assets (children) allowed.
+    pub derivatives: bool,
+    /// Attribution required.
+    pub attribution_required: bool,
+    /// Share of a derivative's revenue owed to this asset, in basis points (at most 10000).
+    pub royalty_bps: u16,
+    /// Price of one license, in base units.
+    #[serde(with = "amount_string")]
+    pub price: Amount,
+    /// Last height at which a license under these terms is valid (and can be bought); `None`: never expires.
+    pub expiry_height: Option<u64>,
+    /// Most licenses that may ever be minted for the asset; `None`: no cap.
+    pub license_cap: Option<u64>,
+}
+
+impl Write for Terms {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.commercial_use.write(buf);
+        self.ai_training.write(buf);
+        self.derivatives.write(buf);
+        self.attribution_required.write(buf);
+        self.royalty_bps.write(buf);
+        self.price.write(buf);
+        write_option_u64(self.expiry_height, buf);
+        write_option_u64(self.license_cap, buf);
+    }
+}
+
+impl EncodeSize for Terms {
+    fn encode_size(&self) -> usize {
+        4 + 2 + 16 + option_u64_size(self.expiry_height) + option_u64_size(self.license_cap)
+    }
+}
+
+impl Read for Terms {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Terms {
+            commercial_use: bool::read_cfg(buf, &())?,
+            ai_training: bool::read_cfg(buf, &())?,
+            derivatives: bool::read_cfg(buf, &())?,
+            attribution_required: bool::read_cfg(buf, &())?,
+            royalty_bps: u16::read_cfg(buf, &())?,
+            price: u128::read_cfg(buf, &())?,
+            expiry_height: read_option_u64(buf, "Terms.expiry_height")?,
+            license_cap: read_option_u64(buf, "Terms.license_cap")?,
+        })
+    }
+}
+
+/// Fields of a `RegisterAsset` call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterAsset {
+    /// BLAKE3 of the file (what `b3sum` prints); becomes the asset id.
+    pub content_root: AssetId,
+    /// Dataset or model.
+    pub kind: AssetKind,
+    /// Display name (UTF-8, non-empty, at most `ASSET_NAME_BYTES_MAX` bytes).
+    pub name: String,
+    /// Size of the content in bytes.
+    pub byte_size: u64,
+    /// Owners and their shares in basis points (summing to 10000). Empty: the registrant at 10000.
+    pub owners: Vec<(Address, u16)>,
+    /// Parents, each with the license token (held by the registrant, allowing derivatives) it consumes.
+    pub parents: Vec<(AssetId, LicenseTokenId)>,
+    /// License terms offered for this asset.
+    pub terms: Terms,
+}
+
+impl Write for RegisterAsset {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.content_root.write(buf);
+        self.kind.write(buf);
+        write_str(&self.name, buf);
+        self.byte_size.write(buf);
+        write_u8_len(self.owners.len(), buf);
+        for (owner, bps) in &self.owners {
+            owner.write(buf);
+            bps.write(buf);
+        }
+        write_u8_len(self.parents.len(), buf);
+        for (parent, token) in &self.parents {
+            parent.write(buf);
+            token.write(buf);
+        }
+        self.terms.write(buf);
+    }
+}
+
+impl EncodeSize for RegisterAsset {
+    fn encode_size(&self) -> usize {
+        32 + 1
+            + 1
+            + self.name.len()
+            + 8
+            + 1
+            + self.owners.len() * 34
+            + 1
+            + self.parents.len() * 40
+            + self.terms.encode_size()
+    }
+}
+
+impl Read for RegisterAsset {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let content_root = Hash32::read_cfg(buf, &())?;
+        let kind = AssetKind::read_cfg(buf, &())?;
+        let name = read_str(buf, ASSET_NAME_BYTES_MAX, "RegisterAsset.name")?;
+        let byte_size = u64::read_cfg(buf, &())?;
+        let owner_count = read_u8_len(buf, ASSET_OWNERS_MAX, "RegisterAsset.owners")?;
+        let mut owners = Vec::with_capacity(owner_count);
+        for _ in 0..owner_count {
+            owners.push((Address::read_cfg(buf, &())?, u16::read_cfg(buf, &())?));
+        }
+        let parent_count = read_u8_len(buf, ASSET_PARENTS_MAX, "RegisterAsset.parents")?;
+        let mut parents = Vec::with_capacity(parent_count);
+        for _ in 0..parent_count {
+            parents.push((Hash32::read_cfg(buf, &())?, u64::read_cfg(buf, &())?));
+        }
+        let terms = Terms::read_cfg(buf, &())?;
+        Ok(RegisterAsset {
+            content_root,
+            kind,
+            name,
+            byte_size,
+            owners,
+            parents,
+            terms,
+        })
+    }
+}
+
+/// The one action a transaction performs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Call {
+    /// bank: move `amount` from the sender to `to`.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Amount moved.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// stake: move `amount` from the sender's balance into its bond for `role`.
+    Bond {
+        /// Role bonded for.
+        role: Role,
+        /// Amount bonded.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// stake: start releasing `amount` of the sender's bond for `role`; it returns to the balance after the
+    /// unbonding delay.
+    Unbond {
+        /// Role unbonded from.
+        role: Role,
+        /// Amount unbonded.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// registry: register an asset.
+    RegisterAsset(RegisterAsset),
+    /// registry: change the terms offered for future licenses (any listed owner may).
+    UpdateTerms {
+        /// The asset.
+        asset: AssetId,
+        /// The new terms.
+        terms: Terms,
+    },
+    /// licensing: pay the asset's price and mint a license token to the sender.
+    BuyLicense {
+        /// The asset.
+        asset: AssetId,
+    },
+    /// royalty: pay `amount` of revenue to `asset` (split to its lineage and owners).
+    PayRevenue {
+        /// The asset.
+        asset: AssetId,
+        /// Revenue paid by the sender.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+}
+
+impl Call {
+    /// Wire tag of `Transfer`.
+    pub const TAG_TRANSFER: u8 = 0x01;
+    /// Wire tag of `Bond`.
+    pub const TAG_BOND: u8 = 0x11;
+    /// Wire tag of `Unbond`.
+    pub const TAG_UNBOND: u8 = 0x12;
+    /// Wire tag of `RegisterAsset`.
+    pub const TAG_REGISTER_ASSET: u8 = 0x21;
+    /// Wire tag of `UpdateTerms`.
+    pub const TAG_UPDATE_TERMS: u8 = 0x22;
+    /// Wire tag of `BuyLicense`.
+    pub const TAG_BUY_LICENSE: u8 = 0x31;
+    /// Wire tag of `PayRevenue`.
+    pub const TAG_PAY_REVENUE: u8 = 0x41;
+
+    /// The call's wire tag.
+    pub const fn tag(&self) -> u8 {
+        match self {
+            Call::Transfer { .. } => Self::TAG_TRANSFER,
+            Call::Bond { .. } => Self::TAG_BOND,
+            Call::Unbond { .. } => Self::TAG_UNBOND,
+            Call::RegisterAsset(_) => Self::TAG_REGISTER_ASSET,
+            Call::UpdateTerms { .. } => Self::TAG_UPDATE_TERMS,
+            Call::BuyLicense { .. } => Self::TAG_BUY_LICENSE,
+            Call::PayRevenue { .. } => Self::TAG_PAY_REVENUE,
+        }
+    }
+
+    /// A short snake_case name of the call, for logs and receipts.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Call::Transfer { .. } => "transfer",
+            Call::Bond { .. } => "bond",
+            Call::Unbond { .. } => "unbond",
+            Call::RegisterAsset(_) => "register_asset",
+            Call::UpdateTerms { .. } => "update_terms",
+            Call::BuyLicense { .. } => "buy_license",
+            Call::PayRevenue { .. } => "pay_revenue",
+        }
+    }
+}
+
+impl Write for Call {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.tag());
+        match self {
+            Call::Transfer { to, amount } => {
+                to.write(buf);
+                amount.write(buf);
+            }
+            Call::Bond { role, amount } | Call::Unbond { role, amount } => {
+                role.write(buf);
+                amount.write(buf);
+            }
+            Call::RegisterAsset(register) => register.write(buf),
+            Call::UpdateTerms { asset, terms } => {
+                asset.write(buf);
+                terms.write(buf);
+            }
+            Call::BuyLicense { asset } => asset.write(buf),
+            Call::PayRevenue { asset, amount } => {
+                asset.write(buf);
+                amount.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Call {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Call::Transfer { .. } => 32 + 16,
+            Call::Bond { .. } | Call::Unbond { .. } => 1 + 16,
+            Call::RegisterAsset(register) => register.encode_size(),
+            Call::UpdateTerms { terms, .. } => 32 + terms.encode_size(),
+            Call::BuyLicense { .. } => 32,
+            Call::PayRevenue { .. } => 32 + 16,
+        }
+    }
+}
+
+impl Read for Call {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let tag = u8::read_cfg(buf, &())?;
+        Ok(match tag {
+            Self::TAG_TRANSFER => Call::Transfer {
+                to: Address::read_cfg(buf, &())?,
+                amount: u128::read_cfg(buf, &())?,
+            },
+            Self::TAG_BOND => Call::Bond {
+                role: Role::read_cfg(buf, &())?,
+                amount: u128::read_cfg(buf, &())?,
+            },
+            Self::TAG_UNBOND => Call::Unbond {
+                role: Role::read_cfg(buf, &())?,
+                amount: u128::read_cfg(buf, &())?,
+            },
+            Self::TAG_REGISTER_ASSET => Call::RegisterAsset(RegisterAsset::read_cfg(buf, &())?),
+            Self::TAG_UPDATE_TERMS => Call::UpdateTerms {
+                asset: Hash32::read_cfg(buf, &())?,
+                terms: Terms::read_cfg(buf, &())?,
+            },
+            Self::TAG_BUY_LICENSE => Call::BuyLicense {
+                asset: Hash32::read_cfg(buf, &())?,
+            },
+            Self::TAG_PAY_REVENUE => Call::PayRevenue {
+                asset: Hash32::read_cfg(buf, &())?,
+                amount: u128::read_cfg(buf, &())?,
+            },
+            _ => return Err(CodecError::InvalidEnum(tag)),
+        })
+    }
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The chain this transaction is for (replay protection across chains).
+    pub chain_id: String,
+    /// The signer, who pays the fee.
+    pub sender: Address,
+    /// The sender's nonce: its count of earlier included transactions.
+    pub nonce: u64,
+    /// Fee paid to the block proposer, at least the chain's minimum fee.
+    #[serde(with = "amount_string")]
+    pub fee: Amount,
+    /// What the transaction does.
+    pub call: Call,
+}
+
+impl Write for Transaction {
+    fn write(&self, buf: &mut impl BufMut) {
+        buf.put_u8(TRANSACTION_VERSION);
+        write_str(&self.chain_id, buf);
+        self.sender.write(buf);
+        self.nonce.write(buf);
+        self.fee.write(buf);
+        self.call.write(buf);
+    }
+}
+
+impl EncodeSize for Transaction {
+    fn encode_size(&self) -> usize {
+        1 + 1 + self.chain_id.len() + 32 + 8 + 16 + self.call.encode_size()
+    }
+}
+
+impl Read for Transaction {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let version = u8::read_cfg(buf, &())?;
+        if version != TRANSACTION_VERSION {
+            return Err(CodecError::Invalid("Transaction", "unknown version"));
+        }
+        Ok(Transaction {
+            chain_id: read_str(buf, CHAIN_ID_BYTES_MAX, "Transaction.chain_id")?,
+            sender: Address::read_cfg(buf, &())?,
+            nonce: u64::read_cfg(buf, &())?,
+            fee: u128::read_cfg(buf, &())?,
+            call: Call::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Transaction {
+    /// The bytes the sender signs: the transaction's canonical encoding.
+    pub fn signing_payload(&self) -> Vec<u8> {
+        self.encode().to_vec()
+    }
+}
+
+/// A transaction with its sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub transaction: Transaction,
+    /// ed25519 signature by `transaction.sender` over `transaction.signing_payload()` under
+    /// [`TRANSACTION_NAMESPACE`].
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    /// Signs `transaction` with `key`. The caller is responsible for `transaction.sender` being `key`'s
+    /// address; otherwise the signature will not verify.
+    pub fn sign(key: &PrivateKey, transaction: Transaction) -> Self {
+        let signature = key.sign(TRANSACTION_NAMESPACE, &transaction.signing_payload());
+        SignedTransaction {
+            transaction,
+            signature,
+        }
+    }
+
+    /// Checks the signature against the sender's key (one verification, no batching).
+    pub fn verify_signature(&self) -> bool {
+        match self.transaction.sender.public_key() {
+            Ok(public_key) => public_key.verify(
+                TRANSACTION_NAMESPACE,
+                &self.transaction.signing_payload(),
+                &self.signature,
+            ),
+            Err(_) => false,
+        }
+    }
+
+    /// BLAKE3 of the signed canonical encoding.
+    pub fn hash(&self) -> TxHash {
+        Hash32::blake3(&self.encode())
+    }
+
+    /// The canonical encoding as a `Vec`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode().to_vec()
+    }
+
+    /// Decodes a signed transaction, rejecting encodings above [`TRANSACTION_BYTES_MAX`], non-canonical
+    /// forms and trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CodecError> {
+        use commonware_codec::DecodeExt;
+        if bytes.len() > TRANSACTION_BYTES_MAX {
+            return Err(CodecError::Invalid(
+                "SignedTransaction",
+                "above TRANSACTION_BYTES_MAX",
+            ));
+        }
+        Self::decode(bytes::Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl Write for SignedTransaction {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.transaction.write(buf);
+        self.signature.write(buf);
+    }
+}
+
+impl EncodeSize for SignedTransaction {
+    fn encode_size(&self) -> usize {
+        self.transaction.encode_size() + Signature::SIZE
+    }
+}
+
+impl Read for SignedTransaction {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let transaction = Transaction::read_cfg(buf, &())?;
+        let signature = Signature::read_cfg(buf, &())?;
+        Ok(SignedTransaction {
+            transaction,
+            signature,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer;
+    use proptest::prelude::*;
+
+    fn address() -> impl Strategy<Value = Address> {
+        any::<[u8; 32]>().prop_map(Address)
+    }
+
+    fn hash() -> impl Strategy<Value = Hash32> {
+        any::<[u8; 32]>().prop_map(Hash32)
+    }
+
+    fn terms() -> impl Strategy<Value = Terms> {
+        (
+            any::<[bool; 4]>(),
+            any::<u16>(),
+            any::<u128>(),
+            any::<Option<u64>>(),
+            any::<Option<u64>>(),
+        )
+            .prop_map(
+                |(flags, royalty_bps, price, expiry_height, license_cap)| Terms {
+                    commercial_use: flags[0],
+                    ai_training: flags[1],
+                    derivatives: flags[2],
+                    attribution_required: flags[3],
+                    royalty_bps,
+                    price,
+                    expiry_height,
+                    license_cap,
+                },
+            )
+    }
+
+    fn role() -> impl Strategy<Value = Role> {
+        (0u8..4).prop_map(|tag| Role::from_tag(tag).unwrap())
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            (address(), any::<u128>()).prop_map(|(to, amount)| Call::Transfer { to, amount }),
+            (role(), any::<u128>()).prop_map(|(role, amount)| Call::Bond { role, amount }),
+            (role(), any::<u128>()).prop_map(|(role, amount)| Call::Unbond { role, amount }),
+            (
+                hash(),
+                any::<bool>(),
+                "\\PC{0,30}",
+                any::<u64>(),
+                proptest::collection::vec((address(), any::<u16>()), 0..=ASSET_OWNERS_MAX),
+                proptest::collection::vec((hash(), any::<u64>()), 0..=ASSET_PARENTS_MAX),
+                terms()
+            )
+                .prop_map(
+                    |(content_root, model, name, byte_size, owners, parents, terms)| {
+                        Call::RegisterAsset(RegisterAsset {
+                            content_root,
+                            kind: if model {
+                                AssetKind::Model
+                            } else {
+                                AssetKind::Dataset
+                            },
+                            name,
+                            byte_size,
+                            owners,
+                            parents,
+                            terms,
+                        })
+                    }
+                ),
+            (hash(), terms()).prop_map(|(asset, terms)| Call::UpdateTerms { asset, terms }),
+            hash().prop_map(|asset| Call::BuyLicense { asset }),
+            (hash(), any::<u128>()).prop_map(|(asset, amount)| Call::PayRevenue { asset, amount }),
+        ]
+    }
+
+    fn transaction() -> impl Strategy<Value = Transaction> {
+        (
+            "[a-z0-9-]{1,64}",
+            address(),
+            any::<u64>(),
+            any::<u128>(),
+            call(),
+        )
+            .prop_map(|(chain_id, sender, nonce, fee, call)| Transaction {
+                chain_id,
+                sender,
+                nonce,
+                fee,
+                call,
+            })
+    }
+
+    fn signature() -> Signature {
+        PrivateKey::from_seed(1).sign(TRANSACTION_NAMESPACE, b"x")
+    }
+
+    proptest! {
+        #[test]
+        fn codec_roundtrip(transaction in transaction()) {
+            let signed = SignedTransaction { transaction, signature: signature() };
+            let bytes = signed.to_bytes();
+            prop_assert_eq!(bytes.len(), signed.encode_size());
+            prop_assert!(bytes.len() <= TRANSACTION_BYTES_MAX);
+            let decoded = SignedTransaction::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(&decoded, &signed);
+            prop_assert_eq!(decoded.to_bytes(), bytes.clone());
+            // Trailing bytes are refused; so is every truncation.
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(SignedTransaction::from_bytes(&longer).is_err());
+            prop_assert!(SignedTransaction::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+            // JSON round trip of the transaction.
+            let json = serde_json::to_string(&signed.transaction).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Transaction>(&json).unwrap(), signed.transaction);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_decode_canonically(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(decoded) = SignedTransaction::from_bytes(&bytes) {
+                prop_assert_eq!(decoded.to_bytes(), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_encodings_never_panic(transaction in transaction(), position in any::<usize>(), value in any::<u8>()) {
+            let mut bytes = SignedTransaction { transaction, signature: signature() }.to_bytes();
+            let index = position % bytes.len();
+            bytes[index] = value;
+            if let Ok(decoded) = SignedTransaction::from_bytes(&bytes) {
+                prop_assert_eq!(decoded.to_bytes(), bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_hash() {
+        let key = PrivateKey::from_seed(3);
+        let sender = Address::from_public_key(&key.public_key());
+        let transaction = Transaction {
+            chain_id: "c".into(),
+            sender,
+            nonce: 0,
+            fee: 1,
+            call: Call::BuyLicense {
+                asset: Hash32::ZERO,
+            },
+        };
+        let signed = SignedTransaction::sign(&key, transaction);
+        assert!(signed.verify_signature());
+        assert_eq!(signed.hash(), Hash32::blake3(&signed.to_bytes()));
+        let mut tampered = signed.clone();
+        tampered.transaction.nonce = 1;
+        assert!(!tampered.verify_signature());
+    }
+
+    #[test]
+    fn non_canonical_forms_are_refused() {
+        let transaction = Transaction {
+            chain_id: "c".into(),
+            sender: Address([1; 32]),
+            nonce: 0,
+            fee: 1,
+            call: Call::UpdateTerms {
+                asset: Hash32::ZERO,
+                terms: Terms::default(),
+            },
+        };
+        let bytes = SignedTransaction {
+            transaction,
+            signature: signature(),
+        }
+        .to_bytes();
+        // Offsets: version 0, chain len 1, chain 2, sender 3..35, nonce 35..43, fee 43..59, tag 59,
+        // asset 60..92, first bool 92.
+        let mut bad_bool = bytes.clone();
+        bad_bool[92] = 2;
+        assert!(SignedTransaction::from_bytes(&bad_bool).is_err());
+        let mut bad_tag = bytes.clone();
+        bad_tag[59] = 0x7f;
+        assert!(SignedTransaction::from_bytes(&bad_tag).is_err());
+        let mut bad_version = bytes.clone();
+        bad_version[0] = 2;
+        assert!(SignedTransaction::from_bytes(&bad_version).is_err());
+        let mut long_chain = bytes;
+        long_chain[1] = (CHAIN_ID_BYTES_MAX + 1) as u8;
+        assert!(SignedTransaction::from_bytes(&long_chain).is_err());
+    }
+}
