@@ -44,6 +44,7 @@ use std::{
     num::{NonZeroU16, NonZeroU64, NonZeroUsize},
     time::Duration,
 };
+use tributary_types::{SignedTransaction, limits};
 
 /// Namespace for every consensus signature of this chain.
 pub const NAMESPACE: &[u8] = b"tributary-consensus-v1";
@@ -55,6 +56,7 @@ const CERTIFICATE_CHANNEL: u64 = 1;
 const RESOLVER_CHANNEL: u64 = 2;
 const BROADCAST_CHANNEL: u64 = 3;
 const BACKFILL_CHANNEL: u64 = 4;
+const TRANSACTION_CHANNEL: u64 = 5;
 
 /// The epoch (no reconfiguration yet, so one epoch forever).
 const EPOCH: Epoch = Epoch::zero();
@@ -184,7 +186,9 @@ pub async fn start_validator(
     let resolver = network.register(RESOLVER_CHANNEL, quota);
     let broadcast = network.register(BROADCAST_CHANNEL, Quota::per_second(NZU32!(256)));
     let backfill = network.register(BACKFILL_CHANNEL, Quota::per_second(NZU32!(256)));
+    let transactions = network.register(TRANSACTION_CHANNEL, Quota::per_second(NZU32!(8192)));
     let network_handle = network.start();
+    let gossip_handles = start_gossip(&context, config.state.clone(), transactions);
 
     // Block broadcast.
     let (broadcast_engine, buffer) = buffered::Engine::new(
@@ -220,6 +224,9 @@ pub async fn start_validator(
     // Marshal: durable archives of finalized blocks and their certificates.
     let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
     let prefix = config.partition_prefix.clone();
+    // The threshold scheme's certificate codec needs no configuration (it is `()`), but the
+    // archive is generic over it, so it is passed as the scheme defines it.
+    #[allow(clippy::unit_arg)]
     let finalizations = immutable::Archive::init(
         context.child("finalizations"),
         archive_config(
@@ -330,12 +337,55 @@ pub async fn start_validator(
     let consensus_handle = engine.start(vote, certificate, resolver);
     tracing::info!(target: "tributary::chain", validator = %public_key, listen = %config.listen, block_bytes_max = block_encode_size_max(), "validator started");
     Ok(vec![
+        gossip_handles.0,
+        gossip_handles.1,
         network_handle,
         broadcast_handle,
         marshal_handle,
         finalizer_handle,
         consensus_handle,
     ])
+}
+
+/// Relays transactions this node admitted from clients to every peer, and admits transactions
+/// peers relay. A peer's transaction that does not decode or is refused is logged with the peer
+/// and dropped.
+fn start_gossip(
+    context: &runtime::Context,
+    state: ChainState,
+    (mut sender, mut receiver): (
+        impl commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+        impl commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+    ),
+) -> (Handle<()>, Handle<()>) {
+    let (outgoing, mut admitted) = futures::channel::mpsc::unbounded();
+    state.set_gossip(outgoing);
+    let relay = context.child("gossip_out").spawn(move |_| async move {
+        while let Some(transaction) = futures::StreamExt::next(&mut admitted).await {
+            let bytes = transaction.to_bytes();
+            sender.send(commonware_p2p::Recipients::All, bytes, false);
+        }
+    });
+    let admit = context.child("gossip_in").spawn(move |_| async move {
+        while let Ok((peer, message)) = receiver.recv().await {
+            let bytes: &[u8] = message.as_ref();
+            if bytes.len() > limits::TRANSACTION_BYTES_MAX {
+                tracing::warn!(target: "tributary::chain", %peer, bytes = bytes.len(), "dropped an oversized gossiped transaction");
+                continue;
+            }
+            match SignedTransaction::from_bytes(bytes) {
+                Ok(transaction) => {
+                    if let Err(error) = state.submit_from_peer(transaction) {
+                        tracing::debug!(target: "tributary::chain", %peer, %error, "refused a gossiped transaction");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(target: "tributary::chain", %peer, %error, "dropped a malformed gossiped transaction");
+                }
+            }
+        }
+    });
+    (relay, admit)
 }
 
 fn archive_config<C>(

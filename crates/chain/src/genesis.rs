@@ -207,5 +207,5 @@ pub fn deal(
 
 /// A fresh validator key from the operating system's entropy.
 pub fn new_validator_key() -> ed25519::PrivateKey {
-    <ed25519::PrivateKey as commonware_math::algebra::Random>::random(&mut rand::rng())
+    <ed25519::PrivateKey as commonware_math::algebra::Random>::random(rand::rng())
 }

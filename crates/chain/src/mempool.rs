@@ -112,3 +112,68 @@ impl Mempool {
         self.by_sequence.values().map(|(hash, tx)| (hash, tx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::{Signer, ed25519};
+    use tributary_types::{Call, Transaction};
+
+    fn transaction(seed: u64, nonce: u64) -> (TxHash, SignedTransaction) {
+        let key = ed25519::PrivateKey::from_seed(seed);
+        let sender = Address::from_public_key(&key.public_key());
+        let signed = SignedTransaction::sign(
+            &key,
+            Transaction {
+                chain_id: "test".into(),
+                sender,
+                nonce,
+                fee: 1,
+                call: Call::Transfer {
+                    to: sender,
+                    amount: 1,
+                },
+            },
+        );
+        (signed.hash(), signed)
+    }
+
+    #[test]
+    fn refuses_duplicates_and_taken_nonces() {
+        let mut mempool = Mempool::default();
+        let (hash, tx) = transaction(1, 0);
+        mempool.insert(hash, tx.clone()).unwrap();
+        assert_eq!(mempool.insert(hash, tx), Err(MempoolError::Duplicate(hash)));
+        let mut other = transaction(1, 0).1;
+        other.transaction.fee = 2;
+        assert_eq!(
+            mempool.insert(other.hash(), other),
+            Err(MempoolError::NonceTaken(0))
+        );
+        assert_eq!(mempool.len(), 1);
+    }
+
+    #[test]
+    fn counts_pending_per_sender_and_prunes_stale() {
+        let mut mempool = Mempool::default();
+        for nonce in 0..3 {
+            let (hash, tx) = transaction(1, nonce);
+            mempool.insert(hash, tx).unwrap();
+        }
+        let (hash, tx) = transaction(2, 0);
+        mempool.insert(hash, tx.clone()).unwrap();
+        let sender = tx.transaction.sender;
+        let first = transaction(1, 0).1.transaction.sender;
+        assert_eq!(mempool.pending_from(&first, 0), 3);
+        assert_eq!(mempool.pending_from(&first, 2), 1);
+        assert_eq!(mempool.pending_from(&sender, 0), 1);
+        // Sender 1's finalized nonce is now 2: its nonces 0 and 1 can never execute.
+        mempool.prune_stale(|address| if *address == first { 2 } else { 0 });
+        assert_eq!(mempool.len(), 2);
+        assert_eq!(mempool.pending_from(&first, 0), 1);
+        mempool.remove(&hash);
+        assert_eq!(mempool.pending_from(&sender, 0), 0);
+        let order: Vec<u64> = mempool.iter().map(|(_, tx)| tx.transaction.nonce).collect();
+        assert_eq!(order, vec![2]);
+    }
+}

@@ -132,6 +132,8 @@ pub struct Inner {
     pub blocks: BTreeMap<u64, BlockRecord>,
     /// Receipts of finalized transactions.
     pub receipts: BTreeMap<TxHash, Receipt>,
+    /// Where transactions admitted through this node's API are sent to be gossiped to peers.
+    pub gossip: Option<futures::channel::mpsc::UnboundedSender<SignedTransaction>>,
 }
 
 impl ChainState {
@@ -147,6 +149,7 @@ impl ChainState {
                 mempool: Mempool::default(),
                 blocks,
                 receipts: BTreeMap::new(),
+                gossip: None,
             })),
         }
     }
@@ -159,9 +162,29 @@ impl ChainState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Admits a transaction into the mempool after the ledger's admission checks against the
-    /// finalized state plus this sender's pending transactions.
+    /// Sends transactions admitted through [`Self::submit`] to `gossip` for relay to peers.
+    pub fn set_gossip(&self, gossip: futures::channel::mpsc::UnboundedSender<SignedTransaction>) {
+        self.lock().gossip = Some(gossip);
+    }
+
+    /// Admits a transaction from a client into the mempool (after the ledger's admission checks
+    /// against the finalized state plus this sender's pending transactions) and gossips it to
+    /// peers, so whichever validator proposes next can include it.
     pub fn submit(&self, transaction: SignedTransaction) -> Result<TxHash, SubmitError> {
+        let hash = self.admit(transaction.clone())?;
+        if let Some(gossip) = &self.lock().gossip {
+            let _ = gossip.unbounded_send(transaction);
+        }
+        Ok(hash)
+    }
+
+    /// Admits a transaction a peer gossiped; it is not relayed again (every validator is
+    /// connected to every other, so the sender's broadcast already reached everyone).
+    pub fn submit_from_peer(&self, transaction: SignedTransaction) -> Result<TxHash, SubmitError> {
+        self.admit(transaction)
+    }
+
+    fn admit(&self, transaction: SignedTransaction) -> Result<TxHash, SubmitError> {
         let hash = transaction.hash();
         let mut inner = self.lock();
         if inner.receipts.contains_key(&hash) {
@@ -348,5 +371,140 @@ fn record(block: &Block, seed: Option<String>) -> BlockRecord {
             .map(|tx| tx.hash().to_string())
             .collect(),
         seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Context;
+    use commonware_consensus::types::{Epoch, Round, View};
+    use commonware_cryptography::{Signer, ed25519};
+    use tributary_types::{Call, Genesis, Transaction};
+
+    struct Fixture {
+        state: ChainState,
+        genesis: Block,
+        key: ed25519::PrivateKey,
+        leader: ed25519::PublicKey,
+    }
+
+    fn fixture() -> Fixture {
+        let key = ed25519::PrivateKey::from_seed(7);
+        let leader = ed25519::PrivateKey::from_seed(99).public_key();
+        let genesis = Genesis::devnet(
+            "test-chain",
+            [(Address::from_public_key(&key.public_key()), 1_000_000)],
+        );
+        let ledger = Ledger::from_genesis(&genesis).unwrap();
+        let block = Block::genesis(ledger.state_root().0, leader.clone());
+        Fixture {
+            state: ChainState::new(ledger, &block),
+            genesis: block,
+            key,
+            leader,
+        }
+    }
+
+    fn transfer(key: &ed25519::PrivateKey, nonce: u64, amount: u128) -> SignedTransaction {
+        let sender = Address::from_public_key(&key.public_key());
+        SignedTransaction::sign(
+            key,
+            Transaction {
+                chain_id: "test-chain".into(),
+                sender,
+                nonce,
+                fee: 1,
+                call: Call::Transfer { to: sender, amount },
+            },
+        )
+    }
+
+    fn child(
+        fixture: &Fixture,
+        parent: &Block,
+        transactions: Vec<SignedTransaction>,
+        root: [u8; 32],
+    ) -> Block {
+        let height = parent.height().next();
+        Block::new(
+            Context {
+                round: Round::new(Epoch::zero(), View::new(height.get())),
+                leader: fixture.leader.clone(),
+                parent: (View::new(height.get() - 1), parent.digest()),
+            },
+            parent.digest(),
+            height,
+            transactions,
+            root,
+        )
+    }
+
+    #[test]
+    fn submit_admits_in_nonce_order_and_refuses_replays() {
+        let fixture = fixture();
+        let first = transfer(&fixture.key, 0, 5);
+        let hash = fixture.state.submit(first.clone()).unwrap();
+        assert!(matches!(
+            fixture.state.submit(first),
+            Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
+        ));
+        let skipped = transfer(&fixture.key, 5, 5);
+        let error = fixture.state.submit(skipped).unwrap_err();
+        assert_eq!(error.code(), "wrong_nonce");
+        fixture.state.submit(transfer(&fixture.key, 1, 5)).unwrap();
+        assert!(matches!(
+            fixture.state.transaction_status(&hash),
+            Some(TransactionStatus::Pending)
+        ));
+    }
+
+    #[test]
+    fn build_then_finalize_indexes_receipts_and_empties_the_mempool() {
+        let fixture = fixture();
+        let first = fixture.state.submit(transfer(&fixture.key, 0, 5)).unwrap();
+        fixture.state.submit(transfer(&fixture.key, 1, 6)).unwrap();
+        let parent = fixture.state.state_of(&fixture.genesis.digest()).unwrap();
+        let proposer = Address::from_public_key(&fixture.leader);
+        let (transactions, _, outcome) = fixture.state.build(&parent, proposer);
+        assert_eq!(transactions.len(), 2);
+        let block = child(
+            &fixture,
+            &fixture.genesis,
+            transactions,
+            outcome.state_root.0,
+        );
+        fixture.state.apply_finalized(&block, None).unwrap();
+        assert_eq!(fixture.state.finalized_height(), 1);
+        assert!(fixture.state.lock().mempool.is_empty());
+        assert!(matches!(
+            fixture.state.transaction_status(&first),
+            Some(TransactionStatus::Finalized(_))
+        ));
+        // A redelivered block is ignored.
+        fixture.state.apply_finalized(&block, None).unwrap();
+        assert_eq!(fixture.state.finalized_height(), 1);
+        assert_eq!(fixture.state.lock().finalized.balance(&proposer), 2);
+        let replay = transfer(&fixture.key, 0, 5);
+        assert!(matches!(
+            fixture.state.submit(replay),
+            Err(SubmitError::AlreadyFinalized(_))
+        ));
+    }
+
+    #[test]
+    fn a_finalized_block_with_the_wrong_root_is_refused_and_changes_nothing() {
+        let fixture = fixture();
+        let root_before = fixture.state.lock().finalized.state_root();
+        let block = child(
+            &fixture,
+            &fixture.genesis,
+            vec![transfer(&fixture.key, 0, 5)],
+            [9u8; 32],
+        );
+        let error = fixture.state.apply_finalized(&block, None).unwrap_err();
+        assert!(matches!(error, ApplyError::StateRoot { height: 1, .. }));
+        assert_eq!(fixture.state.finalized_height(), 0);
+        assert_eq!(fixture.state.lock().finalized.state_root(), root_before);
     }
 }

@@ -373,23 +373,18 @@ fn walk(
     let total_fees: Amount = book.fees.values().sum();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for name in names.values() {
+    // Fees go to whichever validator proposed each block; together they must get all of them.
+    let mut validator_income: i128 = 0;
+    let mut ordered: Vec<String> = accounts.iter().map(|name| name.to_string()).collect();
+    ordered.extend((0..validators.len()).map(|index| format!("validator-{index}")));
+    for name in &ordered {
         let paid = book.paid.get(name).copied().unwrap_or(0);
         let received = book.received.get(name).copied().unwrap_or(0);
         let fees = book.fees.get(name).copied().unwrap_or(0);
         let change = after[name] as i128 - before[name] as i128;
-        let proposer_fees = if name.starts_with("validator-") {
-            total_fees as i128
-        } else {
-            0
-        };
         let expected = received as i128 - paid as i128 - fees as i128;
         if name.starts_with("validator-") {
-            if validators.len() == 1 && change != proposer_fees {
-                problems.push(format!(
-                    "{name}: balance changed by {change}, fees collected {proposer_fees}"
-                ));
-            }
+            validator_income += change;
         } else if change != expected {
             problems.push(format!(
                 "{name}: balance changed by {change}, expected {expected}"
@@ -412,6 +407,11 @@ fn walk(
             },
             balance_change: change.to_string(),
         });
+    }
+    if validator_income != total_fees as i128 {
+        problems.push(format!(
+            "validators gained {validator_income} but {total_fees} was paid in fees"
+        ));
     }
     let total_change: i128 = names
         .values()

@@ -175,7 +175,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
             .map(|_| new_validator_key())
             .collect();
         let public_keys: Vec<_> = signers.iter().map(|s| s.public_key()).collect();
-        let (polynomial, shares) = deal(&mut rand::rng(), &public_keys)?;
+        let (polynomial, shares) = deal(rand::rng(), &public_keys)?;
         let mut validators = Vec::new();
         for (index, (signer, share)) in signers.iter().zip(&shares).enumerate() {
             let validator_dir = dir.join("validators").join(index.to_string());

@@ -8,9 +8,8 @@ mod shared;
 
 use std::time::Instant;
 
+use tributary_valuation::NoProgress;
 use tributary_valuation::knn::{KnnVariant, knn_shapley};
-use tributary_valuation::rng::Stream;
-use tributary_valuation::{Matrix, NoProgress};
 
 fn median_seconds(runs: usize, f: &mut dyn FnMut()) -> f64 {
     let mut times: Vec<f64> = (0..runs)
@@ -31,20 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = shared::input(&problem);
 
     // Ten jittered copies of the training set.
-    let mut stream = Stream::new("jitter", 1, 0);
-    let mut data = Vec::with_capacity(problem.train.as_slice().len() * 10);
-    let mut labels = Vec::with_capacity(problem.train_labels.len() * 10);
-    for _ in 0..10 {
-        data.extend(
-            problem
-                .train
-                .as_slice()
-                .iter()
-                .map(|v| v + (stream.unit() - 0.5) * 0.02),
-        );
-        labels.extend_from_slice(&problem.train_labels);
-    }
-    let big_train = Matrix::new(problem.train.rows() * 10, problem.train.cols(), data)?;
+    let (big_train, labels) = shared::jittered_copies(&problem, 10)?;
     let big = tributary_valuation::KnnInput {
         train: &big_train,
         train_labels: &labels,

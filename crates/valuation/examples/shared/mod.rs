@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tributary_valuation::data::{CsvOptions, Problem, read_csv};
+use tributary_valuation::data::{CsvOptions, Matrix, Problem, read_csv};
 use tributary_valuation::knn::KnnInput;
+use tributary_valuation::rng::Stream;
 use tributary_valuation::split::{flip_labels, stratified_split};
 
 pub fn data_path(name: &str) -> PathBuf {
@@ -44,6 +45,29 @@ pub fn input(problem: &Problem) -> KnnInput<'_> {
         test_labels: &problem.test_labels,
         num_classes: problem.num_classes(),
     }
+}
+
+/// The training set copied `copies` times, every feature of every copy moved by uniform noise in
+/// [-0.01, 0.01) (stream "jitter", seed 1), labels repeated: the "digits copied 10× with jitter" data.
+pub fn jittered_copies(
+    problem: &Problem,
+    copies: usize,
+) -> Result<(Matrix, Vec<u32>), Box<dyn std::error::Error>> {
+    let mut stream = Stream::new("jitter", 1, 0);
+    let mut data = Vec::with_capacity(problem.train.as_slice().len() * copies);
+    let mut labels = Vec::with_capacity(problem.train_labels.len() * copies);
+    for _ in 0..copies {
+        data.extend(
+            problem
+                .train
+                .as_slice()
+                .iter()
+                .map(|v| v + (stream.unit() - 0.5) * 0.02),
+        );
+        labels.extend_from_slice(&problem.train_labels);
+    }
+    let matrix = Matrix::new(problem.train.rows() * copies, problem.train.cols(), data)?;
+    Ok((matrix, labels))
 }
 
 /// Fraction of flipped rows among the lowest-valued `flipped.len()` rows (ties by index).
