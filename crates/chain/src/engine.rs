@@ -30,9 +30,7 @@ use commonware_cryptography::{
 };
 use commonware_p2p::{Address, AddressableManager, authenticated::lookup};
 use commonware_parallel::Sequential;
-use commonware_runtime::{
-    Handle, Quota, Spawner, Supervisor, buffer::paged::CacheRef, tokio as runtime,
-};
+use commonware_runtime::{Handle, Quota, Supervisor, buffer::paged::CacheRef, tokio as runtime};
 use commonware_storage::archive::immutable;
 use commonware_stream::{
     cups::{self, Cups},
@@ -76,6 +74,33 @@ pub const LEADER_TIMEOUT: Duration = Duration::from_secs(1);
 const CERTIFICATION_TIMEOUT: Duration = Duration::from_secs(2);
 const TIMEOUT_RETRY: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a validator's engine needs of its runtime.
+pub trait EngineRuntime:
+    commonware_runtime::Spawner
+    + commonware_runtime::Clock
+    + commonware_runtime::Storage
+    + commonware_runtime::Metrics
+    + commonware_runtime::Supervisor
+    + rand_core::CryptoRng
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> EngineRuntime for T where
+    T: commonware_runtime::Spawner
+        + commonware_runtime::Clock
+        + commonware_runtime::Storage
+        + commonware_runtime::Metrics
+        + commonware_runtime::Supervisor
+        + rand_core::CryptoRng
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// A validator's identity and its threshold key share.
 #[derive(Clone)]
@@ -125,13 +150,44 @@ pub enum EngineError {
     Storage(String),
 }
 
-/// Starts a validator on `context` and returns once its ledger has replayed every block it had
-/// finalized before (so the API serves the recovered state from the first request).
-pub async fn start_validator(
-    context: runtime::Context,
-    config: EngineConfig,
-) -> Result<Vec<Handle<()>>, EngineError> {
-    let public_key = config.identity.signer.public_key();
+/// The p2p channels one validator uses, as (sender, receiver) pairs.
+pub struct Channels<S, R> {
+    /// Consensus votes.
+    pub vote: (S, R),
+    /// Consensus certificates.
+    pub certificate: (S, R),
+    /// Consensus fetches of missing certificates.
+    pub resolver: (S, R),
+    /// Block broadcast.
+    pub broadcast: (S, R),
+    /// Backfill of finalized blocks.
+    pub backfill: (S, R),
+    /// Transaction gossip.
+    pub transactions: (S, R),
+}
+
+/// Channel ids and their per-peer rate limits (messages per second), in [`Channels`] order.
+pub const CHANNEL_QUOTAS: [(u64, u32); 6] = [
+    (VOTE_CHANNEL, 1024),
+    (CERTIFICATE_CHANNEL, 1024),
+    (RESOLVER_CHANNEL, 1024),
+    (BROADCAST_CHANNEL, 256),
+    (BACKFILL_CHANNEL, 256),
+    (TRANSACTION_CHANNEL, 8192),
+];
+
+/// The largest p2p message a validator set of `validators` needs (a whole block, or a
+/// certificate-carrying backfill response).
+pub fn max_message_size(validators: usize) -> u32 {
+    u32::try_from(marshal::max_payload_size::<Standard<Block>, Scheme>(
+        u32::try_from(validators).unwrap_or(u32::MAX),
+        &(),
+    ))
+    .unwrap_or(u32::MAX)
+    .max(1024 * 1024)
+}
+
+fn validate(config: &EngineConfig) -> Result<(Set<ed25519::PublicKey>, Scheme), EngineError> {
     let participants: Set<ed25519::PublicKey> =
         Set::from_iter_dedup(config.set.validators.iter().map(|(key, _)| key.clone()));
     if participants.len() != config.set.validators.len() {
@@ -144,14 +200,18 @@ pub async fn start_validator(
         config.identity.share.clone(),
     )
     .ok_or(EngineError::ShareMismatch)?;
+    Ok((participants, scheme))
+}
 
+/// Starts a validator on the tokio runtime with authenticated p2p (`lookup`) on its configured
+/// address, and returns once its ledger has replayed every block it had finalized before (so the
+/// API serves the recovered state from the first request).
+pub async fn start_validator(
+    context: runtime::Context,
+    config: EngineConfig,
+) -> Result<Vec<Handle<()>>, EngineError> {
+    let (participants, _) = validate(&config)?;
     // p2p: a fixed, fully connected set of validators at known addresses.
-    let max_message_size = u32::try_from(marshal::max_payload_size::<Standard<Block>, Scheme>(
-        u32::try_from(participants.len()).unwrap_or(u32::MAX),
-        &(),
-    ))
-    .unwrap_or(u32::MAX)
-    .max(1024 * 1024);
     let handshake = Cups::<_, commonware_cryptography::ChaCha20Poly1305>::new(
         Sake {
             signer: config.identity.signer.clone(),
@@ -166,7 +226,7 @@ pub async fn start_validator(
         P2P_NAMESPACE,
         config.listen,
         NZUsize!(config.set.validators.len().max(1) + 1),
-        max_message_size,
+        max_message_size(participants.len()),
         MAILBOX_SIZE,
     );
     let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
@@ -179,15 +239,53 @@ pub async fn start_validator(
         .try_into()
         .map_err(|_| EngineError::DuplicateValidator)?;
     oracle.track(EPOCH.get(), peers);
-
-    let quota = Quota::per_second(NZU32!(1024));
-    let vote = network.register(VOTE_CHANNEL, quota);
-    let certificate = network.register(CERTIFICATE_CHANNEL, quota);
-    let resolver = network.register(RESOLVER_CHANNEL, quota);
-    let broadcast = network.register(BROADCAST_CHANNEL, Quota::per_second(NZU32!(256)));
-    let backfill = network.register(BACKFILL_CHANNEL, Quota::per_second(NZU32!(256)));
-    let transactions = network.register(TRANSACTION_CHANNEL, Quota::per_second(NZU32!(8192)));
+    let mut register = |index: usize| {
+        let (channel, rate) = CHANNEL_QUOTAS[index];
+        network.register(
+            channel,
+            Quota::per_second(std::num::NonZeroU32::new(rate).unwrap_or(NZU32!(1))),
+        )
+    };
+    let channels = Channels {
+        vote: register(0),
+        certificate: register(1),
+        resolver: register(2),
+        broadcast: register(3),
+        backfill: register(4),
+        transactions: register(5),
+    };
     let network_handle = network.start();
+    let mut handles = start_engine(context, config, oracle.clone(), oracle, channels).await?;
+    handles.push(network_handle);
+    Ok(handles)
+}
+
+/// Starts one validator's engine on any commonware runtime (tokio in production, the
+/// deterministic runtime in simulation) over the given p2p channels.
+pub async fn start_engine<E, P, B, S, R>(
+    context: E,
+    config: EngineConfig,
+    provider: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> Result<Vec<Handle<()>>, EngineError>
+where
+    E: EngineRuntime,
+    P: commonware_p2p::Provider<PublicKey = ed25519::PublicKey>,
+    B: commonware_p2p::Blocker<PublicKey = ed25519::PublicKey>,
+    S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let (_, scheme) = validate(&config)?;
+    let public_key = config.identity.signer.public_key();
+    let Channels {
+        vote,
+        certificate,
+        resolver,
+        broadcast,
+        backfill,
+        transactions,
+    } = channels;
     let gossip_handles = start_gossip(&context, config.state.clone(), transactions);
 
     // Block broadcast.
@@ -199,7 +297,7 @@ pub async fn start_validator(
             deque_size: DEQUE_SIZE,
             priority: false,
             codec_config: (),
-            peer_provider: oracle.clone(),
+            peer_provider: provider.clone(),
             strategy: Sequential,
         },
     );
@@ -210,8 +308,8 @@ pub async fn start_validator(
         context.child("backfill"),
         marshal_resolver::Config {
             public_key: public_key.clone(),
-            peer_provider: oracle.clone(),
-            blocker: oracle.clone(),
+            peer_provider: provider.clone(),
+            blocker: blocker.clone(),
             mailbox_size: MAILBOX_SIZE,
             fetch_timeout: NZDuration!(FETCH_TIMEOUT),
             fetch_retry_delay: Duration::from_millis(200),
@@ -308,7 +406,7 @@ pub async fn start_validator(
         simplex::Config {
             scheme,
             elector: RoundRobin::<Sha256>::default(),
-            blocker: oracle.clone(),
+            blocker,
             automaton: deferred.clone(),
             relay: deferred.clone(),
             reporter: deferred,
@@ -339,7 +437,6 @@ pub async fn start_validator(
     Ok(vec![
         gossip_handles.0,
         gossip_handles.1,
-        network_handle,
         broadcast_handle,
         marshal_handle,
         finalizer_handle,
@@ -350,8 +447,8 @@ pub async fn start_validator(
 /// Relays transactions this node admitted from clients to every peer, and admits transactions
 /// peers relay. A peer's transaction that does not decode or is refused is logged with the peer
 /// and dropped.
-fn start_gossip(
-    context: &runtime::Context,
+fn start_gossip<E: EngineRuntime>(
+    context: &E,
     state: ChainState,
     (mut sender, mut receiver): (
         impl commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,

@@ -257,7 +257,10 @@ fn devnet_cli_bad_input_and_crash_recovery() {
         (b"{\"transaction\":".to_vec(), "application/json"),
         // Just over the body limit: small enough that the loopback socket buffers hold it all,
         // so the client reads the 413 rather than a reset from a server that stopped reading.
-        (vec![b'a'; tributary_types::limits::API_BODY_BYTES_MAX + 1024], "application/json"),
+        (
+            vec![b'a'; tributary_types::limits::API_BODY_BYTES_MAX + 1024],
+            "application/json",
+        ),
         (b"{}".to_vec(), "application/json"),
         (b"{\"transaction\": \"00\"}".to_vec(), "text/plain"),
     ];

@@ -1,0 +1,499 @@
+//! Deterministic multi-validator simulation of Tributary.
+//!
+//! N validators run the production engine ([`tributary_chain::engine::start_engine`]) in one
+//! process on commonware's deterministic runtime and simulated network, driven by a seed: the
+//! same seed replays the same run, message for message. A workload submits random valid and
+//! invalid transactions to random validators; faults are links that drop and delay messages,
+//! validators that never start, and (in later scenarios) partitions, crashes and Byzantine peers.
+//!
+//! After a run, [`Report::check`] verifies the invariants every scenario must hold: all honest
+//! validators finalized the same prefix with the same state roots, total supply is conserved,
+//! every valid transaction was finalized exactly once, and every invalid one was refused.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use commonware_cryptography::{Signer, ed25519};
+use commonware_p2p::simulated::{self, Link};
+use commonware_runtime::{Clock, Quota, Runner, Supervisor, deterministic};
+use commonware_utils::NZUsize;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
+use tributary_chain::{
+    Block, ChainState, EngineConfig, ValidatorIdentity, ValidatorSet,
+    engine::{CHANNEL_QUOTAS, Channels, max_message_size, start_engine},
+    genesis::deal,
+};
+use tributary_ledger::Ledger;
+use tributary_types::{Address, Amount, Call, Genesis, SignedTransaction, Transaction, TxHash};
+
+/// The simulated chain's id.
+pub const CHAIN_ID: &str = "tributary-sim";
+/// Accounts funded at genesis that the workload spends from.
+pub const ACCOUNTS: u64 = 8;
+/// Each account's starting balance.
+pub const ACCOUNT_BALANCE: Amount = 1_000_000_000;
+
+/// A scenario's knobs.
+#[derive(Clone)]
+pub struct Scenario {
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Validators in the genesis.
+    pub validators: usize,
+    /// Validators that never start (crashed for the whole run), counted from the last.
+    pub offline: usize,
+    /// Link between every pair of running validators.
+    pub link: Link,
+    /// Stop once every running validator finalized this height.
+    pub target_height: u64,
+    /// Transactions the workload submits (about a quarter of them invalid).
+    pub transactions: usize,
+    /// Simulated time allowed before the run counts as stalled.
+    pub timeout: Duration,
+    /// Faults injected while the workload runs, keyed by workload step.
+    pub faults: Vec<Fault>,
+}
+
+/// A fault injected at a workload step (the step counts submitted transactions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Cut every link between the first half of the running validators and the second half
+    /// at step `at`, and restore them at step `heal`.
+    Partition {
+        /// Step that cuts the links.
+        at: usize,
+        /// Step that restores them.
+        heal: usize,
+    },
+    /// Stop validator `validator` abruptly at step `at` (its tasks are aborted; its storage
+    /// keeps whatever it had synced) and start it again from that storage at step `restart`.
+    Crash {
+        /// Which validator.
+        validator: usize,
+        /// Step that kills it.
+        at: usize,
+        /// Step that restarts it.
+        restart: usize,
+    },
+}
+
+/// What a run produced, per running validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Finalized block digests by height, per validator.
+    pub chains: Vec<BTreeMap<u64, String>>,
+    /// State roots by height, per validator.
+    pub roots: Vec<BTreeMap<u64, String>>,
+    /// Total supply at the end, per validator.
+    pub supplies: Vec<Amount>,
+    /// Genesis total supply.
+    pub genesis_supply: Amount,
+    /// Valid transactions the workload submitted and the count of finalized receipts for each,
+    /// as seen by validator 0.
+    pub valid: BTreeMap<TxHash, usize>,
+    /// Invalid transactions that some validator admitted (must be empty).
+    pub invalid_admitted: Vec<TxHash>,
+    /// The runtime's auditor state: a digest of every event of the run.
+    pub auditor: String,
+}
+
+impl Report {
+    /// Checks the invariants; returns every violation.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let common = self
+            .chains
+            .iter()
+            .map(|chain| chain.len())
+            .min()
+            .unwrap_or(0) as u64;
+        for height in 0..common {
+            let digests: Vec<_> = self.chains.iter().map(|c| c.get(&height)).collect();
+            if digests.windows(2).any(|w| w[0] != w[1]) {
+                problems.push(format!(
+                    "validators finalized different blocks at height {height}"
+                ));
+            }
+            let roots: Vec<_> = self.roots.iter().map(|r| r.get(&height)).collect();
+            if roots.windows(2).any(|w| w[0] != w[1]) {
+                problems.push(format!(
+                    "validators have different state roots at height {height}"
+                ));
+            }
+        }
+        for (index, supply) in self.supplies.iter().enumerate() {
+            if *supply != self.genesis_supply {
+                problems.push(format!(
+                    "validator {index}: total supply {supply}, genesis {}",
+                    self.genesis_supply
+                ));
+            }
+        }
+        for (hash, count) in &self.valid {
+            if *count != 1 {
+                problems.push(format!("valid transaction {hash} finalized {count} times"));
+            }
+        }
+        for hash in &self.invalid_admitted {
+            problems.push(format!("invalid transaction {hash} was admitted"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// A link that delivers everything quickly.
+pub const GOOD_LINK: Link = Link {
+    latency: Duration::from_millis(10),
+    jitter: Duration::from_millis(1),
+    success_rate: commonware_utils::probability!(1.0),
+};
+
+/// A link that drops 10% of messages with jitter.
+pub const LOSSY_LINK: Link = Link {
+    latency: Duration::from_millis(50),
+    jitter: Duration::from_millis(30),
+    success_rate: commonware_utils::probability!(0.9),
+};
+
+fn account_key(index: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(1_000 + index)
+}
+
+/// Runs a scenario and returns what it produced.
+pub fn run(scenario: &Scenario) -> Report {
+    let config = deterministic::Config::new()
+        .with_seed(scenario.seed)
+        .with_timeout(Some(scenario.timeout));
+    let runner = deterministic::Runner::new(config);
+    let scenario = scenario.clone();
+    runner.start(|context| async move { simulate(context, scenario).await })
+}
+
+async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report {
+    let mut rng = ChaCha20Rng::seed_from_u64(scenario.seed);
+    let signers: Vec<ed25519::PrivateKey> = (0..scenario.validators as u64)
+        .map(ed25519::PrivateKey::from_seed)
+        .collect();
+    let public_keys: Vec<ed25519::PublicKey> = signers.iter().map(|s| s.public_key()).collect();
+    let (polynomial_hex, shares) = deal(
+        ChaCha20Rng::seed_from_u64(scenario.seed ^ 0xdea1),
+        &public_keys,
+    )
+    .unwrap_or_else(|error| panic!("dealing keys: {error}"));
+    let genesis = tributary_chain::ChainGenesis {
+        ledger: Genesis::devnet(
+            CHAIN_ID,
+            (0..ACCOUNTS).map(|i| {
+                (
+                    Address::from_public_key(&account_key(i).public_key()),
+                    ACCOUNT_BALANCE,
+                )
+            }),
+        ),
+        validators: public_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| tributary_chain::GenesisValidator {
+                name: format!("validator-{index}"),
+                public_key: hex::encode(commonware_codec::Encode::encode(key)),
+                address: Address::from_public_key(key),
+                p2p: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            })
+            .collect(),
+        polynomial: polynomial_hex,
+    };
+    let set: ValidatorSet = genesis
+        .validator_set()
+        .unwrap_or_else(|error| panic!("validator set: {error}"));
+    let ledger = Ledger::from_genesis(&genesis.ledger).unwrap_or_else(|error| panic!("{error}"));
+    let genesis_supply = ledger.total_supply();
+    let genesis_block = Block::genesis(ledger.state_root().0, public_keys[0].clone());
+
+    // The simulated network.
+    let (network, oracle) = simulated::Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: max_message_size(scenario.validators),
+            max_peers_per_set: NZUsize!(scenario.validators),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        public_keys.clone(),
+    )
+    .await;
+    network.start();
+    let running = scenario.validators - scenario.offline;
+    for a in &public_keys[..running] {
+        for b in &public_keys[..running] {
+            if a != b {
+                let _ = oracle
+                    .add_link(a.clone(), b.clone(), scenario.link.clone())
+                    .await;
+            }
+        }
+    }
+
+    // The validators.
+    let node = SimNode {
+        context: context.child("nodes"),
+        oracle: oracle.clone(),
+        signers: signers.clone(),
+        shares: shares.clone(),
+        set: set.clone(),
+        genesis_ledger: ledger.clone(),
+        genesis_block: genesis_block.clone(),
+    };
+    let mut states = Vec::new();
+    let mut handles = Vec::new();
+    for index in 0..running {
+        let (state, started) = node.start(index, 0).await;
+        states.push(state);
+        handles.push(started);
+    }
+    let mut up = vec![true; running];
+    let mut incarnations = vec![0usize; running];
+    let half = running / 2;
+
+    // The workload: random transfers, some deliberately invalid, to random validators.
+    let mut nonces = vec![0u64; ACCOUNTS as usize];
+    let mut valid = BTreeMap::new();
+    let mut submitted: BTreeMap<TxHash, SignedTransaction> = BTreeMap::new();
+    let mut invalid_admitted = Vec::new();
+    for step in 0..scenario.transactions {
+        for fault in &scenario.faults {
+            match *fault {
+                Fault::Partition { at, heal } if at == step || heal == step => {
+                    for a in 0..running {
+                        for b in 0..running {
+                            if (a < half) != (b < half) {
+                                let (from, to) = (public_keys[a].clone(), public_keys[b].clone());
+                                if at == step {
+                                    let _ = oracle.remove_link(from, to).await;
+                                } else {
+                                    let _ = oracle.add_link(from, to, scenario.link.clone()).await;
+                                }
+                            }
+                        }
+                    }
+                }
+                Fault::Crash { validator, at, .. } if at == step && up[validator] => {
+                    for handle in handles[validator].drain(..) {
+                        handle.abort();
+                    }
+                    up[validator] = false;
+                }
+                Fault::Crash {
+                    validator, restart, ..
+                } if restart == step && !up[validator] => {
+                    incarnations[validator] += 1;
+                    let (state, started) = node.start(validator, incarnations[validator]).await;
+                    states[validator] = state;
+                    handles[validator] = started;
+                    up[validator] = true;
+                }
+                _ => {}
+            }
+        }
+        context
+            .sleep(Duration::from_millis(rng.random_range(5..60)))
+            .await;
+        let from = rng.random_range(0..ACCOUNTS) as usize;
+        let to = rng.random_range(0..ACCOUNTS);
+        let key = account_key(from as u64);
+        let live: Vec<usize> = (0..running).filter(|index| up[*index]).collect();
+        let target = &states[live[rng.random_range(0..live.len())]];
+        let kind = rng.random_range(0..8u8);
+        let mut transaction = Transaction {
+            chain_id: CHAIN_ID.into(),
+            sender: Address::from_public_key(&key.public_key()),
+            nonce: nonces[from],
+            fee: 1,
+            call: Call::Transfer {
+                to: Address::from_public_key(&account_key(to).public_key()),
+                amount: rng.random_range(1..1_000),
+            },
+        };
+        match kind {
+            0 => transaction.chain_id = "another-chain".into(),
+            1 => transaction.nonce += 5,
+            2 => transaction.fee = ACCOUNT_BALANCE * 100,
+            _ => {}
+        }
+        let mut signed = SignedTransaction::sign(&key, transaction);
+        if kind == 3 {
+            // Signed by another key: a bad signature.
+            signed = SignedTransaction {
+                signature: SignedTransaction::sign(
+                    &account_key((from as u64 + 1) % ACCOUNTS),
+                    signed.transaction.clone(),
+                )
+                .signature,
+                ..signed
+            };
+        }
+        let hash = signed.hash();
+        let admitted = target.submit(signed.clone()).is_ok();
+        if kind <= 3 {
+            if admitted {
+                invalid_admitted.push(hash);
+            }
+        } else if admitted {
+            nonces[from] += 1;
+            valid.insert(hash, 0usize);
+            submitted.insert(hash, signed);
+        }
+    }
+
+    // Wait until every running validator has finalized the target height and the workload. A
+    // transaction admitted only by a validator that crashed before relaying it is lost, as it
+    // would be in production; like a real client, the workload submits such a transaction again
+    // (to validator 0) once nothing is pending anywhere. "Finalized exactly once" then checks
+    // that no resubmission, replay or restart ever executes a transaction twice.
+    loop {
+        let done = states.iter().all(|state| {
+            let inner = state.lock();
+            inner.finalized.height() >= scenario.target_height && inner.mempool.is_empty()
+        });
+        if done {
+            let lost: Vec<&SignedTransaction> = {
+                let inner = states[0].lock();
+                submitted
+                    .iter()
+                    .filter(|(hash, _)| !inner.receipts.contains_key(hash))
+                    .map(|(_, transaction)| transaction)
+                    .collect()
+            };
+            if lost.is_empty() {
+                break;
+            }
+            for transaction in lost {
+                let _ = states[0].submit(transaction.clone());
+            }
+        }
+        context.sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut chains = Vec::new();
+    let mut roots = Vec::new();
+    let mut supplies = Vec::new();
+    for state in &states {
+        let inner = state.lock();
+        chains.push(
+            inner
+                .blocks
+                .iter()
+                .map(|(height, record)| (*height, record.hash.clone()))
+                .collect(),
+        );
+        roots.push(
+            inner
+                .blocks
+                .iter()
+                .map(|(height, record)| (*height, record.state_root.clone()))
+                .collect(),
+        );
+        supplies.push(inner.finalized.total_supply());
+    }
+    {
+        let inner = states[0].lock();
+        for (hash, count) in valid.iter_mut() {
+            *count = usize::from(inner.receipts.contains_key(hash));
+        }
+        // Each receipt is recorded once per finalized block that contains the transaction:
+        // count inclusions across the chain to catch a transaction finalized twice.
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for record in inner.blocks.values() {
+            for hash in &record.transactions {
+                *seen.entry(hash.clone()).or_default() += 1;
+            }
+        }
+        for (hash, count) in valid.iter_mut() {
+            if let Some(times) = seen.get(&hash.to_string()) {
+                *count = *times;
+            }
+        }
+    }
+    Report {
+        chains,
+        roots,
+        supplies,
+        genesis_supply,
+        valid,
+        invalid_admitted,
+        auditor: context.auditor().state(),
+    }
+}
+
+/// What it takes to start (and restart) one simulated validator.
+struct SimNode {
+    context: deterministic::Context,
+    oracle: simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
+    signers: Vec<ed25519::PrivateKey>,
+    shares: Vec<commonware_cryptography::bls12381::primitives::group::Share>,
+    set: ValidatorSet,
+    genesis_ledger: Ledger,
+    genesis_block: Block,
+}
+
+impl SimNode {
+    /// Starts validator `index` on its storage partitions (which survive a crash), with a fresh
+    /// in-memory state rebuilt from them. `incarnation` distinguishes restarts in metrics labels.
+    async fn start(
+        &self,
+        index: usize,
+        incarnation: usize,
+    ) -> (ChainState, Vec<commonware_runtime::Handle<()>>) {
+        let public_key = self.signers[index].public_key();
+        let state = ChainState::new(self.genesis_ledger.clone(), &self.genesis_block);
+        let control = self.oracle.control(public_key);
+        let mut registered = Vec::new();
+        for (channel, rate) in CHANNEL_QUOTAS {
+            let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN));
+            registered.push(
+                control
+                    .register(channel, quota)
+                    .await
+                    .unwrap_or_else(|error| panic!("registering channel {channel}: {error}")),
+            );
+        }
+        let mut registered = registered.into_iter();
+        let mut next = || registered.next().unwrap_or_else(|| panic!("six channels"));
+        let channels = Channels {
+            vote: next(),
+            certificate: next(),
+            resolver: next(),
+            broadcast: next(),
+            backfill: next(),
+            transactions: next(),
+        };
+        let config = EngineConfig {
+            identity: ValidatorIdentity {
+                signer: self.signers[index].clone(),
+                share: self.shares[index].clone(),
+            },
+            set: self.set.clone(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            partition_prefix: format!("validator-{index}"),
+            genesis: self.genesis_block.clone(),
+            state: state.clone(),
+        };
+        let handles = start_engine(
+            self.context
+                .child("validator")
+                .with_attribute("index", index)
+                .with_attribute("incarnation", incarnation),
+            config,
+            self.oracle.manager(),
+            control,
+            channels,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("validator {index}: {error}"));
+        (state, handles)
+    }
+}
