@@ -32,6 +32,9 @@ pub struct DevnetArgs {
     /// Delete the devnet's chain data and genesis first (account keys are kept).
     #[arg(long)]
     pub reset: bool,
+    /// Run each validator as its own `tributary node run` process (listed in devnet.json).
+    #[arg(long)]
+    pub processes: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,6 +268,9 @@ fn parse_asset_id(text: &str) -> Result<AssetId> {
 }
 
 pub fn devnet(cli: &Cli, args: &DevnetArgs) -> Result<()> {
+    if args.processes {
+        return crate::processes::devnet_processes(cli, args);
+    }
     let options = DevnetOptions {
         home: cli.home(),
         validators: args.validators,

@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod demo;
 mod output;
+mod processes;
 mod value;
 
 use anyhow::Result;
@@ -41,6 +42,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a local network in one process (validators, API, funded dev accounts) until Ctrl-C.
     Devnet(commands::DevnetArgs),
+    /// Make and run a validator node as its own process.
+    #[command(subcommand)]
+    Node(processes::NodeCommand),
+    /// Build a shared genesis file for validators run as separate processes.
+    #[command(subcommand)]
+    Genesis(processes::GenesisCommand),
     /// Run the whole chain end to end on a temporary devnet and print who paid whom.
     Demo(demo::DemoArgs),
     /// Manage account keys in the home directory.
@@ -109,6 +116,8 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Devnet(args) => commands::devnet(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
+        Command::Node(command) => processes::node(&cli, command),
+        Command::Genesis(command) => processes::genesis(&cli, command),
         Command::Keys(command) => commands::keys(&cli, command),
         Command::Account(command) => commands::account(&cli, command),
         Command::Tx(command) => commands::tx(&cli, command),

@@ -451,3 +451,100 @@ fn four_validator_devnet_finalizes_a_transfer_sent_to_node_zero() {
         "finalized blocks carry the threshold beacon: {block}"
     );
 }
+
+#[test]
+fn validators_as_processes_survive_a_kill_and_catch_up() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut devnet_process = Command::new(BIN)
+        .args(["devnet", "--validators", "4", "--processes", "--home"])
+        .arg(home.path())
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&url, "/v1/status")
+        .map(|s| s["height"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "process devnet did not finalize");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listing: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("devnet/devnet.json")).unwrap(),
+    )
+    .unwrap();
+    let nodes = listing["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 4);
+    let devnet = Devnet {
+        child: Command::new("true").spawn().unwrap(),
+        url: url.clone(),
+    };
+    devnet.ok(
+        home.path(),
+        &[
+            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "3",
+        ],
+    );
+    // kill -9 validator 3: the other three keep finalizing.
+    let pid = nodes[3]["pid"].as_u64().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    devnet.ok(
+        home.path(),
+        &[
+            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "4",
+        ],
+    );
+    // Restart it from its own home: it recovers from disk and catches up to the same root.
+    let node_home = nodes[3]["home"].as_str().unwrap();
+    let mut restarted = Command::new(BIN)
+        .args(["--home", node_home, "node", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    devnet.ok(
+        home.path(),
+        &[
+            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "5",
+        ],
+    );
+    let api = nodes[3]["api"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ours = get(&url, "/v1/status").unwrap();
+        if let Ok(theirs) = get(api, "/v1/status")
+            && theirs["height"].as_u64() >= ours["height"].as_u64()
+        {
+            let height = ours["height"].as_u64().unwrap();
+            let block_ours = get(&url, &format!("/v1/blocks/{height}")).unwrap();
+            let block_theirs = get(api, &format!("/v1/blocks/{height}")).unwrap();
+            assert_eq!(block_ours["state_root"], block_theirs["state_root"]);
+            assert_eq!(block_ours["hash"], block_theirs["hash"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted validator did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    let _ = devnet_process.kill();
+    let _ = devnet_process.wait();
+    for node in &nodes[..3] {
+        let pid = node["pid"].as_u64().unwrap().to_string();
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+}

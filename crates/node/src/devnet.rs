@@ -87,7 +87,7 @@ pub enum DevnetError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevnetError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevnetError + '_ {
     move |source| DevnetError::Io {
         path: path.display().to_string(),
         source,
@@ -130,12 +130,12 @@ fn devnet_dir(home: &Path) -> PathBuf {
     home.join("devnet")
 }
 
-fn free_loopback_port() -> Result<SocketAddr, DevnetError> {
+pub(crate) fn free_loopback_port() -> Result<SocketAddr, DevnetError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io(Path::new("127.0.0.1:0")))?;
     listener.local_addr().map_err(io(Path::new("127.0.0.1:0")))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DevnetError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DevnetError> {
     let text = fs::read_to_string(path).map_err(io(path))?;
     serde_json::from_str(&text).map_err(|error| DevnetError::Damaged {
         path: path.display().to_string(),
@@ -233,8 +233,6 @@ pub fn run(
     on_ready: impl FnOnce(&DevnetInfo) + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevnetError> {
-    let set = info.genesis.validator_set()?;
-    let (ledger, genesis_block) = genesis_state(&info.genesis)?;
     let mut identities = Vec::new();
     for index in 0..info.genesis.validators.len() {
         let path = devnet_dir(&info.home)
@@ -242,26 +240,59 @@ pub fn run(
             .join(index.to_string())
             .join("validator.json");
         let key_file: ValidatorKeyFile = read_json(&path)?;
-        identities.push(key_file.identity()?);
+        identities.push((index, key_file.identity()?));
+    }
+    let genesis = info.genesis.clone();
+    let data_dir = info.data_dir.clone();
+    let http = info.http;
+    run_validators(
+        &genesis,
+        identities,
+        &data_dir,
+        http,
+        move || on_ready(&info),
+        shutdown,
+    )
+}
+
+/// Runs the given validators of `genesis` in this process (one tokio runtime, storage under
+/// `data_dir`) with the API of the first on `http`, until `shutdown` completes.
+pub fn run_validators(
+    genesis: &ChainGenesis,
+    identities: Vec<(usize, tributary_chain::ValidatorIdentity)>,
+    data_dir: &Path,
+    http: SocketAddr,
+    on_ready: impl FnOnce() + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DevnetError> {
+    let set = genesis.validator_set()?;
+    let (ledger, genesis_block) = genesis_state(genesis)?;
+    for (index, identity) in &identities {
+        let expected = set.validators.get(*index).map(|(key, _)| key.clone());
+        if expected != Some(identity.signer.public_key()) {
+            return Err(DevnetError::Options(format!(
+                "the validator key does not match validator {index} of the genesis"
+            )));
+        }
     }
     // Bind the API before starting anything, so a taken port fails fast and clearly.
-    let listener = TcpListener::bind(info.http).map_err(|source| DevnetError::Listen {
-        address: info.http,
+    let listener = TcpListener::bind(http).map_err(|source| DevnetError::Listen {
+        address: http,
         source,
     })?;
     listener
         .set_nonblocking(true)
         .map_err(|source| DevnetError::Listen {
-            address: info.http,
+            address: http,
             source,
         })?;
     let config = runtime::Config::new()
-        .with_storage_directory(&info.data_dir)
+        .with_storage_directory(data_dir)
         .with_tcp_nodelay(Some(true));
     let runner = runtime::Runner::new(config);
     runner.start(move |context| async move {
         let mut api_state = None;
-        for (index, identity) in identities.into_iter().enumerate() {
+        for (index, identity) in identities {
             let state = ChainState::new(ledger.clone(), &genesis_block);
             let listen = set.validators[index].1;
             let engine = EngineConfig {
@@ -294,10 +325,10 @@ pub fn run(
         });
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|source| DevnetError::Listen {
-                address: info.http,
+                address: http,
                 source,
             })?;
-        on_ready(&info);
+        on_ready();
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
         if let Err(error) = server.await {
             tracing::error!(target: "tributary::node", %error, "API server stopped");

@@ -5,3 +5,4 @@
 pub mod api;
 pub mod devnet;
 pub mod keystore;
+pub mod operator;

@@ -1,0 +1,281 @@
+//! `tributary devnet --processes` and the node operator commands (`node`, `genesis`).
+//!
+//! With `--processes`, the devnet makes one node home per validator under `HOME/devnet/nodes/N`
+//! through the same genesis flow an operator uses (`node init`, `genesis new|add-validator|
+//! add-account|finalize`), spawns a real `tributary node run --home ...` process for each, and
+//! writes `HOME/devnet/devnet.json` — `{"nodes": [{"pid", "home", "api"}]}`, node 0 serving the
+//! `--http` address — so a script can kill a node and start it again with `tributary node run`.
+
+use crate::{Cli, commands::DevnetArgs, output};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use std::{
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use tributary_node::{
+    devnet::{DEV_ACCOUNT_BALANCE, DEV_ACCOUNTS, DEVNET_CHAIN_ID},
+    keystore::{Keystore, KeystoreError},
+    operator,
+};
+use tributary_types::{Address, Amount};
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Make a node home: a node key and config.toml with defaults.
+    Init {
+        /// Human name of the node.
+        #[arg(long)]
+        moniker: String,
+        /// p2p listen address (default: a free loopback port).
+        #[arg(long)]
+        p2p: Option<SocketAddr>,
+        /// API listen address (default 127.0.0.1:8645).
+        #[arg(long)]
+        api: Option<SocketAddr>,
+    },
+    /// Run the validator in --home until Ctrl-C.
+    Run,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GenesisCommand {
+    /// Start a draft genesis in --home.
+    New {
+        /// The chain id.
+        #[arg(long, default_value = DEVNET_CHAIN_ID)]
+        chain_id: String,
+    },
+    /// Add the validator whose node home is NODE_HOME to the draft.
+    AddValidator {
+        /// The node's home (made by `tributary node init`).
+        #[arg(long)]
+        node_home: PathBuf,
+    },
+    /// Fund an account in the draft.
+    AddAccount {
+        /// The account's address.
+        address: Address,
+        /// Its balance in base units.
+        amount: Amount,
+    },
+    /// Deal the validators' key shares and write genesis.json into --home and every node home.
+    Finalize {
+        /// Every validator's node home.
+        #[arg(long = "node-home", required = true)]
+        node_homes: Vec<PathBuf>,
+    },
+}
+
+pub fn node(cli: &Cli, command: &NodeCommand) -> Result<()> {
+    let home = cli.home();
+    match command {
+        NodeCommand::Init { moniker, p2p, api } => {
+            let config = operator::init(&home, moniker, *p2p, *api)?;
+            if cli.json {
+                return output::json(&config);
+            }
+            println!("initialised {} in {}", config.moniker, home.display());
+            println!("  p2p {}  api {}", config.p2p_listen, config.api_listen);
+            Ok(())
+        }
+        NodeCommand::Run => {
+            let json = cli.json;
+            let shown = home.clone();
+            operator::run(
+                &home,
+                move |config| {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"moniker": config.moniker, "api": format!("http://{}", config.api_listen), "home": shown})
+                        );
+                    } else {
+                        println!(
+                            "node {} running: API http://{}, p2p {}",
+                            config.moniker, config.api_listen, config.p2p_listen
+                        );
+                    }
+                },
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub fn genesis(cli: &Cli, command: &GenesisCommand) -> Result<()> {
+    let home = cli.home();
+    match command {
+        GenesisCommand::New { chain_id } => operator::genesis_new(&home, chain_id, None)?,
+        GenesisCommand::AddValidator { node_home } => {
+            let validator = operator::genesis_add_validator(&home, node_home)?;
+            println!(
+                "added {} ({}) at {}",
+                validator.name, validator.address, validator.p2p
+            );
+        }
+        GenesisCommand::AddAccount { address, amount } => {
+            operator::genesis_add_account(&home, *address, *amount)?
+        }
+        GenesisCommand::Finalize { node_homes } => {
+            let genesis = operator::genesis_finalize(&home, node_homes)?;
+            println!(
+                "genesis of {} with {} validators written to {} and every node home",
+                genesis.ledger.chain_id,
+                genesis.validators.len(),
+                home.join("genesis.json").display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DevnetNode {
+    pid: u32,
+    home: PathBuf,
+    api: String,
+}
+
+#[derive(Serialize)]
+struct DevnetFile {
+    nodes: Vec<DevnetNode>,
+}
+
+fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
+    let devnet = home.join("devnet");
+    if args.reset && devnet.exists() {
+        fs::remove_dir_all(&devnet).with_context(|| format!("removing {}", devnet.display()))?;
+    }
+    let nodes_dir = devnet.join("nodes");
+    if nodes_dir.join("0").join("genesis.json").exists() {
+        let mut homes: Vec<PathBuf> = fs::read_dir(&nodes_dir)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.join("genesis.json").exists())
+            .collect();
+        homes.sort_by_key(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        });
+        return Ok(homes);
+    }
+    if args.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let keystore = Keystore::new(home);
+    let mut accounts = Vec::new();
+    for name in DEV_ACCOUNTS {
+        let key = match keystore.load(name) {
+            Ok(key) => key,
+            Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
+            Err(error) => return Err(error.into()),
+        };
+        accounts.push(key.address());
+    }
+    let mut homes = Vec::new();
+    for index in 0..args.validators {
+        let node_home = nodes_dir.join(index.to_string());
+        let api = if index == 0 {
+            args.http
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?
+        };
+        operator::init(&node_home, &format!("validator-{index}"), None, Some(api))?;
+        homes.push(node_home);
+    }
+    operator::genesis_new(&devnet, DEVNET_CHAIN_ID, None)?;
+    for node_home in &homes {
+        operator::genesis_add_validator(&devnet, node_home)?;
+    }
+    for address in accounts {
+        operator::genesis_add_account(&devnet, address, DEV_ACCOUNT_BALANCE)?;
+    }
+    operator::genesis_finalize(&devnet, &homes)?;
+    Ok(homes)
+}
+
+/// Kills the node processes when the devnet stops (or fails).
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
+    let home = cli.home();
+    let homes = prepare_homes(&home, args)?;
+    let exe = std::env::current_exe().context("finding the tributary binary")?;
+    let mut nodes = Nodes(Vec::new());
+    let mut listed = Vec::new();
+    for node_home in &homes {
+        let config = operator::read_config(node_home)?;
+        let log = fs::File::create(node_home.join("node.log"))?;
+        let child = Command::new(&exe)
+            .arg("--home")
+            .arg(node_home)
+            .args(["node", "run"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the node in {}", node_home.display()))?;
+        listed.push(DevnetNode {
+            pid: child.id(),
+            home: node_home.clone(),
+            api: format!("http://{}", config.api_listen),
+        });
+        nodes.0.push(child);
+    }
+    let devnet_file = home.join("devnet").join("devnet.json");
+    fs::write(
+        &devnet_file,
+        serde_json::to_string_pretty(&DevnetFile { nodes: listed })?,
+    )?;
+    // Wait for node 0's API.
+    let client = crate::client::Client::new(&format!("http://{}", args.http));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.status().is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "node 0 did not start within 60 s; see {}",
+                homes[0].join("node.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"api": format!("http://{}", args.http), "home": home, "devnet": devnet_file, "validators": homes.len()})
+        );
+    } else {
+        println!(
+            "Tributary devnet running as {} processes; API http://{}",
+            homes.len(),
+            args.http
+        );
+        println!("  nodes listed in {}", devnet_file.display());
+        println!("Press Ctrl-C to stop them.");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    drop(nodes);
+    Ok(())
+}
