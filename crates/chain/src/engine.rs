@@ -187,7 +187,8 @@ pub fn max_message_size(validators: usize) -> u32 {
     .max(1024 * 1024)
 }
 
-fn validate(config: &EngineConfig) -> Result<(Set<ed25519::PublicKey>, Scheme), EngineError> {
+/// Checks the validator set and builds this validator's signing scheme from its share.
+pub fn validate(config: &EngineConfig) -> Result<(Set<ed25519::PublicKey>, Scheme), EngineError> {
     let participants: Set<ed25519::PublicKey> =
         Set::from_iter_dedup(config.set.validators.iter().map(|(key, _)| key.clone()));
     if participants.len() != config.set.validators.len() {

@@ -66,6 +66,13 @@ pub enum Fault {
         /// Step that restores them.
         heal: usize,
     },
+    /// Validator `validator` is Byzantine for the whole run: instead of the honest engine it runs
+    /// commonware's `Conflicter`, which signs conflicting votes (notarize and finalize for
+    /// random payloads) in every view. The checkers must still see one chain.
+    Byzantine {
+        /// Which validator.
+        validator: usize,
+    },
     /// Stop validator `validator` abruptly at step `at` (its tasks are aborted; its storage
     /// keeps whatever it had synced) and start it again from that storage at step `restart`.
     Crash {
@@ -250,11 +257,25 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
     };
     let mut states = Vec::new();
     let mut handles = Vec::new();
+    let byzantine: Vec<usize> = scenario
+        .faults
+        .iter()
+        .filter_map(|fault| match fault {
+            Fault::Byzantine { validator } => Some(*validator),
+            _ => None,
+        })
+        .collect();
     for index in 0..running {
+        if byzantine.contains(&index) {
+            node.start_byzantine(index).await;
+            continue;
+        }
         let (state, started) = node.start(index, 0).await;
         states.push(state);
         handles.push(started);
     }
+    // From here on, indices are over honest running validators.
+    let running = states.len();
     let mut up = vec![true; running];
     let mut incarnations = vec![0usize; running];
     let half = running / 2;
@@ -441,6 +462,49 @@ struct SimNode {
 }
 
 impl SimNode {
+    /// Starts validator `index` as a Byzantine conflicter on the vote channel.
+    async fn start_byzantine(&self, index: usize) {
+        let public_key = self.signers[index].public_key();
+        let control = self.oracle.control(public_key);
+        let (channel, rate) = CHANNEL_QUOTAS[0];
+        let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN));
+        let votes = control
+            .register(channel, quota)
+            .await
+            .unwrap_or_else(|error| panic!("registering the vote channel: {error}"));
+        let config = self.engine_config(
+            index,
+            ChainState::new(self.genesis_ledger.clone(), &self.genesis_block),
+        );
+        let (_, scheme) = tributary_chain::engine::validate(&config)
+            .unwrap_or_else(|error| panic!("byzantine validator {index}: {error}"));
+        let conflicter = commonware_consensus::simplex::mocks::conflicter::Conflicter::<
+            _,
+            _,
+            commonware_cryptography::Sha256,
+        >::new(
+            self.context
+                .child("byzantine")
+                .with_attribute("index", index),
+            commonware_consensus::simplex::mocks::conflicter::Config { scheme },
+        );
+        conflicter.start(votes);
+    }
+
+    fn engine_config(&self, index: usize, state: ChainState) -> EngineConfig {
+        EngineConfig {
+            identity: ValidatorIdentity {
+                signer: self.signers[index].clone(),
+                share: self.shares[index].clone(),
+            },
+            set: self.set.clone(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            partition_prefix: format!("validator-{index}"),
+            genesis: self.genesis_block.clone(),
+            state,
+        }
+    }
+
     /// Starts validator `index` on its storage partitions (which survive a crash), with a fresh
     /// in-memory state rebuilt from them. `incarnation` distinguishes restarts in metrics labels.
     async fn start(
@@ -471,17 +535,7 @@ impl SimNode {
             backfill: next(),
             transactions: next(),
         };
-        let config = EngineConfig {
-            identity: ValidatorIdentity {
-                signer: self.signers[index].clone(),
-                share: self.shares[index].clone(),
-            },
-            set: self.set.clone(),
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
-            partition_prefix: format!("validator-{index}"),
-            genesis: self.genesis_block.clone(),
-            state: state.clone(),
-        };
+        let config = self.engine_config(index, state.clone());
         let handles = start_engine(
             self.context
                 .child("validator")

@@ -93,6 +93,22 @@ fn crashed_validator_restarts_from_disk_and_catches_up() {
 }
 
 #[test]
+fn byzantine_conflicter_cannot_break_safety() {
+    for seed in [8, 9] {
+        check(&Scenario {
+            seed,
+            validators: 4,
+            offline: 0,
+            link: GOOD_LINK,
+            target_height: 10,
+            transactions: 40,
+            timeout: Duration::from_secs(900),
+            faults: vec![Fault::Byzantine { validator: 0 }],
+        });
+    }
+}
+
+#[test]
 #[ignore = "long sweep: cargo test -p tributary-sim -- --ignored"]
 fn sweep_hundreds_of_seeds() {
     for seed in 100..300 {
