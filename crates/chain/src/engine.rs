@@ -402,6 +402,7 @@ where
         marshal_mailbox.clone(),
         FixedEpocher::new(EPOCH_LENGTH),
     );
+    let evidence_scheme = scheme.clone();
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::Config {
@@ -410,7 +411,10 @@ where
             blocker,
             automaton: deferred.clone(),
             relay: deferred.clone(),
-            reporter: deferred,
+            reporter: commonware_consensus::Reporters::from((
+                deferred,
+                crate::evidence::EvidenceReporter::new(config.state.clone(), evidence_scheme),
+            )),
             strategy: Sequential,
             partition: format!("{prefix}-simplex"),
             mailbox_size: MAILBOX_SIZE,

@@ -24,6 +24,7 @@
 pub mod application;
 pub mod block;
 pub mod engine;
+pub mod evidence;
 pub mod genesis;
 pub mod mempool;
 pub mod state;

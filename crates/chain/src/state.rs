@@ -132,6 +132,8 @@ pub struct Inner {
     pub blocks: BTreeMap<u64, BlockRecord>,
     /// Receipts of finalized transactions.
     pub receipts: BTreeMap<TxHash, Receipt>,
+    /// Proven validator faults this node saw, oldest first.
+    pub evidence: std::collections::VecDeque<crate::evidence::Evidence>,
     /// Where transactions admitted through this node's API are sent to be gossiped to peers.
     pub gossip: Option<futures::channel::mpsc::UnboundedSender<SignedTransaction>>,
 }
@@ -150,6 +152,7 @@ impl ChainState {
                 blocks,
                 receipts: BTreeMap::new(),
                 gossip: None,
+                evidence: std::collections::VecDeque::new(),
             })),
         }
     }
@@ -160,6 +163,18 @@ impl ChainState {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps a proven fault (bounded: the oldest is dropped beyond the limit; duplicates once).
+    pub fn record_evidence(&self, evidence: crate::evidence::Evidence) {
+        let mut inner = self.lock();
+        if inner.evidence.contains(&evidence) {
+            return;
+        }
+        if inner.evidence.len() >= limits::EVIDENCE_RECORDS_MAX {
+            inner.evidence.pop_front();
+        }
+        inner.evidence.push_back(evidence);
     }
 
     /// Sends transactions admitted through [`Self::submit`] to `gossip` for relay to peers.

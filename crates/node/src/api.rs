@@ -227,6 +227,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/assets/{id}/lineage", get(asset_lineage))
         .route("/v1/licenses/{id}", get(license))
+        .route("/v1/evidence", get(evidence))
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .fallback(|| async {
             ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
@@ -482,4 +483,10 @@ async fn transaction(
             }))
         }
     }
+}
+
+/// Proven validator misbehaviour this node saw (conflicting votes), oldest first.
+#[utoipa::path(get, path = "/v1/evidence", responses((status = 200, body = [tributary_chain::evidence::Evidence])))]
+async fn evidence(State(state): State<ApiState>) -> Json<Vec<tributary_chain::evidence::Evidence>> {
+    Json(state.chain.lock().evidence.iter().cloned().collect())
 }

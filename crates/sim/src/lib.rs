@@ -29,6 +29,11 @@ use tributary_types::{Address, Amount, Call, Genesis, SignedTransaction, Transac
 
 /// The simulated chain's id.
 pub const CHAIN_ID: &str = "tributary-sim";
+/// The account address of simulated validator `index`.
+pub fn validator_address(index: u64) -> String {
+    Address::from_public_key(&ed25519::PrivateKey::from_seed(index).public_key()).to_string()
+}
+
 /// Accounts funded at genesis that the workload spends from.
 pub const ACCOUNTS: u64 = 8;
 /// Each account's starting balance.
@@ -101,6 +106,8 @@ pub struct Report {
     pub valid: BTreeMap<TxHash, usize>,
     /// Invalid transactions that some validator admitted (must be empty).
     pub invalid_admitted: Vec<TxHash>,
+    /// Validators each honest validator holds proof of misbehaviour against (addresses).
+    pub accused: Vec<std::collections::BTreeSet<String>>,
     /// The runtime's auditor state: a digest of every event of the run.
     pub auditor: String,
 }
@@ -402,8 +409,10 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
     let mut chains = Vec::new();
     let mut roots = Vec::new();
     let mut supplies = Vec::new();
+    let mut accused = Vec::new();
     for state in &states {
         let inner = state.lock();
+        accused.push(inner.evidence.iter().map(|e| e.validator.clone()).collect());
         chains.push(
             inner
                 .blocks
@@ -446,6 +455,7 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         genesis_supply,
         valid,
         invalid_admitted,
+        accused,
         auditor: context.auditor().state(),
     }
 }

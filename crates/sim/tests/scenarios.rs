@@ -95,7 +95,7 @@ fn crashed_validator_restarts_from_disk_and_catches_up() {
 #[test]
 fn byzantine_conflicter_cannot_break_safety() {
     for seed in [8, 9] {
-        check(&Scenario {
+        let scenario = Scenario {
             seed,
             validators: 4,
             offline: 0,
@@ -104,7 +104,17 @@ fn byzantine_conflicter_cannot_break_safety() {
             transactions: 40,
             timeout: Duration::from_secs(900),
             faults: vec![Fault::Byzantine { validator: 0 }],
-        });
+        };
+        check(&scenario);
+        // Every honest validator holds proof against the conflicter, and only against it.
+        let report = run(&scenario);
+        for accused in &report.accused {
+            assert_eq!(
+                accused.iter().cloned().collect::<Vec<_>>(),
+                vec![tributary_sim::validator_address(0)],
+                "seed {seed}"
+            );
+        }
     }
 }
 

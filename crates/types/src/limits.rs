@@ -79,3 +79,6 @@ pub const KEY_NAME_BYTES_MAX: usize = 64;
 // An API body holds at least two transactions; a mempool holds at least a full block.
 const _: () = assert!(API_BODY_BYTES_MAX > 2 * TRANSACTION_BYTES_MAX + 64);
 const _: () = assert!(MEMPOOL_TRANSACTIONS_MAX >= BLOCK_TRANSACTIONS_MAX);
+
+/// Most proven validator faults a node keeps for its API.
+pub const EVIDENCE_RECORDS_MAX: usize = 1_024;
