@@ -77,7 +77,8 @@ impl Application {
         let mut ledger = base;
         while let Some(block) = unexecuted.pop() {
             let block = block.inner();
-            let outcome = ledger.execute_block(&block_input(block)).ok()?;
+            let check = self.state.signature_check(&block.transactions);
+            let outcome = ledger.execute_block_with(&block_input(block), check).ok()?;
             if outcome.state_root.0 != block.state_root {
                 return None;
             }
@@ -156,7 +157,8 @@ where
         let Some(mut ledger) = self.state_after(ancestry).await else {
             return false;
         };
-        match ledger.execute_block(&block_input(&block)) {
+        let check = self.state.signature_check(&block.transactions);
+        match ledger.execute_block_with(&block_input(&block), check) {
             Ok(outcome) if outcome.state_root.0 == block.state_root => {
                 self.state.insert_fork(
                     block.digest(),

@@ -16,7 +16,7 @@ use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, MutexGuard},
 };
-use tributary_ledger::{AdmissionError, BlockError, Ledger};
+use tributary_ledger::{AdmissionError, BlockError, Ledger, SignatureCheck};
 use tributary_types::{
     Address, BlockInput, BlockOutcome, Receipt, SignedTransaction, TxHash, limits,
 };
@@ -251,6 +251,13 @@ impl ChainState {
         }
     }
 
+    /// Whether a block's signatures still need checking. Every transaction in the mempool had its
+    /// signature verified at admission (the hash covers the signature bytes), so a block made
+    /// only of such transactions skips the check; any other block is verified in full.
+    pub fn signature_check(&self, transactions: &[SignedTransaction]) -> SignatureCheck {
+        signature_check_locked(&self.lock(), transactions)
+    }
+
     /// Picks transactions for a block on top of `parent_state` and executes them.
     ///
     /// Takes waiting transactions in arrival order, keeping each sender's nonces contiguous. A
@@ -272,7 +279,8 @@ impl ChainState {
                 proposer,
                 transactions: candidates.clone(),
             };
-            match ledger.execute_block(&input) {
+            // Every candidate came from the mempool, so its signature is already verified.
+            match ledger.execute_block_with(&input, SignatureCheck::Skip) {
                 Ok(outcome) => return (candidates, ledger, outcome),
                 Err(error) => {
                     tracing::debug!(target: "tributary::chain", %error, "dropping a transaction from the proposal");
@@ -301,12 +309,13 @@ impl ChainState {
             Some(fork) => fork,
             None => {
                 let mut ledger = inner.finalized.clone();
-                let outcome = ledger.execute_block(&block_input(block)).map_err(|error| {
-                    ApplyError::Execution {
+                let check = signature_check_locked(&inner, &block.transactions);
+                let outcome = ledger
+                    .execute_block_with(&block_input(block), check)
+                    .map_err(|error| ApplyError::Execution {
                         height,
                         reason: error.to_string(),
-                    }
-                })?;
+                    })?;
                 Fork {
                     height,
                     ledger,
@@ -341,6 +350,17 @@ impl ChainState {
             "finalized block"
         );
         Ok(())
+    }
+}
+
+fn signature_check_locked(inner: &Inner, transactions: &[SignedTransaction]) -> SignatureCheck {
+    if transactions
+        .iter()
+        .all(|transaction| inner.mempool.contains(&transaction.hash()))
+    {
+        SignatureCheck::Skip
+    } else {
+        SignatureCheck::Verify
     }
 }
 

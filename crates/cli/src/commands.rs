@@ -229,6 +229,9 @@ pub enum BlockCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Finalized throughput and finality latency of validators as real processes on loopback,
+    /// against this machine's ed25519 verification rate.
+    Load(crate::load::LoadArgs),
     /// Ledger throughput (signed transfers, signature checks included) against this machine's
     /// single-core ed25519 verification rate.
     Ledger {
@@ -909,10 +912,13 @@ pub fn block(cli: &Cli, command: &BlockCommand) -> Result<()> {
 }
 
 pub fn bench(cli: &Cli, command: &BenchCommand) -> Result<()> {
-    let BenchCommand::Ledger {
-        transactions_per_block,
-        blocks,
-    } = command;
+    let (transactions_per_block, blocks) = match command {
+        BenchCommand::Load(args) => return crate::load::run(cli, args),
+        BenchCommand::Ledger {
+            transactions_per_block,
+            blocks,
+        } => (transactions_per_block, blocks),
+    };
     let report = tributary_ledger::bench::run_transfer_bench(*transactions_per_block, *blocks);
     if cli.json {
         return output::json(&serde_json::json!({

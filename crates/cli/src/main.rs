@@ -7,6 +7,7 @@
 mod client;
 mod commands;
 mod demo;
+mod load;
 mod output;
 mod processes;
 mod value;

@@ -146,6 +146,41 @@ pub fn run_transfer_bench(transactions_per_block: usize, blocks: usize) -> Bench
     }
 }
 
+/// Single-signature ed25519 verifications per second on one thread (`Verifier::verify` in a loop
+/// over `samples` signed transfers), the baseline the throughput benches compare against.
+pub fn single_verify_rate(samples: usize) -> f64 {
+    let key = PrivateKey::from_seed(7);
+    let sender = Address::from_public_key(&key.public_key());
+    let signed: Vec<(Vec<u8>, SignedTransaction)> = (0..samples.max(1) as u64)
+        .map(|nonce| {
+            let transaction = Transaction {
+                chain_id: "bench".into(),
+                sender,
+                nonce,
+                fee: 1,
+                call: Call::Transfer {
+                    to: sender,
+                    amount: 1,
+                },
+            };
+            let tx = SignedTransaction::sign(&key, transaction);
+            (tx.transaction.signing_payload(), tx)
+        })
+        .collect();
+    let public_key = key.public_key();
+    let start = Instant::now();
+    let valid = signed
+        .iter()
+        .filter(|(payload, tx)| public_key.verify(TRANSACTION_NAMESPACE, payload, &tx.signature))
+        .count();
+    let seconds = start.elapsed().as_secs_f64();
+    if seconds > 0.0 {
+        valid as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// `cargo test --release -p tributary-ledger -- --ignored --nocapture transfer_bench`

@@ -217,6 +217,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/transactions", post(submit_transaction))
+        .route(
+            "/v1/transactions/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(limits::API_BATCH_BODY_BYTES_MAX)),
+        )
         .route("/v1/transactions/{hash}", get(transaction))
         .route("/v1/status", get(status))
         .route("/v1/blocks/latest", get(block_latest))
@@ -261,38 +265,7 @@ async fn submit_transaction(
     State(state): State<ApiState>,
     ApiJson(request): ApiJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    if request.transaction.len() > 2 * limits::TRANSACTION_BYTES_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the transaction is larger than {} bytes",
-                limits::TRANSACTION_BYTES_MAX
-            ),
-        ));
-    }
-    let bytes = hex::decode(&request.transaction).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_hex",
-            "`transaction` must be the hex of a signed transaction",
-        )
-    })?;
-    let transaction = SignedTransaction::from_bytes(&bytes).map_err(|error| {
-        ApiError::bad_request(
-            "malformed_transaction",
-            format!("the transaction does not decode: {error}"),
-        )
-    })?;
-    let hash = state.chain.submit(transaction).map_err(|error| {
-        let status = match &error {
-            SubmitError::Admission(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            SubmitError::Mempool(tributary_chain::mempool::MempoolError::Full(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::CONFLICT,
-        };
-        ApiError::new(status, error.code(), error.to_string())
-    })?;
+    let hash = admit_hex(&state, &request.transaction)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(SubmitResponse {
@@ -489,4 +462,106 @@ async fn transaction(
 #[utoipa::path(get, path = "/v1/evidence", responses((status = 200, body = [tributary_chain::evidence::Evidence])))]
 async fn evidence(State(state): State<ApiState>) -> Json<Vec<tributary_chain::evidence::Evidence>> {
     Json(state.chain.lock().evidence.iter().cloned().collect())
+}
+
+/// Decodes and admits one hex-encoded signed transaction.
+fn admit_hex(state: &ApiState, transaction_hex: &str) -> Result<TxHash, ApiError> {
+    if transaction_hex.len() > 2 * limits::TRANSACTION_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the transaction is larger than {} bytes",
+                limits::TRANSACTION_BYTES_MAX
+            ),
+        ));
+    }
+    let bytes = hex::decode(transaction_hex).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_hex",
+            "`transaction` must be the hex of a signed transaction",
+        )
+    })?;
+    let transaction = SignedTransaction::from_bytes(&bytes).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_transaction",
+            format!("the transaction does not decode: {error}"),
+        )
+    })?;
+    let hash = state.chain.submit(transaction).map_err(|error| {
+        let status = match &error {
+            SubmitError::Admission(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SubmitError::Mempool(tributary_chain::mempool::MempoolError::Full(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, error.code(), error.to_string())
+    })?;
+    Ok(hash)
+}
+
+/// `POST /v1/transactions/batch` body.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    /// Signed transactions, hex of their canonical encodings, admitted in order.
+    pub transactions: Vec<String>,
+}
+
+/// One transaction's outcome in a batch.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchResult {
+    /// Its hash, when it decoded.
+    pub tx_hash: Option<String>,
+    /// `pending` or `rejected`.
+    pub status: String,
+    /// Why it was rejected.
+    pub error: Option<ErrorDetail>,
+}
+
+/// `POST /v1/transactions/batch` response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// One result per submitted transaction, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// Submit up to `limits::API_BATCH_TRANSACTIONS_MAX` signed transactions at once; each is
+/// admitted or rejected on its own.
+#[utoipa::path(post, path = "/v1/transactions/batch", request_body = BatchRequest,
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn submit_batch(
+    State(state): State<ApiState>,
+    ApiJson(request): ApiJson<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if request.transactions.len() > limits::API_BATCH_TRANSACTIONS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch holds at most {} transactions; split it",
+                limits::API_BATCH_TRANSACTIONS_MAX
+            ),
+        ));
+    }
+    let results = request
+        .transactions
+        .iter()
+        .map(|transaction| match admit_hex(&state, transaction) {
+            Ok(hash) => BatchResult {
+                tx_hash: Some(hash.to_string()),
+                status: "pending".into(),
+                error: None,
+            },
+            Err(error) => BatchResult {
+                tx_hash: None,
+                status: "rejected".into(),
+                error: Some(ErrorDetail {
+                    code: error.code.to_string(),
+                    message: error.message,
+                }),
+            },
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
 }

@@ -82,3 +82,12 @@ const _: () = assert!(MEMPOOL_TRANSACTIONS_MAX >= BLOCK_TRANSACTIONS_MAX);
 
 /// Most proven validator faults a node keeps for its API.
 pub const EVIDENCE_RECORDS_MAX: usize = 1_024;
+
+/// Most transactions in one `POST /v1/transactions/batch`.
+pub const API_BATCH_TRANSACTIONS_MAX: usize = 2_000;
+
+/// Largest batch request body, in bytes (hex doubles each transaction's size).
+pub const API_BATCH_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(API_BATCH_TRANSACTIONS_MAX <= BLOCK_TRANSACTIONS_MAX);
+const _: () = assert!(API_BATCH_BODY_BYTES_MAX >= API_BODY_BYTES_MAX);
