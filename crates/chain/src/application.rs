@@ -50,12 +50,26 @@ pub const EMPTY_BLOCK_WAIT_MS: u64 = 300;
 #[derive(Clone)]
 pub struct Application {
     state: ChainState,
+    fault: Option<ProposalFault>,
+}
+
+/// A deliberate fault in this validator's own proposals, for simulating a Byzantine proposer.
+/// Never set in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalFault {
+    /// Commit to a state root the transactions do not produce.
+    WrongStateRoot,
 }
 
 impl Application {
     /// An application over the node's shared state.
     pub fn new(state: ChainState) -> Self {
-        Self { state }
+        Self { state, fault: None }
+    }
+
+    /// An application whose proposals carry `fault` (simulation only).
+    pub fn with_fault(state: ChainState, fault: Option<ProposalFault>) -> Self {
+        Self { state, fault }
     }
 
     /// The post-state of the first block `ancestry` yields, executing any of its ancestors this
@@ -119,12 +133,16 @@ where
         let parent_state = self.state_after(ancestry).await?;
         let proposer = Address::from_public_key(&context.leader);
         let (transactions, ledger, outcome) = self.state.build(&parent_state, proposer);
+        let mut state_root = outcome.state_root.0;
+        if self.fault == Some(ProposalFault::WrongStateRoot) {
+            state_root[0] ^= 0xff;
+        }
         let block = Block::new(
             context,
             parent.digest(),
             parent.height().next(),
             transactions,
-            outcome.state_root.0,
+            state_root,
         );
         let digest = block.digest();
         self.state.insert_fork(

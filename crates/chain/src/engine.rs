@@ -134,6 +134,8 @@ pub struct EngineConfig {
     pub genesis: Block,
     /// The node's shared chain state.
     pub state: ChainState,
+    /// A deliberate fault in this validator's proposals: `None` except in simulation.
+    pub proposal_fault: Option<crate::application::ProposalFault>,
 }
 
 /// Errors starting a validator.
@@ -395,7 +397,7 @@ where
     });
 
     // Consensus.
-    let application = Application::new(config.state.clone());
+    let application = Application::with_fault(config.state.clone(), config.proposal_fault);
     let deferred = Deferred::new(
         context.child("deferred"),
         application,

@@ -302,6 +302,7 @@ pub fn run_validators(
                 partition_prefix: format!("validator-{index}"),
                 genesis: genesis_block.clone(),
                 state: state.clone(),
+                proposal_fault: None,
             };
             start_validator(
                 context.child("validator").with_attribute("index", index),

@@ -78,6 +78,18 @@ pub enum Fault {
         /// Which validator.
         validator: usize,
     },
+    /// Validator `validator` runs the honest engine but proposes blocks whose state root its
+    /// transactions do not produce; honest validators must refuse them and finalize without.
+    WrongStateRoot {
+        /// Which validator.
+        validator: usize,
+    },
+    /// Validator `validator` sends random bytes of random lengths on every channel to every
+    /// peer instead of running the engine; nobody may crash or stall.
+    Garbage {
+        /// Which validator.
+        validator: usize,
+    },
     /// Stop validator `validator` abruptly at step `at` (its tasks are aborted; its storage
     /// keeps whatever it had synced) and start it again from that storage at step `restart`.
     Crash {
@@ -106,6 +118,8 @@ pub struct Report {
     pub valid: BTreeMap<TxHash, usize>,
     /// Invalid transactions that some validator admitted (must be empty).
     pub invalid_admitted: Vec<TxHash>,
+    /// The proposer of each finalized block (validator 0's view), by height.
+    pub proposers: BTreeMap<u64, String>,
     /// Validators each honest validator holds proof of misbehaviour against (addresses).
     pub accused: Vec<std::collections::BTreeSet<String>>,
     /// The runtime's auditor state: a digest of every event of the run.
@@ -277,7 +291,18 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
             node.start_byzantine(index).await;
             continue;
         }
-        let (state, started) = node.start(index, 0).await;
+        if scenario
+            .faults
+            .contains(&Fault::Garbage { validator: index })
+        {
+            node.start_garbage(index, scenario.seed).await;
+            continue;
+        }
+        let fault = scenario
+            .faults
+            .contains(&Fault::WrongStateRoot { validator: index })
+            .then_some(tributary_chain::application::ProposalFault::WrongStateRoot);
+        let (state, started) = node.start_with(index, 0, fault).await;
         states.push(state);
         handles.push(started);
     }
@@ -429,6 +454,12 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         );
         supplies.push(inner.finalized.total_supply());
     }
+    let proposers: BTreeMap<u64, String> = states[0]
+        .lock()
+        .blocks
+        .iter()
+        .map(|(height, record)| (*height, record.proposer.clone()))
+        .collect();
     {
         let inner = states[0].lock();
         for (hash, count) in valid.iter_mut() {
@@ -456,6 +487,7 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         valid,
         invalid_admitted,
         accused,
+        proposers,
         auditor: context.auditor().state(),
     }
 }
@@ -512,6 +544,7 @@ impl SimNode {
             partition_prefix: format!("validator-{index}"),
             genesis: self.genesis_block.clone(),
             state,
+            proposal_fault: None,
         }
     }
 
@@ -521,6 +554,43 @@ impl SimNode {
         &self,
         index: usize,
         incarnation: usize,
+    ) -> (ChainState, Vec<commonware_runtime::Handle<()>>) {
+        self.start_with(index, incarnation, None).await
+    }
+
+    /// Starts validator `index` as a sender of random bytes on every channel.
+    async fn start_garbage(&self, index: usize, seed: u64) {
+        use commonware_p2p::{Recipients, Sender};
+        let public_key = self.signers[index].public_key();
+        let control = self.oracle.control(public_key);
+        let mut senders = Vec::new();
+        for (channel, rate) in CHANNEL_QUOTAS {
+            let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN));
+            let (sender, _receiver) = control
+                .register(channel, quota)
+                .await
+                .unwrap_or_else(|error| panic!("registering channel {channel}: {error}"));
+            senders.push(sender);
+        }
+        let context = self.context.child("garbage").with_attribute("index", index);
+        commonware_runtime::Spawner::spawn(context, move |context| async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x9a7b);
+            loop {
+                for sender in &mut senders {
+                    let length = rng.random_range(0..4_096usize);
+                    let bytes: Vec<u8> = (0..length).map(|_| rng.random::<u8>()).collect();
+                    sender.send(Recipients::All, bytes, false);
+                }
+                context.sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+
+    async fn start_with(
+        &self,
+        index: usize,
+        incarnation: usize,
+        fault: Option<tributary_chain::application::ProposalFault>,
     ) -> (ChainState, Vec<commonware_runtime::Handle<()>>) {
         let public_key = self.signers[index].public_key();
         let state = ChainState::new(self.genesis_ledger.clone(), &self.genesis_block);
@@ -545,7 +615,8 @@ impl SimNode {
             backfill: next(),
             transactions: next(),
         };
-        let config = self.engine_config(index, state.clone());
+        let mut config = self.engine_config(index, state.clone());
+        config.proposal_fault = fault;
         let handles = start_engine(
             self.context
                 .child("validator")

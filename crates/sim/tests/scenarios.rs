@@ -119,6 +119,46 @@ fn byzantine_conflicter_cannot_break_safety() {
 }
 
 #[test]
+fn proposer_with_wrong_state_roots_is_refused() {
+    let scenario = Scenario {
+        seed: 10,
+        validators: 4,
+        offline: 0,
+        link: GOOD_LINK,
+        target_height: 10,
+        transactions: 40,
+        timeout: Duration::from_secs(900),
+        faults: vec![Fault::WrongStateRoot { validator: 1 }],
+    };
+    check(&scenario);
+    let report = run(&scenario);
+    let liar = tributary_sim::validator_address(1);
+    assert!(
+        report
+            .proposers
+            .iter()
+            .all(|(_, proposer)| *proposer != liar),
+        "a block with a wrong state root was finalized"
+    );
+    let others: std::collections::BTreeSet<_> = report.proposers.values().collect();
+    assert!(others.len() >= 2, "the honest validators kept proposing");
+}
+
+#[test]
+fn garbage_on_every_channel_crashes_nobody() {
+    check(&Scenario {
+        seed: 11,
+        validators: 4,
+        offline: 0,
+        link: GOOD_LINK,
+        target_height: 10,
+        transactions: 40,
+        timeout: Duration::from_secs(900),
+        faults: vec![Fault::Garbage { validator: 2 }],
+    });
+}
+
+#[test]
 #[ignore = "long sweep: cargo test -p tributary-sim -- --ignored"]
 fn sweep_hundreds_of_seeds() {
     for seed in 100..300 {
