@@ -33,7 +33,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Number of validators.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 4)]
     pub validators: usize,
     /// Keep the demo's home directory instead of deleting it.
     #[arg(long)]

@@ -18,8 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tributary_node::{
-    devnet::{DEV_ACCOUNT_BALANCE, DEV_ACCOUNTS, DEVNET_CHAIN_ID},
-    keystore::{Keystore, KeystoreError},
+    devnet::{DEV_ACCOUNT_BALANCE, DEVNET_CHAIN_ID, dev_accounts},
     operator,
 };
 use tributary_types::{Address, Amount};
@@ -171,16 +170,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
     if args.validators == 0 {
         bail!("--validators must be at least 1");
     }
-    let keystore = Keystore::new(home);
-    let mut accounts = Vec::new();
-    for name in DEV_ACCOUNTS {
-        let key = match keystore.load(name) {
-            Ok(key) => key,
-            Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
-            Err(error) => return Err(error.into()),
-        };
-        accounts.push(key.address());
-    }
+    let accounts = dev_accounts(home)?;
     let mut homes = Vec::new();
     for index in 0..args.validators {
         let node_home = nodes_dir.join(index.to_string());
@@ -196,7 +186,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
     for node_home in &homes {
         operator::genesis_add_validator(&devnet, node_home)?;
     }
-    for address in accounts {
+    for (_, address) in accounts {
         operator::genesis_add_account(&devnet, address, DEV_ACCOUNT_BALANCE)?;
     }
     operator::genesis_finalize(&devnet, &homes)?;

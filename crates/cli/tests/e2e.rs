@@ -37,16 +37,8 @@ impl Devnet {
             .expect("starting the devnet");
         let url = format!("http://127.0.0.1:{port}");
         let devnet = Self { child, url };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(status) = get(&devnet.url, "/v1/status")
-                && status["height"].as_u64().unwrap_or(0) >= 1
-            {
-                return devnet;
-            }
-            assert!(Instant::now() < deadline, "devnet did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_height(&devnet.url, 1, "devnet did not come up");
+        devnet
     }
 
     fn kill(mut self) {
@@ -80,6 +72,19 @@ impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to 60 s) until the node at `url` has finalized `height`.
+fn wait_for_height(url: &str, height: u64, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(url, "/v1/status")
+        .map(|status| status["height"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+        < height
+    {
+        assert!(Instant::now() < deadline, "{failure}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -422,18 +427,7 @@ fn four_validator_devnet_finalizes_a_transfer_sent_to_node_zero() {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(&devnet.url, "/v1/status")
-        .map(|s| s["height"].as_u64().unwrap_or(0))
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "4-validator devnet did not finalize"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_height(&devnet.url, 2, "4-validator devnet did not finalize");
     assert_eq!(get(&devnet.url, "/v1/status").unwrap()["validators"], 4);
     // Several transfers, so that blocks proposed by every validator include gossiped ones.
     for _ in 0..4 {
@@ -465,15 +459,7 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(&url, "/v1/status")
-        .map(|s| s["height"].as_u64().unwrap_or(0))
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(Instant::now() < deadline, "process devnet did not finalize");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_height(&url, 2, "process devnet did not finalize");
     let listing: Value = serde_json::from_str(
         &std::fs::read_to_string(home.path().join("devnet/devnet.json")).unwrap(),
     )

@@ -143,6 +143,21 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     })
 }
 
+/// The dev accounts' names and addresses, creating their keys in `home` where missing.
+pub fn dev_accounts(home: &Path) -> Result<Vec<(String, Address)>, DevnetError> {
+    let keystore = Keystore::new(home);
+    let mut accounts = Vec::new();
+    for name in DEV_ACCOUNTS {
+        let key = match keystore.load(name) {
+            Ok(key) => key,
+            Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
+            Err(error) => return Err(error.into()),
+        };
+        accounts.push((name.to_string(), key.address()));
+    }
+    Ok(accounts)
+}
+
 /// Creates (or finds) the devnet in `options.home`: dev account keys, validator keys, genesis.
 pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
     if options.validators == 0 || options.validators > limits::VALIDATORS_MAX {
@@ -156,16 +171,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
         fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let keystore = Keystore::new(&options.home);
-    let mut accounts = Vec::new();
-    for name in DEV_ACCOUNTS {
-        let key = match keystore.load(name) {
-            Ok(key) => key,
-            Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
-            Err(error) => return Err(error.into()),
-        };
-        accounts.push((name.to_string(), key.address()));
-    }
+    let accounts = dev_accounts(&options.home)?;
     let genesis_path = dir.join("genesis.json");
     let resumed = genesis_path.exists();
     let genesis = if resumed {
