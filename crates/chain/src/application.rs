@@ -91,6 +91,9 @@ impl Application {
         let mut ledger = base;
         while let Some(block) = unexecuted.pop() {
             let block = block.inner();
+            self.state
+                .check_misbehaviour_proofs(&block.transactions)
+                .ok()?;
             let check = self.state.signature_check(&block.transactions);
             let outcome = ledger.execute_block_with(&block_input(block), check).ok()?;
             if outcome.state_root.0 != block.state_root {
@@ -170,6 +173,10 @@ where
         }
         let block = block.inner().clone();
         if block.context.leader != context.leader {
+            return false;
+        }
+        if let Err(error) = self.state.check_misbehaviour_proofs(&block.transactions) {
+            tracing::warn!(target: "tributary::chain", height = block.height().get(), %error, "rejected block: invalid misbehaviour proof");
             return false;
         }
         let Some(mut ledger) = self.state_after(ancestry).await else {

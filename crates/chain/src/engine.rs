@@ -405,6 +405,7 @@ where
         FixedEpocher::new(EPOCH_LENGTH),
     );
     let evidence_scheme = scheme.clone();
+    config.state.set_evidence_scheme(scheme.clone());
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::Config {

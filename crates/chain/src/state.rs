@@ -74,6 +74,9 @@ pub enum SubmitError {
     /// It is already finalized.
     #[error("transaction {0} is already finalized")]
     AlreadyFinalized(TxHash),
+    /// Its misbehaviour proof does not hold.
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::EvidenceError),
 }
 
 impl SubmitError {
@@ -85,6 +88,7 @@ impl SubmitError {
             Self::Mempool(MempoolError::NonceTaken(_)) => "wrong_nonce",
             Self::Mempool(MempoolError::Full(_)) => "mempool_full",
             Self::AlreadyFinalized(_) => "already_finalized",
+            Self::Evidence(_) => "invalid_evidence",
         }
     }
 }
@@ -134,6 +138,8 @@ pub struct Inner {
     pub receipts: BTreeMap<TxHash, Receipt>,
     /// Proven validator faults this node saw, oldest first.
     pub evidence: std::collections::VecDeque<crate::evidence::Evidence>,
+    /// The validator set's verifier, for checking misbehaviour proofs (set by the engine).
+    pub evidence_scheme: Option<crate::application::Scheme>,
     /// Where transactions admitted through this node's API are sent to be gossiped to peers.
     pub gossip: Option<futures::channel::mpsc::UnboundedSender<SignedTransaction>>,
 }
@@ -152,6 +158,7 @@ impl ChainState {
                 blocks,
                 receipts: BTreeMap::new(),
                 gossip: None,
+                evidence_scheme: None,
                 evidence: std::collections::VecDeque::new(),
             })),
         }
@@ -163,6 +170,37 @@ impl ChainState {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets the verifier misbehaviour proofs are checked with.
+    pub fn set_evidence_scheme(&self, scheme: crate::application::Scheme) {
+        self.lock().evidence_scheme = Some(scheme);
+    }
+
+    /// Checks every `ReportMisbehaviour` among `transactions` against the validator set: a
+    /// block-validity rule (the ledger trusts it). Without a verifier (no engine yet) such a
+    /// transaction is refused.
+    pub fn check_misbehaviour_proofs(
+        &self,
+        transactions: &[SignedTransaction],
+    ) -> Result<(), crate::evidence::EvidenceError> {
+        let scheme = self.lock().evidence_scheme.clone();
+        for transaction in transactions {
+            if let tributary_types::Call::ReportMisbehaviour {
+                validator,
+                view,
+                proof,
+            } = &transaction.transaction.call
+            {
+                let scheme = scheme.as_ref().ok_or_else(|| {
+                    crate::evidence::EvidenceError::Malformed(
+                        "no validator set to check against".into(),
+                    )
+                })?;
+                crate::evidence::verify_misbehaviour(scheme, validator, *view, proof)?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps a proven fault (bounded: the oldest is dropped beyond the limit; duplicates once).
@@ -200,6 +238,7 @@ impl ChainState {
     }
 
     fn admit(&self, transaction: SignedTransaction) -> Result<TxHash, SubmitError> {
+        self.check_misbehaviour_proofs(std::slice::from_ref(&transaction))?;
         let hash = transaction.hash();
         let mut inner = self.lock();
         if inner.receipts.contains_key(&hash) {

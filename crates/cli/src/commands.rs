@@ -219,6 +219,21 @@ pub enum LicenseCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// List validator misbehaviour the node has proof of.
+    List,
+    /// Put every proof the node holds on chain as `ReportMisbehaviour` transactions.
+    Submit {
+        /// The key that signs and pays for the reports.
+        #[arg(long)]
+        from: String,
+        /// Fee in base units (default: the chain's minimum).
+        #[arg(long)]
+        fee: Option<Amount>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BlockCommand {
     /// Show a finalized block (default: the latest).
     Show {
@@ -945,4 +960,71 @@ pub fn bench(cli: &Cli, command: &BenchCommand) -> Result<()> {
     ]);
     println!("{table}");
     Ok(())
+}
+
+pub fn evidence(cli: &Cli, command: &EvidenceCommand) -> Result<()> {
+    let client = client(cli);
+    let evidence: Vec<tributary_chain::evidence::Evidence> = client.get("/v1/evidence")?;
+    match command {
+        EvidenceCommand::List => {
+            if cli.json {
+                return output::json(&evidence);
+            }
+            let mut table = output::table(&["kind", "view", "validator"]);
+            for item in &evidence {
+                table.add_row(vec![
+                    item.kind.clone(),
+                    item.view.to_string(),
+                    item.validator.clone(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        EvidenceCommand::Submit { from, fee } => {
+            let key = keystore(cli).load(from)?;
+            let mut outcomes = Vec::new();
+            for item in &evidence {
+                let validator: Address = item
+                    .validator
+                    .parse()
+                    .map_err(|error| anyhow!("the node reported a bad address: {error}"))?;
+                let proof = hex::decode(&item.proof).context("the node reported a bad proof")?;
+                let response = client.send(
+                    &key,
+                    Call::ReportMisbehaviour {
+                        validator,
+                        view: item.view,
+                        proof,
+                    },
+                    *fee,
+                )?;
+                outcomes.push(serde_json::json!({
+                    "validator": item.validator,
+                    "view": item.view,
+                    "tx_hash": response.tx_hash,
+                    "status": response.status,
+                    "reason": response.reason,
+                }));
+                if !cli.json {
+                    println!(
+                        "{} in view {}: {}{}",
+                        item.validator,
+                        item.view,
+                        response.status,
+                        response
+                            .reason
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            if cli.json {
+                output::json(&outcomes)?;
+            } else if evidence.is_empty() {
+                println!("the node holds no proof of misbehaviour");
+            }
+            Ok(())
+        }
+    }
 }

@@ -68,6 +68,9 @@ pub enum Command {
     License(commands::LicenseCommand),
     /// Show the chain's status.
     Status,
+    /// Proven validator misbehaviour: list it, or report it on chain.
+    #[command(subcommand)]
+    Evidence(commands::EvidenceCommand),
     /// Show finalized blocks.
     #[command(subcommand)]
     Block(commands::BlockCommand),
@@ -125,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Asset(command) => commands::asset(&cli, command),
         Command::License(command) => commands::license(&cli, command),
         Command::Status => commands::status(&cli),
+        Command::Evidence(command) => commands::evidence(&cli, command),
         Command::Block(command) => commands::block(&cli, command),
         Command::Bench(command) => commands::bench(&cli, command),
         Command::Value(args) => value::run(args.clone(), cli.json),

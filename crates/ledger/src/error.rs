@@ -152,6 +152,14 @@ pub enum ExecutionError {
     /// A call this ledger version does not execute.
     #[error("call not supported by this ledger")]
     UnsupportedCall,
+    /// Misbehaviour of this validator in this view is already on record.
+    #[error("misbehaviour of {validator} in view {view} is already recorded")]
+    MisbehaviourAlreadyReported {
+        /// The validator.
+        validator: Address,
+        /// The view.
+        view: u64,
+    },
     /// A zero amount where a positive one is required.
     #[error("amount must be positive")]
     ZeroAmount,
@@ -312,6 +320,7 @@ impl ExecutionError {
         match self {
             ExecutionError::Overflow => "overflow",
             ExecutionError::UnsupportedCall => "unsupported_call",
+            ExecutionError::MisbehaviourAlreadyReported { .. } => "misbehaviour_already_reported",
             ExecutionError::ZeroAmount => "zero_amount",
             ExecutionError::InsufficientBalance { .. } => "insufficient_balance",
             ExecutionError::InsufficientBond { .. } => "insufficient_bond",

@@ -1,7 +1,7 @@
 //! Admission and block execution.
 
 use crate::{
-    Ledger, bank,
+    Ledger, bank, conduct,
     error::{AdmissionError, BlockError, ExecutionError},
     licensing, registry, royalty, stake,
     state::State,
@@ -309,6 +309,9 @@ pub(crate) fn apply_call(
         }
         Call::BuyLicense { asset } => licensing::buy(state, sender, *asset, events),
         Call::PayRevenue { asset, amount } => royalty::pay(state, sender, *asset, *amount, events),
+        Call::ReportMisbehaviour {
+            validator, view, ..
+        } => conduct::report(state, sender, *validator, *view, events),
         #[allow(unreachable_patterns)]
         _ => Err(ExecutionError::UnsupportedCall),
     }

@@ -32,6 +32,7 @@
 
 pub mod bank;
 pub mod bench;
+pub mod conduct;
 pub mod error;
 pub mod execute;
 pub mod licensing;

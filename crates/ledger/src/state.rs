@@ -34,6 +34,7 @@ mod table {
     pub const CHILD: u8 = 0x22;
     pub const LICENSE: u8 = 0x31;
     pub const HOLDER: u8 = 0x32;
+    pub const MISBEHAVIOUR: u8 = 0x51;
 }
 
 /// Keys of the meta table.
@@ -127,6 +128,8 @@ pub(crate) struct State {
     pub(crate) licenses: OrdMap<LicenseTokenId, LicenseToken>,
     /// (holder, token) pairs.
     pub(crate) holders: OrdMap<(Address, LicenseTokenId), ()>,
+    /// Recorded validator misbehaviour: (validator, view) → reporter.
+    pub(crate) misbehaviour: OrdMap<(Address, u64), Address>,
     lthash: LtHash,
     pending: OrdMap<Vec<u8>, Pending>,
 }
@@ -216,6 +219,7 @@ impl State {
             children: OrdMap::new(),
             licenses: OrdMap::new(),
             holders: OrdMap::new(),
+            misbehaviour: OrdMap::new(),
             lthash: LtHash::new(),
             pending: OrdMap::new(),
         };
@@ -267,6 +271,9 @@ impl State {
             table::HOLDER => holder_key(key)
                 .and_then(|k| self.holders.get(&k))
                 .map(|()| Vec::new()),
+            table::MISBEHAVIOUR => misbehaviour_key(key)
+                .and_then(|k| self.misbehaviour.get(&k))
+                .map(|reporter| reporter.0.to_vec()),
             // Meta entries always exist; their old values are recorded by their setters below.
             _ => None,
         };
@@ -352,6 +359,13 @@ impl State {
         self.bonds.get(&(*address, role)).copied().unwrap_or(0)
     }
 
+    /// Records that `validator` misbehaved in `view`, reported by `reporter`.
+    pub(crate) fn set_misbehaviour(&mut self, validator: Address, view: u64, reporter: Address) {
+        let key = misbehaviour_key_bytes(&validator, view);
+        self.record(table::MISBEHAVIOUR, &key, Some(reporter.0.to_vec()));
+        self.misbehaviour.insert((validator, view), reporter);
+    }
+
     pub(crate) fn set_bond(&mut self, address: Address, role: Role, amount: Amount) {
         let key = bond_key_bytes(&address, role);
         self.record(
@@ -425,6 +439,20 @@ impl FromKey for Address {
     fn try_from_key(key: &[u8]) -> Option<Self> {
         key.try_into().ok().map(Address)
     }
+}
+
+fn misbehaviour_key_bytes(validator: &Address, view: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(&validator.0);
+    key[32..].copy_from_slice(&view.to_be_bytes());
+    key
+}
+
+fn misbehaviour_key(key: &[u8]) -> Option<(Address, u64)> {
+    if key.len() != 40 {
+        return None;
+    }
+    Some((Address::try_from_key(&key[..32])?, u64_key(&key[32..])?))
 }
 
 fn hash_key(key: &[u8]) -> Option<AssetId> {

@@ -490,7 +490,9 @@ fn admit_hex(state: &ApiState, transaction_hex: &str) -> Result<TxHash, ApiError
     })?;
     let hash = state.chain.submit(transaction).map_err(|error| {
         let status = match &error {
-            SubmitError::Admission(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SubmitError::Admission(_) | SubmitError::Evidence(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             SubmitError::Mempool(tributary_chain::mempool::MempoolError::Full(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

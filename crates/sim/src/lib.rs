@@ -120,6 +120,11 @@ pub struct Report {
     pub invalid_admitted: Vec<TxHash>,
     /// The proposer of each finalized block (validator 0's view), by height.
     pub proposers: BTreeMap<u64, String>,
+    /// Validators whose misbehaviour validator 0 reported on chain (`ReportMisbehaviour`
+    /// finalized), after a forged report (wrong view) was refused.
+    pub misbehaviour_on_chain: Vec<String>,
+    /// Whether the forged report was refused at admission.
+    pub forged_report_refused: bool,
     /// Validators each honest validator holds proof of misbehaviour against (addresses).
     pub accused: Vec<std::collections::BTreeSet<String>>,
     /// The runtime's auditor state: a digest of every event of the run.
@@ -431,6 +436,53 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         context.sleep(Duration::from_millis(100)).await;
     }
 
+    // Put the first proven fault on chain: a forged report must be refused, a true one finalized.
+    let mut misbehaviour_on_chain = Vec::new();
+    let mut forged_report_refused = false;
+    let first = states[0].lock().evidence.front().cloned();
+    if let Some(evidence) = first {
+        let key = account_key(0);
+        let sender = Address::from_public_key(&key.public_key());
+        let validator: Address = evidence
+            .validator
+            .parse()
+            .unwrap_or_else(|error| panic!("evidence names a bad address: {error}"));
+        let proof = hex::decode(&evidence.proof).unwrap_or_default();
+        let nonce = states[0].lock().finalized.nonce(&sender);
+        let report = |view: u64| {
+            SignedTransaction::sign(
+                &key,
+                Transaction {
+                    chain_id: CHAIN_ID.into(),
+                    sender,
+                    nonce,
+                    fee: 1,
+                    call: Call::ReportMisbehaviour {
+                        validator,
+                        view,
+                        proof: proof.clone(),
+                    },
+                },
+            )
+        };
+        forged_report_refused = states[0].submit(report(evidence.view + 1)).is_err();
+        let hash = states[0]
+            .submit(report(evidence.view))
+            .unwrap_or_else(|error| panic!("a true misbehaviour report was refused: {error}"));
+        loop {
+            let receipt = states[0].lock().receipts.get(&hash).cloned();
+            if let Some(receipt) = receipt {
+                for event in receipt.events {
+                    if let tributary_types::Event::MisbehaviourReported { validator, .. } = event {
+                        misbehaviour_on_chain.push(validator.to_string());
+                    }
+                }
+                break;
+            }
+            context.sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     let mut chains = Vec::new();
     let mut roots = Vec::new();
     let mut supplies = Vec::new();
@@ -487,6 +539,8 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         valid,
         invalid_admitted,
         accused,
+        misbehaviour_on_chain,
+        forged_report_refused,
         proposers,
         auditor: context.auditor().state(),
     }

@@ -115,6 +115,13 @@ fn byzantine_conflicter_cannot_break_safety() {
                 "seed {seed}"
             );
         }
+        // The proof goes on chain as a transaction; a forged one is refused.
+        assert!(report.forged_report_refused, "seed {seed}");
+        assert_eq!(
+            report.misbehaviour_on_chain,
+            vec![tributary_sim::validator_address(0)],
+            "seed {seed}"
+        );
     }
 }
 

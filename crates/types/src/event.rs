@@ -138,6 +138,15 @@ pub enum Event {
         #[serde(with = "amount_string")]
         amount: Amount,
     },
+    /// conduct: proof that `validator` misbehaved in consensus view `view` was recorded.
+    MisbehaviourReported {
+        /// The offending validator.
+        validator: Address,
+        /// The consensus view of the fault.
+        view: u64,
+        /// Who submitted the proof.
+        reporter: Address,
+    },
     /// royalty: a payout to an owner of `asset`. The payouts of one revenue sum to the revenue exactly.
     RevenuePaid {
         /// Who was paid.

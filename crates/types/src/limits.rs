@@ -91,3 +91,8 @@ pub const API_BATCH_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 const _: () = assert!(API_BATCH_TRANSACTIONS_MAX <= BLOCK_TRANSACTIONS_MAX);
 const _: () = assert!(API_BATCH_BODY_BYTES_MAX >= API_BODY_BYTES_MAX);
+
+/// Largest misbehaviour proof in a `ReportMisbehaviour` transaction, in bytes (two signed votes).
+pub const EVIDENCE_PROOF_BYTES_MAX: usize = 1_024;
+
+const _: () = assert!(EVIDENCE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);

@@ -347,6 +347,33 @@ pub enum Call {
         #[serde(with = "amount_string")]
         amount: Amount,
     },
+    /// conduct: record proof that validator `validator` misbehaved in consensus view `view`
+    /// (two conflicting signed votes). Anyone may submit it. The proof is checked against the
+    /// validator set by the chain layer before the transaction is admitted or a block holding it
+    /// is accepted; the ledger records one report per validator and view.
+    ReportMisbehaviour {
+        /// The offending validator's account.
+        validator: Address,
+        /// The consensus view of the fault.
+        view: u64,
+        /// The fault with both signed votes, in consensus's canonical encoding.
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
+}
+
+/// Serde for byte vectors as lowercase hex.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Call {
@@ -364,6 +391,8 @@ impl Call {
     pub const TAG_BUY_LICENSE: u8 = 0x31;
     /// Wire tag of `PayRevenue`.
     pub const TAG_PAY_REVENUE: u8 = 0x41;
+    /// Wire tag of `ReportMisbehaviour`.
+    pub const TAG_REPORT_MISBEHAVIOUR: u8 = 0x51;
 
     /// The call's wire tag.
     pub const fn tag(&self) -> u8 {
@@ -375,6 +404,7 @@ impl Call {
             Call::UpdateTerms { .. } => Self::TAG_UPDATE_TERMS,
             Call::BuyLicense { .. } => Self::TAG_BUY_LICENSE,
             Call::PayRevenue { .. } => Self::TAG_PAY_REVENUE,
+            Call::ReportMisbehaviour { .. } => Self::TAG_REPORT_MISBEHAVIOUR,
         }
     }
 
@@ -388,6 +418,7 @@ impl Call {
             Call::UpdateTerms { .. } => "update_terms",
             Call::BuyLicense { .. } => "buy_license",
             Call::PayRevenue { .. } => "pay_revenue",
+            Call::ReportMisbehaviour { .. } => "report_misbehaviour",
         }
     }
 }
@@ -414,6 +445,17 @@ impl Write for Call {
                 asset.write(buf);
                 amount.write(buf);
             }
+            Call::ReportMisbehaviour {
+                validator,
+                view,
+                proof,
+            } => {
+                validator.write(buf);
+                view.write(buf);
+                // The proof's length fits in u16: decoding refuses anything longer.
+                buf.put_u16(proof.len().min(usize::from(u16::MAX)) as u16);
+                buf.put_slice(proof);
+            }
         }
     }
 }
@@ -427,6 +469,7 @@ impl EncodeSize for Call {
             Call::UpdateTerms { terms, .. } => 32 + terms.encode_size(),
             Call::BuyLicense { .. } => 32,
             Call::PayRevenue { .. } => 32 + 16,
+            Call::ReportMisbehaviour { proof, .. } => 32 + 8 + 2 + proof.len(),
         }
     }
 }
@@ -461,6 +504,27 @@ impl Read for Call {
                 asset: Hash32::read_cfg(buf, &())?,
                 amount: u128::read_cfg(buf, &())?,
             },
+            Self::TAG_REPORT_MISBEHAVIOUR => {
+                let validator = Address::read_cfg(buf, &())?;
+                let view = u64::read_cfg(buf, &())?;
+                let length = usize::from(u16::read_cfg(buf, &())?);
+                if length == 0 || length > crate::limits::EVIDENCE_PROOF_BYTES_MAX {
+                    return Err(CodecError::Invalid(
+                        "ReportMisbehaviour.proof",
+                        "empty or longer than EVIDENCE_PROOF_BYTES_MAX",
+                    ));
+                }
+                if buf.remaining() < length {
+                    return Err(CodecError::EndOfBuffer);
+                }
+                let mut proof = vec![0u8; length];
+                buf.copy_to_slice(&mut proof);
+                Call::ReportMisbehaviour {
+                    validator,
+                    view,
+                    proof,
+                }
+            }
             _ => return Err(CodecError::InvalidEnum(tag)),
         })
     }
