@@ -3,7 +3,8 @@
 //! Transactions are kept in arrival order and indexed by `(sender, nonce)`, so a proposer takes
 //! them in the order they came while respecting each sender's nonce sequence, and a replayed or
 //! duplicate transaction is refused at admission. A transaction leaves the mempool when a block
-//! that includes it is finalized, or when its nonce falls below its sender's finalized nonce.
+//! that includes it is finalized, or when it can no longer execute (its nonce is used, or its
+//! sender can no longer pay its fee).
 //! Its size is capped by [`tributary_types::limits::MEMPOOL_TRANSACTIONS_MAX`].
 
 use std::collections::BTreeMap;
@@ -94,15 +95,15 @@ impl Mempool {
         }
     }
 
-    /// Drops every transaction whose nonce is below `nonce_of(sender)`: they can never execute.
-    pub fn prune_stale(&mut self, nonce_of: impl Fn(&Address) -> u64) {
-        let stale: Vec<TxHash> = self
+    /// Keeps only the transactions `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&SignedTransaction) -> bool) {
+        let dropped: Vec<TxHash> = self
             .by_sequence
             .values()
-            .filter(|(_, tx)| tx.transaction.nonce < nonce_of(&tx.transaction.sender))
+            .filter(|(_, tx)| !keep(tx))
             .map(|(hash, _)| *hash)
             .collect();
-        for hash in stale {
+        for hash in dropped {
             self.remove(&hash);
         }
     }
@@ -168,7 +169,7 @@ mod tests {
         assert_eq!(mempool.pending_from(&first, 2), 1);
         assert_eq!(mempool.pending_from(&sender, 0), 1);
         // Sender 1's finalized nonce is now 2: its nonces 0 and 1 can never execute.
-        mempool.prune_stale(|address| if *address == first { 2 } else { 0 });
+        mempool.retain(|tx| tx.transaction.sender != first || tx.transaction.nonce >= 2);
         assert_eq!(mempool.len(), 2);
         assert_eq!(mempool.pending_from(&first, 0), 1);
         mempool.remove(&hash);

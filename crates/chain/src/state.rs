@@ -311,7 +311,9 @@ impl ChainState {
             let inner = self.lock();
             select(&inner.mempool, parent_state)
         };
+        let mut attempts = 0usize;
         loop {
+            attempts += 1;
             let mut ledger = parent_state.clone();
             let input = BlockInput {
                 height: parent_state.height() + 1,
@@ -321,16 +323,27 @@ impl ChainState {
             // Every candidate came from the mempool, so its signature is already verified.
             match ledger.execute_block_with(&input, SignatureCheck::Skip) {
                 Ok(outcome) => return (candidates, ledger, outcome),
-                Err(error) => {
-                    tracing::debug!(target: "tributary::chain", %error, "dropping a transaction from the proposal");
-                    match error {
-                        BlockError::InvalidTransaction { index, .. }
-                            if index < candidates.len() =>
-                        {
-                            candidates.remove(index);
-                        }
-                        _ => candidates.clear(),
+                Err(BlockError::InvalidTransaction { index, .. }) if index < candidates.len() => {
+                    tracing::debug!(target: "tributary::chain", index, "dropping a transaction from the proposal");
+                    if attempts < limits::PROPOSAL_BUILD_ATTEMPTS_MAX {
+                        // Drop it and the sender's later transactions (their nonces now skip).
+                        let sender = candidates[index].transaction.sender;
+                        let mut position = 0usize;
+                        candidates.retain(|transaction| {
+                            let keep = position < index || transaction.transaction.sender != sender;
+                            position += 1;
+                            keep
+                        });
+                    } else {
+                        // The prefix before the failure executed: propose just that, so a
+                        // flood of transactions that fail in a block cannot cost more than
+                        // PROPOSAL_BUILD_ATTEMPTS_MAX + 1 executions.
+                        candidates.truncate(index);
                     }
+                }
+                Err(error) => {
+                    tracing::warn!(target: "tributary::chain", %error, "proposing an empty block");
+                    candidates.clear();
                 }
             }
         }
@@ -377,9 +390,13 @@ impl ChainState {
         inner.finalized_digest = digest;
         inner.forks.retain(|_, fork| fork.height > height);
         let finalized = inner.finalized.clone();
-        inner
-            .mempool
-            .prune_stale(|address| finalized.nonce(address));
+        // Drop what can never execute now: nonces already used, and fees the sender can no
+        // longer pay (a proposer would otherwise retry them in every block).
+        inner.mempool.retain(|tx| {
+            let sender = &tx.transaction.sender;
+            tx.transaction.nonce >= finalized.nonce(sender)
+                && tx.transaction.fee <= finalized.balance(sender)
+        });
         inner.blocks.insert(height, record(block, seed));
         tracing::info!(
             target: "tributary::chain",
@@ -564,6 +581,43 @@ mod tests {
             fixture.state.submit(replay),
             Err(SubmitError::AlreadyFinalized(_))
         ));
+    }
+
+    #[test]
+    fn build_drops_a_transaction_whose_fee_an_earlier_one_spent() {
+        let fixture = fixture();
+        // The first transfer sends away everything but its own fee; the next cannot pay its fee.
+        let sender = Address::from_public_key(&fixture.key.public_key());
+        let drain = SignedTransaction::sign(
+            &fixture.key,
+            Transaction {
+                chain_id: "test-chain".into(),
+                sender,
+                nonce: 0,
+                fee: 1,
+                call: Call::Transfer {
+                    to: Address([5; 32]),
+                    amount: 999_999,
+                },
+            },
+        );
+        fixture.state.submit(drain).unwrap();
+        fixture.state.submit(transfer(&fixture.key, 1, 1)).unwrap();
+        let parent = fixture.state.state_of(&fixture.genesis.digest()).unwrap();
+        let proposer = Address::from_public_key(&fixture.leader);
+        let (transactions, _, outcome) = fixture.state.build(&parent, proposer);
+        assert_eq!(transactions.len(), 1);
+        assert_eq!(transactions[0].transaction.nonce, 0);
+        assert_eq!(outcome.receipts.len(), 1);
+        // Once that block is final, the unpayable transaction leaves the mempool.
+        let block = child(
+            &fixture,
+            &fixture.genesis,
+            transactions,
+            outcome.state_root.0,
+        );
+        fixture.state.apply_finalized(&block, None).unwrap();
+        assert!(fixture.state.lock().mempool.is_empty());
     }
 
     #[test]

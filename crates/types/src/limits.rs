@@ -96,3 +96,7 @@ const _: () = assert!(API_BATCH_BODY_BYTES_MAX >= API_BODY_BYTES_MAX);
 pub const EVIDENCE_PROOF_BYTES_MAX: usize = 1_024;
 
 const _: () = assert!(EVIDENCE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
+
+/// Most times a proposer re-executes its candidate block after dropping a transaction that fails
+/// at block level; past it, the block is cut before the failing transaction.
+pub const PROPOSAL_BUILD_ATTEMPTS_MAX: usize = 8;
