@@ -90,6 +90,9 @@ pub enum Fault {
         /// Which validator.
         validator: usize,
     },
+    /// A peer outside the validator set joins the network and floods it with votes signed under
+    /// another validator set's keys; nobody may accept them, crash or stall.
+    Outsider,
     /// Stop validator `validator` abruptly at step `at` (its tasks are aborted; its storage
     /// keeps whatever it had synced) and start it again from that storage at step `restart`.
     Crash {
@@ -247,20 +250,36 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
     let genesis_supply = ledger.total_supply();
     let genesis_block = Block::genesis(ledger.state_root().0, public_keys[0].clone());
 
-    // The simulated network.
+    // The simulated network (with the outsider among its peers, if the scenario has one).
+    let outsider = scenario
+        .faults
+        .contains(&Fault::Outsider)
+        .then(|| ed25519::PrivateKey::from_seed(10_000));
+    let mut peers = public_keys.clone();
+    peers.extend(outsider.iter().map(|key| key.public_key()));
     let (network, oracle) = simulated::Network::new_with_peers(
         context.child("network"),
         simulated::Config {
             max_size: max_message_size(scenario.validators),
-            max_peers_per_set: NZUsize!(scenario.validators),
+            max_peers_per_set: NZUsize!(peers.len()),
             disconnect_on_block: true,
             tracked_peer_sets: NZUsize!(1),
         },
-        public_keys.clone(),
+        peers,
     )
     .await;
     network.start();
     let running = scenario.validators - scenario.offline;
+    if let Some(outsider) = &outsider {
+        start_outsider(
+            &context,
+            &oracle,
+            outsider,
+            &public_keys[..running],
+            &scenario,
+        )
+        .await;
+    }
     for a in &public_keys[..running] {
         for b in &public_keys[..running] {
             if a != b {
@@ -685,4 +704,83 @@ impl SimNode {
         .unwrap_or_else(|error| panic!("validator {index}: {error}"));
         (state, handles)
     }
+}
+
+/// Runs a peer outside the validator set that votes (conflicting votes, every view) under the keys
+/// of a validator set of its own.
+async fn start_outsider(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
+    outsider: &ed25519::PrivateKey,
+    validators: &[ed25519::PublicKey],
+    scenario: &Scenario,
+) {
+    let me = outsider.public_key();
+    for validator in validators {
+        let _ = oracle
+            .add_link(me.clone(), validator.clone(), scenario.link.clone())
+            .await;
+        let _ = oracle
+            .add_link(validator.clone(), me.clone(), scenario.link.clone())
+            .await;
+    }
+    // A foreign validator set of the outsider and three others, with its own dealt keys.
+    let mut foreign: Vec<ed25519::PublicKey> = (1..4u64)
+        .map(|seed| ed25519::PrivateKey::from_seed(20_000 + seed).public_key())
+        .collect();
+    foreign.insert(0, me.clone());
+    let (polynomial_hex, shares) =
+        deal(ChaCha20Rng::seed_from_u64(scenario.seed ^ 0x0075), &foreign)
+            .unwrap_or_else(|error| panic!("dealing the outsider's keys: {error}"));
+    let genesis = tributary_chain::ChainGenesis {
+        ledger: Genesis::devnet("elsewhere", std::iter::empty()),
+        validators: foreign
+            .iter()
+            .enumerate()
+            .map(|(index, key)| tributary_chain::GenesisValidator {
+                name: format!("foreign-{index}"),
+                public_key: hex::encode(commonware_codec::Encode::encode(key)),
+                address: Address::from_public_key(key),
+                p2p: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            })
+            .collect(),
+        polynomial: polynomial_hex,
+    };
+    let set = genesis
+        .validator_set()
+        .unwrap_or_else(|error| panic!("foreign set: {error}"));
+    let ledger = Ledger::from_genesis(&genesis.ledger).unwrap_or_else(|error| panic!("{error}"));
+    let block = Block::genesis(ledger.state_root().0, me.clone());
+    let config = EngineConfig {
+        identity: ValidatorIdentity {
+            signer: outsider.clone(),
+            share: shares[0].clone(),
+        },
+        set,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        partition_prefix: "outsider".into(),
+        genesis: block.clone(),
+        state: ChainState::new(ledger, &block),
+        proposal_fault: None,
+    };
+    let (_, scheme) = tributary_chain::engine::validate(&config)
+        .unwrap_or_else(|error| panic!("outsider scheme: {error}"));
+    let (channel, rate) = CHANNEL_QUOTAS[0];
+    let votes = oracle
+        .control(me)
+        .register(
+            channel,
+            Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN)),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("registering the outsider's vote channel: {error}"));
+    commonware_consensus::simplex::mocks::conflicter::Conflicter::<
+        _,
+        _,
+        commonware_cryptography::Sha256,
+    >::new(
+        context.child("outsider"),
+        commonware_consensus::simplex::mocks::conflicter::Config { scheme },
+    )
+    .start(votes);
 }

@@ -166,6 +166,28 @@ fn garbage_on_every_channel_crashes_nobody() {
 }
 
 #[test]
+fn votes_from_outside_the_validator_set_are_ignored() {
+    let scenario = Scenario {
+        seed: 12,
+        validators: 4,
+        offline: 0,
+        link: GOOD_LINK,
+        target_height: 10,
+        transactions: 40,
+        timeout: Duration::from_secs(900),
+        faults: vec![Fault::Outsider],
+    };
+    check(&scenario);
+    // Its votes count for nothing: no validator is accused because of them.
+    assert!(
+        run(&scenario)
+            .accused
+            .iter()
+            .all(|accused| accused.is_empty())
+    );
+}
+
+#[test]
 #[ignore = "long sweep: cargo test -p tributary-sim -- --ignored"]
 fn sweep_hundreds_of_seeds() {
     for seed in 100..300 {
