@@ -534,3 +534,84 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
         let _ = Command::new("kill").args(["-9", &pid]).status();
     }
 }
+
+#[test]
+fn value_command_shares_sum_to_10000_and_reports_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/iris.csv"))
+            .unwrap();
+    let mut lines = iris.lines();
+    let header = lines.next().unwrap();
+    let mut train = format!("{header},contributor\n");
+    let mut test = format!("{header}\n");
+    for (index, line) in lines.enumerate() {
+        if index % 5 == 0 {
+            test.push_str(&format!("{line}\n"));
+        } else {
+            // Contributor "noisy" gets every third training row with a wrong label.
+            let (features, label) = line.rsplit_once(',').unwrap();
+            if index % 3 == 0 {
+                let wrong = (label.parse::<u8>().unwrap() + 1) % 3;
+                train.push_str(&format!("{features},{wrong},noisy\n"));
+            } else {
+                train.push_str(&format!("{line},honest\n"));
+            }
+        }
+    }
+    let train_path = dir.path().join("train.csv");
+    let test_path = dir.path().join("test.csv");
+    let report_path = dir.path().join("report.json");
+    std::fs::write(&train_path, train).unwrap();
+    std::fs::write(&test_path, test).unwrap();
+    let output = Command::new(BIN)
+        .arg("--json")
+        .arg("value")
+        .arg("--train")
+        .arg(&train_path)
+        .arg("--test")
+        .arg(&test_path)
+        .args([
+            "--label",
+            "label",
+            "--contributor",
+            "contributor",
+            "--report",
+        ])
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let shares = result["contributors"].as_object().unwrap();
+    let total: u64 = shares.values().map(|bps| bps.as_u64().unwrap()).sum();
+    assert_eq!(total, 10_000);
+    assert!(shares["honest"].as_u64().unwrap() > shares["noisy"].as_u64().unwrap());
+    let verified = Command::new(BIN)
+        .arg("value")
+        .arg("verify")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // A missing label column is a clear error, not a panic.
+    let bad = Command::new(BIN)
+        .arg("value")
+        .arg("--train")
+        .arg(&train_path)
+        .arg("--test")
+        .arg(&test_path)
+        .args(["--label", "nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
+}
