@@ -22,16 +22,25 @@ fn check(scenario: &Scenario) {
     );
 }
 
-fn four_lossy(seed: u64) -> Scenario {
+/// Four validators on good links, a short run, and the given faults.
+fn four(seed: u64, faults: Vec<Fault>) -> Scenario {
     Scenario {
         seed,
         validators: 4,
         offline: 0,
-        link: LOSSY_LINK,
+        link: GOOD_LINK,
         target_height: 10,
         transactions: 40,
+        timeout: Duration::from_secs(900),
+        faults,
+    }
+}
+
+fn four_lossy(seed: u64) -> Scenario {
+    Scenario {
+        link: LOSSY_LINK,
         timeout: Duration::from_secs(600),
-        faults: Vec::new(),
+        ..four(seed, Vec::new())
     }
 }
 
@@ -60,14 +69,9 @@ fn seven_validators_with_two_down_keep_finalizing() {
 fn partition_two_two_heals_and_finalizes() {
     for seed in [4, 5] {
         check(&Scenario {
-            seed,
-            validators: 4,
-            offline: 0,
-            link: GOOD_LINK,
             target_height: 12,
             transactions: 60,
-            timeout: Duration::from_secs(900),
-            faults: vec![Fault::Partition { at: 10, heal: 40 }],
+            ..four(seed, vec![Fault::Partition { at: 10, heal: 40 }])
         });
     }
 }
@@ -76,18 +80,16 @@ fn partition_two_two_heals_and_finalizes() {
 fn crashed_validator_restarts_from_disk_and_catches_up() {
     for seed in [6, 7] {
         check(&Scenario {
-            seed,
-            validators: 4,
-            offline: 0,
-            link: GOOD_LINK,
             target_height: 12,
             transactions: 60,
-            timeout: Duration::from_secs(900),
-            faults: vec![Fault::Crash {
-                validator: 3,
-                at: 10,
-                restart: 40,
-            }],
+            ..four(
+                seed,
+                vec![Fault::Crash {
+                    validator: 3,
+                    at: 10,
+                    restart: 40,
+                }],
+            )
         });
     }
 }
@@ -95,16 +97,7 @@ fn crashed_validator_restarts_from_disk_and_catches_up() {
 #[test]
 fn byzantine_conflicter_cannot_break_safety() {
     for seed in [8, 9] {
-        let scenario = Scenario {
-            seed,
-            validators: 4,
-            offline: 0,
-            link: GOOD_LINK,
-            target_height: 10,
-            transactions: 40,
-            timeout: Duration::from_secs(900),
-            faults: vec![Fault::Byzantine { validator: 0 }],
-        };
+        let scenario = four(seed, vec![Fault::Byzantine { validator: 0 }]);
         check(&scenario);
         // Every honest validator holds proof against the conflicter, and only against it.
         let report = run(&scenario);
@@ -127,16 +120,7 @@ fn byzantine_conflicter_cannot_break_safety() {
 
 #[test]
 fn proposer_with_wrong_state_roots_is_refused() {
-    let scenario = Scenario {
-        seed: 10,
-        validators: 4,
-        offline: 0,
-        link: GOOD_LINK,
-        target_height: 10,
-        transactions: 40,
-        timeout: Duration::from_secs(900),
-        faults: vec![Fault::WrongStateRoot { validator: 1 }],
-    };
+    let scenario = four(10, vec![Fault::WrongStateRoot { validator: 1 }]);
     check(&scenario);
     let report = run(&scenario);
     let liar = tributary_sim::validator_address(1);
@@ -153,30 +137,12 @@ fn proposer_with_wrong_state_roots_is_refused() {
 
 #[test]
 fn garbage_on_every_channel_crashes_nobody() {
-    check(&Scenario {
-        seed: 11,
-        validators: 4,
-        offline: 0,
-        link: GOOD_LINK,
-        target_height: 10,
-        transactions: 40,
-        timeout: Duration::from_secs(900),
-        faults: vec![Fault::Garbage { validator: 2 }],
-    });
+    check(&four(11, vec![Fault::Garbage { validator: 2 }]));
 }
 
 #[test]
 fn votes_from_outside_the_validator_set_are_ignored() {
-    let scenario = Scenario {
-        seed: 12,
-        validators: 4,
-        offline: 0,
-        link: GOOD_LINK,
-        target_height: 10,
-        transactions: 40,
-        timeout: Duration::from_secs(900),
-        faults: vec![Fault::Outsider],
-    };
+    let scenario = four(12, vec![Fault::Outsider]);
     check(&scenario);
     // Its votes count for nothing: no validator is accused because of them.
     assert!(
