@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = |name: &str, values: &[f64], seconds: f64| {
         println!(
             "{name:<34} {:>9.1}% {seconds:>9.2}",
-            shared::detection_rate(values, &flipped) * 100.0
+            tributary_valuation::split::detection_rate(values, &flipped) * 100.0
         );
     };
     let time = |f: &mut dyn FnMut() -> Result<Vec<f64>, tributary_valuation::ValuationError>| {

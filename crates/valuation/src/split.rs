@@ -68,6 +68,26 @@ pub fn flip_labels(labels: &mut [u32], num_classes: u32, fraction: f64, seed: u6
     chosen
 }
 
+/// Fraction of the `flipped` rows found among the lowest-valued `flipped.len()` rows (ties broken
+/// by index): how well a valuation finds the labels [`flip_labels`] corrupted. 0 when nothing was
+/// flipped.
+pub fn detection_rate(values: &[f64], flipped: &[usize]) -> f64 {
+    if flipped.is_empty() {
+        return 0.0;
+    }
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+    let lowest: std::collections::BTreeSet<usize> = order[..flipped.len().min(order.len())]
+        .iter()
+        .copied()
+        .collect();
+    flipped
+        .iter()
+        .filter(|index| lowest.contains(index))
+        .count() as f64
+        / flipped.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

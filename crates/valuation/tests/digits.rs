@@ -9,7 +9,8 @@ use tributary_valuation::NoProgress;
 use tributary_valuation::knn::{KnnVariant, knn_shapley};
 use tributary_valuation::report::{Method, Parameters, ValuationRequest, value_files, verify};
 
-use common::{data_path, detection_rate, split};
+use common::{data_path, split};
+use tributary_valuation::split::detection_rate;
 
 #[test]
 fn knn_shapley_finds_flipped_labels_on_digits() {

@@ -70,19 +70,6 @@ pub fn jittered_copies(
     Ok((matrix, labels))
 }
 
-/// Fraction of flipped rows among the lowest-valued `flipped.len()` rows (ties by index).
-pub fn detection_rate(values: &[f64], flipped: &[usize]) -> f64 {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
-    let lowest: std::collections::BTreeSet<usize> =
-        order[..flipped.len()].iter().copied().collect();
-    flipped
-        .iter()
-        .filter(|index| lowest.contains(index))
-        .count() as f64
-        / flipped.len() as f64
-}
-
 /// Peak resident set size of this process, in MiB (Linux; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

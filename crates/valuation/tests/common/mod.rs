@@ -54,16 +54,3 @@ pub fn split(name: &str, seed: u64, flip_fraction: f64) -> Split {
     };
     Split { problem, flipped }
 }
-
-/// Fraction of the flipped rows found among the lowest-valued `flipped.len()` rows (ties by index).
-pub fn detection_rate(values: &[f64], flipped: &[usize]) -> f64 {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
-    let lowest: std::collections::BTreeSet<usize> =
-        order[..flipped.len()].iter().copied().collect();
-    flipped
-        .iter()
-        .filter(|index| lowest.contains(index))
-        .count() as f64
-        / flipped.len() as f64
-}
