@@ -46,6 +46,10 @@ pub type MarshalMailbox = Mailbox<Scheme, Standard<Block>>;
 /// block. Bounds the empty-block rate while keeping latency low under load.
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 300;
 
+/// How long a proposer waits for its parent's notarization to reach its reporter (the seed it
+/// must put in the block) before giving up its turn.
+pub const SEED_WAIT_MS: u64 = 2_000;
+
 /// The ledger application.
 #[derive(Clone)]
 pub struct Application {
@@ -133,9 +137,26 @@ where
         while self.state.lock().mempool.is_empty() && runtime.current() < waited_until {
             runtime.sleep(Duration::from_millis(10)).await;
         }
+        let parent_seed = if parent.height().get() == 0 {
+            None
+        } else {
+            let parent_view = context.parent.0.get();
+            let waited_until = runtime.current() + Duration::from_millis(SEED_WAIT_MS);
+            loop {
+                if let Some(seed) = self.state.seed(parent_view) {
+                    break Some(seed);
+                }
+                if runtime.current() >= waited_until {
+                    tracing::warn!(target: "tributary::chain", parent_view, "no seed for the parent's round; not proposing");
+                    return None;
+                }
+                runtime.sleep(Duration::from_millis(5)).await;
+            }
+        };
         let parent_state = self.state_after(ancestry).await?;
         let proposer = Address::from_public_key(&context.leader);
-        let (transactions, ledger, outcome) = self.state.build(&parent_state, proposer);
+        let beacon = parent_seed.as_ref().map(crate::block::beacon_of);
+        let (transactions, ledger, outcome) = self.state.build(&parent_state, proposer, beacon);
         let mut state_root = outcome.state_root.0;
         if self.fault == Some(ProposalFault::WrongStateRoot) {
             state_root[0] ^= 0xff;
@@ -144,6 +165,7 @@ where
             context,
             parent.digest(),
             parent.height().next(),
+            parent_seed,
             transactions,
             state_root,
         );
@@ -173,6 +195,10 @@ where
         }
         let block = block.inner().clone();
         if block.context.leader != context.leader {
+            return false;
+        }
+        if let Err(error) = self.state.check_parent_seed(&block) {
+            tracing::warn!(target: "tributary::chain", height = block.height().get(), %error, "rejected block: bad parent seed");
             return false;
         }
         if let Err(error) = self.state.check_misbehaviour_proofs(&block.transactions) {

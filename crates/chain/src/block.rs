@@ -1,7 +1,8 @@
 //! The consensus block: what validators agree on.
 //!
 //! A block carries the consensus context it was proposed in (round, leader, parent), its parent's
-//! digest, its height, the signed transactions it orders, and the ledger's state root *after*
+//! digest, its height, the threshold-BLS seed of its parent's round (the randomness the ledger
+//! executes it with), the signed transactions it orders, and the ledger's state root *after*
 //! executing them. The digest is SHA-256 (the digest type commonware's consensus certificates sign)
 //! over the canonical encoding, so it commits to every field, the embedded context included, as
 //! [`commonware_consensus::CertifiableBlock`] requires.
@@ -12,17 +13,34 @@ use commonware_codec::{
 };
 use commonware_consensus::{
     CertifiableBlock, Heightable,
-    simplex::types::Context as SimplexContext,
+    simplex::{scheme::bls12381_threshold::vrf::Seed as VrfSeed, types::Context as SimplexContext},
     types::{Epoch, Height, Round, View},
 };
-use commonware_cryptography::{Digestible, Hasher, Sha256, ed25519, sha256};
-use tributary_types::{SignedTransaction, limits};
+use commonware_cryptography::{
+    Digestible, Hasher, Sha256, bls12381::primitives::variant::MinSig, ed25519, sha256,
+};
+use tributary_types::{Hash32, SignedTransaction, limits};
 
 /// The digest of a block.
 pub type Digest = sha256::Digest;
 
 /// The consensus context embedded in every block.
 pub type Context = SimplexContext<Digest, ed25519::PublicKey>;
+
+/// The threshold-BLS seed of a consensus round: a unique signature over the round, so nobody can
+/// choose it and nobody knows it before a quorum signs.
+pub type Seed = VrfSeed<MinSig>;
+
+/// Domain tag for hashing a seed into the ledger's 32-byte beacon.
+const BEACON_DOMAIN: &[u8] = b"tributary-beacon-v1";
+
+/// The ledger's 32-byte beacon from a round's seed: BLAKE3 of a domain tag and the signature.
+pub fn beacon_of(seed: &Seed) -> Hash32 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(BEACON_DOMAIN);
+    hasher.update(&commonware_codec::Encode::encode(&seed.signature));
+    Hash32(*hasher.finalize().as_bytes())
+}
 
 /// A block of ordered transactions with the state root they produce.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +51,9 @@ pub struct Block {
     pub parent: Digest,
     /// The block's height (genesis is 0).
     pub height: Height,
+    /// The seed of the parent's round (`context.parent`'s view), taken from the parent's
+    /// notarization. `None` exactly when the parent is genesis.
+    pub parent_seed: Option<Seed>,
     /// Transactions, executed in order.
     pub transactions: Vec<SignedTransaction>,
     /// The ledger's state root after executing `transactions` on the parent's state.
@@ -46,6 +67,7 @@ impl Block {
         context: Context,
         parent: Digest,
         height: Height,
+        parent_seed: Option<Seed>,
         transactions: Vec<SignedTransaction>,
         state_root: [u8; 32],
     ) -> Self {
@@ -53,6 +75,7 @@ impl Block {
             context,
             parent,
             height,
+            parent_seed,
             transactions,
             state_root,
             digest: Digest::from([0u8; 32]),
@@ -75,9 +98,15 @@ impl Block {
             context,
             Digest::from([0u8; 32]),
             Height::zero(),
+            None,
             Vec::new(),
             state_root,
         )
+    }
+
+    /// The ledger's randomness for this block (see [`beacon_of`]).
+    pub fn beacon(&self) -> Option<Hash32> {
+        self.parent_seed.as_ref().map(beacon_of)
     }
 
     fn compute_digest(&self) -> Digest {
@@ -100,6 +129,7 @@ impl Write for Block {
         self.context.write(writer);
         self.parent.write(writer);
         self.height.write(writer);
+        self.parent_seed.write(writer);
         self.transactions.write(writer);
         self.state_root.write(writer);
     }
@@ -110,6 +140,7 @@ impl EncodeSize for Block {
         self.context.encode_size()
             + self.parent.encode_size()
             + self.height.encode_size()
+            + self.parent_seed.encode_size()
             + self.transactions.encode_size()
             + self.state_root.encode_size()
     }
@@ -122,12 +153,20 @@ impl Read for Block {
         let context = Context::read(reader)?;
         let parent = Digest::read(reader)?;
         let height = Height::read(reader)?;
+        let parent_seed = Option::<Seed>::read(reader)?;
         let transactions = Vec::<SignedTransaction>::read_cfg(
             reader,
             &(RangeCfg::new(0..=limits::BLOCK_TRANSACTIONS_MAX), ()),
         )?;
         let state_root = <[u8; 32]>::read(reader)?;
-        Ok(Self::new(context, parent, height, transactions, state_root))
+        Ok(Self::new(
+            context,
+            parent,
+            height,
+            parent_seed,
+            transactions,
+            state_root,
+        ))
     }
 }
 
@@ -162,11 +201,16 @@ impl CertifiableBlock for Block {
 /// The largest encoded context: round (two varints), leader key, parent (varint view + digest).
 const CONTEXT_ENCODE_SIZE_MAX: usize = 2 * 10 + ed25519::PublicKey::SIZE + 10 + Digest::SIZE;
 
+/// The largest encoded parent seed: the option tag, a round (two varints) and a MinSig signature.
+const SEED_ENCODE_SIZE_MAX: usize =
+    1 + 2 * 10 + <<MinSig as commonware_cryptography::bls12381::primitives::variant::Variant>::Signature as FixedSize>::SIZE;
+
 impl commonware_consensus::BoundedBlock for Block {
     fn max_encode_size(_: &()) -> usize {
         CONTEXT_ENCODE_SIZE_MAX
             + Digest::SIZE
             + Height::MAX_ENCODE_SIZE
+            + SEED_ENCODE_SIZE_MAX
             + 5
             + limits::BLOCK_TRANSACTIONS_MAX * limits::TRANSACTION_BYTES_MAX
             + 32

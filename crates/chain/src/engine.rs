@@ -405,7 +405,7 @@ where
         FixedEpocher::new(EPOCH_LENGTH),
     );
     let evidence_scheme = scheme.clone();
-    config.state.set_evidence_scheme(scheme.clone());
+    config.state.set_scheme(scheme.clone());
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::Config {
@@ -416,7 +416,7 @@ where
             relay: deferred.clone(),
             reporter: commonware_consensus::Reporters::from((
                 deferred,
-                crate::evidence::EvidenceReporter::new(config.state.clone(), evidence_scheme),
+                crate::evidence::ActivityReporter::new(config.state.clone(), evidence_scheme),
             )),
             strategy: Sequential,
             partition: format!("{prefix}-simplex"),

@@ -3,17 +3,21 @@
 //! Simplex reports faults it can prove: two notarize votes for different blocks in one view
 //! (`ConflictingNotarize`), two finalize votes likewise (`ConflictingFinalize`), or a nullify
 //! and a finalize in one view (`NullifyFinalize`). Each carries both signed votes, so anyone
-//! can check it. [`EvidenceReporter`] keeps what this node saw (at most
+//! can check it. [`ActivityReporter`] keeps what this node saw (at most
 //! [`limits::EVIDENCE_RECORDS_MAX`](tributary_types::limits::EVIDENCE_RECORDS_MAX), oldest
-//! dropped) for the API; submitting it to the ledger, where staking turns it into a slash, is the
-//! hook that follows.
+//! dropped) for the API; anyone may submit it to the ledger as a `ReportMisbehaviour`
+//! transaction, which slashes the validator's stake. The same reporter keeps the seeds of
+//! notarized and finalized rounds, which proposers put in their blocks as the ledger's beacon.
 
 use crate::{application::Scheme, block::Digest, state::ChainState};
 use commonware_actor::Feedback;
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::{
     Reporter, Viewable,
-    simplex::types::{Activity, Attributable},
+    simplex::{
+        scheme::bls12381_threshold::vrf::Seedable,
+        types::{Activity, Attributable},
+    },
 };
 use commonware_cryptography::certificate::Verifier as _;
 use commonware_parallel::Sequential;
@@ -36,24 +40,31 @@ pub struct Evidence {
     pub proof: String,
 }
 
-/// Records faults simplex reports into the node's chain state.
+/// Records what simplex reports into the node's chain state: proven faults, and the seeds of
+/// certified rounds.
 #[derive(Clone)]
-pub struct EvidenceReporter {
+pub struct ActivityReporter {
     state: ChainState,
     scheme: Scheme,
 }
 
-impl EvidenceReporter {
+impl ActivityReporter {
     /// A reporter that resolves signers with `scheme`'s participant list.
     pub fn new(state: ChainState, scheme: Scheme) -> Self {
         Self { state, scheme }
     }
 }
 
-impl Reporter for EvidenceReporter {
+impl Reporter for ActivityReporter {
     type Activity = Activity<Scheme, Digest>;
 
     fn report(&mut self, activity: Self::Activity) -> Feedback {
+        // Certificates reach reporters verified, so their seeds decode.
+        match &activity {
+            Activity::Notarization(notarization) => self.state.record_seed(notarization.seed()),
+            Activity::Finalization(finalization) => self.state.record_seed(finalization.seed()),
+            _ => {}
+        }
         let Some((kind, view, signer)) = fault_of(&activity) else {
             return Feedback::Ok;
         };

@@ -6,7 +6,7 @@
 //! executed block and finalization just swaps it in.
 
 use crate::{
-    block::{Block, Digest},
+    block::{Block, Digest, Seed},
     mempool::{Mempool, MempoolError},
 };
 use commonware_consensus::Heightable;
@@ -63,6 +63,26 @@ pub enum TransactionStatus {
 }
 
 /// Why the node refused a submitted transaction.
+/// Why a block's parent seed was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SeedError {
+    /// The parent is not genesis, so the block must carry the parent round's seed.
+    #[error("the block carries no seed for its parent's round")]
+    Missing,
+    /// The parent is genesis, which has no round, yet the block carries a seed.
+    #[error("the block carries a seed although its parent is genesis")]
+    Unexpected,
+    /// The seed is for another round than the block's parent.
+    #[error("the seed is for another round than the block's parent")]
+    WrongRound,
+    /// The seed's threshold signature does not verify under the validator set's group key.
+    #[error("the seed's signature does not verify")]
+    BadSignature,
+    /// The node has no validator set to check against yet.
+    #[error("no validator set to check the seed against")]
+    NoValidatorSet,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// The ledger's admission rules refused it.
@@ -138,8 +158,12 @@ pub struct Inner {
     pub receipts: BTreeMap<TxHash, Receipt>,
     /// Proven validator faults this node saw, oldest first.
     pub evidence: std::collections::VecDeque<crate::evidence::Evidence>,
-    /// The validator set's verifier, for checking misbehaviour proofs (set by the engine).
-    pub evidence_scheme: Option<crate::application::Scheme>,
+    /// The validator set's verifier, for checking misbehaviour proofs and parent seeds (set by
+    /// the engine).
+    pub scheme: Option<crate::application::Scheme>,
+    /// Seeds of notarized or finalized rounds by view, from consensus certificates (newest
+    /// [`limits::CONSENSUS_SEEDS_KEPT_MAX`] kept): what a proposer puts in its block.
+    pub seeds: BTreeMap<u64, Seed>,
     /// Where transactions admitted through this node's API are sent to be gossiped to peers.
     pub gossip: Option<futures::channel::mpsc::UnboundedSender<SignedTransaction>>,
 }
@@ -158,7 +182,8 @@ impl ChainState {
                 blocks,
                 receipts: BTreeMap::new(),
                 gossip: None,
-                evidence_scheme: None,
+                scheme: None,
+                seeds: BTreeMap::new(),
                 evidence: std::collections::VecDeque::new(),
             })),
         }
@@ -172,9 +197,55 @@ impl ChainState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sets the verifier misbehaviour proofs are checked with.
-    pub fn set_evidence_scheme(&self, scheme: crate::application::Scheme) {
-        self.lock().evidence_scheme = Some(scheme);
+    /// Sets the verifier misbehaviour proofs and parent seeds are checked with.
+    pub fn set_scheme(&self, scheme: crate::application::Scheme) {
+        self.lock().scheme = Some(scheme);
+    }
+
+    /// Keeps the seed of a certified round (from a verified notarization or finalization).
+    pub fn record_seed(&self, seed: Seed) {
+        let mut inner = self.lock();
+        inner.seeds.insert(seed.round.view().get(), seed);
+        while inner.seeds.len() > limits::CONSENSUS_SEEDS_KEPT_MAX {
+            inner.seeds.pop_first();
+        }
+    }
+
+    /// The seed of the round at `view`, if a certificate for it reached this node.
+    pub fn seed(&self, view: u64) -> Option<Seed> {
+        self.lock().seeds.get(&view).cloned()
+    }
+
+    /// The block-validity rule for a block's parent seed: absent exactly when the parent is
+    /// genesis; otherwise the threshold signature of the parent's round (the context's parent
+    /// view, in the block's epoch), checked against the validator set's group key. Seeds are
+    /// unique signatures, so a proposer has no choice of beacon.
+    pub fn check_parent_seed(&self, block: &Block) -> Result<(), SeedError> {
+        let parent_is_genesis = block.height().get() == 1;
+        match (&block.parent_seed, parent_is_genesis) {
+            (None, true) => Ok(()),
+            (Some(_), true) => Err(SeedError::Unexpected),
+            (None, false) => Err(SeedError::Missing),
+            (Some(seed), false) => {
+                let expected = commonware_consensus::types::Round::new(
+                    block.context.round.epoch(),
+                    block.context.parent.0,
+                );
+                if seed.round != expected {
+                    return Err(SeedError::WrongRound);
+                }
+                let scheme = self
+                    .lock()
+                    .scheme
+                    .clone()
+                    .ok_or(SeedError::NoValidatorSet)?;
+                if seed.verify(&scheme) {
+                    Ok(())
+                } else {
+                    Err(SeedError::BadSignature)
+                }
+            }
+        }
     }
 
     /// Checks every `ReportMisbehaviour` among `transactions` against the validator set: a
@@ -184,7 +255,7 @@ impl ChainState {
         &self,
         transactions: &[SignedTransaction],
     ) -> Result<(), crate::evidence::EvidenceError> {
-        let scheme = self.lock().evidence_scheme.clone();
+        let scheme = self.lock().scheme.clone();
         for transaction in transactions {
             if let tributary_types::Call::ReportMisbehaviour {
                 validator,
@@ -306,6 +377,7 @@ impl ChainState {
         &self,
         parent_state: &Ledger,
         proposer: Address,
+        beacon: Option<tributary_types::Hash32>,
     ) -> (Vec<SignedTransaction>, Ledger, BlockOutcome) {
         let mut candidates = {
             let inner = self.lock();
@@ -319,6 +391,7 @@ impl ChainState {
                 height: parent_state.height() + 1,
                 proposer,
                 transactions: candidates.clone(),
+                beacon,
             };
             // Every candidate came from the mempool, so its signature is already verified.
             match ledger.execute_block_with(&input, SignatureCheck::Skip) {
@@ -426,6 +499,7 @@ pub fn block_input(block: &Block) -> BlockInput {
         height: block.height().get(),
         proposer: Address::from_public_key(block.proposer()),
         transactions: block.transactions.clone(),
+        beacon: block.beacon(),
     }
 }
 
@@ -526,6 +600,7 @@ mod tests {
             },
             parent.digest(),
             height,
+            None,
             transactions,
             root,
         )
@@ -557,7 +632,7 @@ mod tests {
         fixture.state.submit(transfer(&fixture.key, 1, 6)).unwrap();
         let parent = fixture.state.state_of(&fixture.genesis.digest()).unwrap();
         let proposer = Address::from_public_key(&fixture.leader);
-        let (transactions, _, outcome) = fixture.state.build(&parent, proposer);
+        let (transactions, _, outcome) = fixture.state.build(&parent, proposer, None);
         assert_eq!(transactions.len(), 2);
         let block = child(
             &fixture,
@@ -605,7 +680,7 @@ mod tests {
         fixture.state.submit(transfer(&fixture.key, 1, 1)).unwrap();
         let parent = fixture.state.state_of(&fixture.genesis.digest()).unwrap();
         let proposer = Address::from_public_key(&fixture.leader);
-        let (transactions, _, outcome) = fixture.state.build(&parent, proposer);
+        let (transactions, _, outcome) = fixture.state.build(&parent, proposer, None);
         assert_eq!(transactions.len(), 1);
         assert_eq!(transactions[0].transaction.nonce, 0);
         assert_eq!(outcome.receipts.len(), 1);

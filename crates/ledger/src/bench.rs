@@ -83,6 +83,7 @@ pub fn run_transfer_bench(transactions_per_block: usize, blocks: usize) -> Bench
             height,
             proposer,
             transactions,
+            beacon: None,
         });
     }
 

@@ -1,6 +1,6 @@
 //! Error types. Each has a stable machine code (`code()`) for APIs and receipts.
 
-use tributary_types::{Address, Amount, AssetId, LicenseTokenId, Role, TxHash};
+use tributary_types::{Address, Amount, AssetId, LicenseTokenId, RewardPoolId, Role, TxHash};
 
 /// Why a transaction is refused at admission (and why a block containing it is invalid).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -312,6 +312,115 @@ pub enum ExecutionError {
         /// Expiry height.
         expiry_height: u64,
     },
+    /// Empty or over-long reward task description.
+    #[error("task description must be 1..={max} bytes, got {len}")]
+    BadTask {
+        /// Length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// No assets, or more than the limit, in a reward pool.
+    #[error("a reward pool pays 1..={max} assets, got {count}")]
+    BadPoolAssets {
+        /// Count.
+        count: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A list of assets that is not strictly ascending (unsorted or repeated).
+    #[error("assets must be listed in strictly ascending order of id, each once")]
+    AssetsNotAscending,
+    /// A challenge window of zero or above the limit.
+    #[error("challenge window must be 1..={max} blocks, got {blocks}")]
+    BadChallengeWindow {
+        /// Requested.
+        blocks: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// Unknown reward pool.
+    #[error("reward pool {0} not found")]
+    PoolNotFound(RewardPoolId),
+    /// The pool was paid out already.
+    #[error("reward pool {0} was already paid out")]
+    PoolAlreadyPaid(RewardPoolId),
+    /// A share names an asset the pool does not pay.
+    #[error("asset {asset} is not eligible in reward pool {pool}")]
+    AssetNotInPool {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Asset.
+        asset: AssetId,
+    },
+    /// The pool already has a valuation: dispute it with a challenge.
+    #[error("reward pool {0} already has a valuation; challenge it instead")]
+    ValuationAlreadySubmitted(RewardPoolId),
+    /// The pool has no valuation yet.
+    #[error("reward pool {0} has no valuation yet")]
+    NoValuation(RewardPoolId),
+    /// A challenge of the pool is being decided.
+    #[error("a challenge of reward pool {0} is being decided")]
+    ChallengeOpen(RewardPoolId),
+    /// The pool has no open challenge.
+    #[error("reward pool {0} has no open challenge")]
+    NoChallenge(RewardPoolId),
+    /// The valuation's challenge window has closed.
+    #[error("the challenge window of reward pool {pool} closed at height {deadline_height}")]
+    ChallengeWindowClosed {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Last height a challenge was possible.
+        deadline_height: u64,
+    },
+    /// The valuation's challenge window is still open.
+    #[error("reward pool {pool} can be claimed after height {deadline_height}")]
+    ChallengeWindowOpen {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Last height of the window.
+        deadline_height: u64,
+    },
+    /// An evaluator cannot challenge its own valuation.
+    #[error("the standing valuation of reward pool {0} is the sender's own")]
+    OwnValuation(RewardPoolId),
+    /// The challenge has the same shares as the standing valuation.
+    #[error("the challenge of reward pool {0} has the same shares as the standing valuation")]
+    SameShares(RewardPoolId),
+    /// Too few eligible verifiers for a committee.
+    #[error("{available} eligible verifiers, a committee needs {needed}")]
+    NotEnoughVerifiers {
+        /// Eligible verifiers other than the two parties.
+        available: usize,
+        /// Committee size.
+        needed: u16,
+    },
+    /// The sender is not on the challenge's committee.
+    #[error("{verifier} is not on the committee of reward pool {pool}'s challenge")]
+    NotOnCommittee {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Sender.
+        verifier: Address,
+    },
+    /// The vote deadline passed (or the committee is not drawn yet).
+    #[error(
+        "voting on reward pool {pool}'s challenge is not open (deadline height {deadline_height})"
+    )]
+    VoteClosed {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Deadline (0: not drawn yet).
+        deadline_height: u64,
+    },
+    /// The member voted already.
+    #[error("{verifier} already voted on reward pool {pool}'s challenge")]
+    AlreadyVoted {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Member.
+        verifier: Address,
+    },
 }
 
 impl ExecutionError {
@@ -345,6 +454,25 @@ impl ExecutionError {
             ExecutionError::NotAnOwner { .. } => "not_an_owner",
             ExecutionError::LicenseCapReached { .. } => "license_cap_reached",
             ExecutionError::LicenseOfferExpired { .. } => "license_offer_expired",
+            ExecutionError::BadTask { .. } => "bad_task",
+            ExecutionError::BadPoolAssets { .. } => "bad_pool_assets",
+            ExecutionError::AssetsNotAscending => "assets_not_ascending",
+            ExecutionError::BadChallengeWindow { .. } => "bad_challenge_window",
+            ExecutionError::PoolNotFound(_) => "pool_not_found",
+            ExecutionError::PoolAlreadyPaid(_) => "pool_already_paid",
+            ExecutionError::AssetNotInPool { .. } => "asset_not_in_pool",
+            ExecutionError::ValuationAlreadySubmitted(_) => "valuation_already_submitted",
+            ExecutionError::NoValuation(_) => "no_valuation",
+            ExecutionError::ChallengeOpen(_) => "challenge_open",
+            ExecutionError::NoChallenge(_) => "no_challenge",
+            ExecutionError::ChallengeWindowClosed { .. } => "challenge_window_closed",
+            ExecutionError::ChallengeWindowOpen { .. } => "challenge_window_open",
+            ExecutionError::OwnValuation(_) => "own_valuation",
+            ExecutionError::SameShares(_) => "same_shares",
+            ExecutionError::NotEnoughVerifiers { .. } => "not_enough_verifiers",
+            ExecutionError::NotOnCommittee { .. } => "not_on_committee",
+            ExecutionError::VoteClosed { .. } => "vote_closed",
+            ExecutionError::AlreadyVoted { .. } => "already_voted",
         }
     }
 

@@ -3,7 +3,7 @@
 use crate::{
     Ledger, bank, conduct,
     error::{AdmissionError, BlockError, ExecutionError},
-    licensing, registry, royalty, stake,
+    licensing, registry, rewards, royalty, stake,
     state::State,
 };
 use commonware_cryptography::{BatchEntry, BatchVerifier, Verifier, ed25519::PublicKey};
@@ -140,8 +140,10 @@ impl Ledger {
 
         let mut work = self.state.clone();
         work.set_height(block.height);
+        work.beacon = block.beacon;
         let mut block_events = Vec::new();
         stake::release_matured(&mut work, &mut block_events).map_err(|_| BlockError::Overflow)?;
+        rewards::begin_block(&mut work, &self.params, &mut block_events);
 
         let mut receipts = Vec::with_capacity(prepared.len());
         for (index, item) in prepared.iter().enumerate() {
@@ -312,6 +314,18 @@ pub(crate) fn apply_call(
         Call::ReportMisbehaviour {
             validator, view, ..
         } => conduct::report(state, sender, *validator, *view, events),
+        Call::CreateRewardPool(create) => rewards::create(state, sender, create, events),
+        Call::SubmitValuation { pool, valuation } => {
+            rewards::submit(state, sender, *pool, valuation, events)
+        }
+        Call::ChallengeValuation { pool, valuation } => {
+            rewards::challenge(state, params, sender, *pool, valuation, events)
+        }
+        Call::VoteValuation {
+            pool,
+            for_challenger,
+        } => rewards::vote(state, params, sender, *pool, *for_challenger, events),
+        Call::ClaimRewards { pool } => rewards::claim(state, *pool, events),
         #[allow(unreachable_patterns)]
         _ => Err(ExecutionError::UnsupportedCall),
     }

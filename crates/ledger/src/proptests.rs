@@ -161,6 +161,62 @@ proptest! {
         }).sum();
         prop_assert_eq!(paid, revenue);
     }
+
+    /// A reward pool pays its amount exactly, whatever the shares (zeros included), and holds
+    /// every unit until then: total supply never changes.
+    #[test]
+    fn reward_pool_pays_exactly_and_conserves_supply(
+        weights in proptest::collection::vec(0u16..1_000, 1..20),
+        amount in prop_oneof![1u128..10_000, (1u128 << 90)..(1u128 << 100)],
+    ) {
+        prop_assume!(weights.iter().any(|w| *w > 0));
+        let funder = addr(200);
+        let evaluator = addr(201);
+        let mut fixture = Fixture::new(&[(addr(1), 1 << 40), (funder, 1u128 << 110), (evaluator, 1 << 40)]);
+        let mut assets: Vec<tributary_types::AssetId> = (0..weights.len() as u64).map(asset_id).collect();
+        for asset in &assets {
+            fixture.ok(addr(1), register(*asset, vec![], Terms::default()));
+        }
+        assets.sort();
+        let supply = fixture.ledger.total_supply();
+        fixture.ok(funder, Call::CreateRewardPool(tributary_types::CreateRewardPool {
+            task: "task".into(),
+            test_set_root: asset_id(999),
+            assets: assets.clone(),
+            amount,
+            evaluator_stake: 7,
+            challenge_window_blocks: 1,
+        }));
+        let total: u32 = weights.iter().map(|w| u32::from(*w)).sum();
+        let mut shares: Vec<(tributary_types::AssetId, u16)> = assets
+            .iter()
+            .zip(&weights)
+            .map(|(asset, w)| (*asset, (u32::from(*w) * 10_000 / total) as u16))
+            .collect();
+        let assigned: u16 = shares.iter().map(|(_, bps)| *bps).sum();
+        let first_positive = weights.iter().position(|w| *w > 0).unwrap_or(0);
+        shares[first_positive].1 += 10_000 - assigned;
+        fixture.ok(evaluator, Call::SubmitValuation {
+            pool: 1,
+            valuation: tributary_types::ValuationClaim { report_root: asset_id(998), shares: shares.clone() },
+        });
+        fixture.block(vec![]);
+        prop_assert_eq!(fixture.ledger.total_supply(), supply);
+        let events = fixture.ok(funder, Call::ClaimRewards { pool: 1 });
+        let paid: Amount = events.iter().filter_map(|event| match event {
+            Event::RevenuePaid { amount, .. } => Some(*amount),
+            _ => None,
+        }).sum();
+        prop_assert_eq!(paid, amount);
+        // Each asset's allocation is within one unit of its exact share.
+        for event in &events {
+            if let Event::RewardAllocated { share_bps, amount: allocated, .. } = event {
+                let exact = amount * Amount::from(*share_bps) / 10_000;
+                prop_assert!(*allocated == exact || *allocated == exact + 1);
+            }
+        }
+        prop_assert_eq!(fixture.ledger.total_supply(), supply);
+    }
 }
 
 #[test]

@@ -2,12 +2,13 @@
 
 use crate::{
     Ledger, registry,
-    state::{Asset, LicenseToken},
+    state::{Asset, LicenseToken, RewardPool},
 };
 use std::collections::{BTreeSet, VecDeque};
 use tributary_types::{
-    AccountView, Address, Amount, AssetId, AssetView, BondView, LicenseTokenId, LicenseTokenView,
-    LineageView, OwnerView, Params, ParentView, Role, StateRoot,
+    AccountView, Address, Amount, AssetId, AssetShareView, AssetView, BondView, ChallengeView,
+    LicenseTokenId, LicenseTokenView, LineageView, OwnerView, Params, ParentView, RewardPoolId,
+    RewardPoolView, Role, StateRoot, ValuationView, VoteView,
     limits::{ASSET_ANCESTORS_MAX, LINEAGE_DESCENDANTS_MAX, QUERY_PAGE_MAX},
 };
 
@@ -215,6 +216,103 @@ impl Ledger {
             .unbondings
             .values()
             .fold(0u128, |sum, amount| sum.saturating_add(*amount));
-        balances.saturating_add(bonds).saturating_add(unbonding)
+        let pools = self
+            .state
+            .reward_pools
+            .values()
+            .fold(0u128, |sum, pool| sum.saturating_add(pool.escrow()));
+        balances
+            .saturating_add(bonds)
+            .saturating_add(unbonding)
+            .saturating_add(pools)
+    }
+
+    /// A reward pool.
+    pub fn reward_pool(&self, id: RewardPoolId) -> Option<RewardPoolView> {
+        self.state.reward_pools.get(&id).map(reward_pool_view)
+    }
+
+    /// Reward pools by id, from `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`.
+    pub fn reward_pools(&self, after: RewardPoolId, limit: usize) -> Vec<RewardPoolView> {
+        self.state
+            .reward_pools
+            .range(after.saturating_add(1)..)
+            .take(limit.min(QUERY_PAGE_MAX))
+            .map(|(_, pool)| reward_pool_view(pool))
+            .collect()
+    }
+}
+
+fn claim_view(
+    evaluator: Address,
+    claim: &tributary_types::ValuationClaim,
+    submitted_height: u64,
+    challenge_deadline_height: Option<u64>,
+) -> ValuationView {
+    ValuationView {
+        evaluator,
+        report_root: claim.report_root,
+        shares: claim
+            .shares
+            .iter()
+            .map(|(asset, bps)| AssetShareView {
+                asset: *asset,
+                bps: *bps,
+            })
+            .collect(),
+        submitted_height,
+        challenge_deadline_height,
+    }
+}
+
+fn reward_pool_view(pool: &RewardPool) -> RewardPoolView {
+    let status = if pool.paid_height.is_some() {
+        "paid"
+    } else if pool.challenge.is_some() {
+        "challenged"
+    } else if pool.valuation.is_some() {
+        "valuated"
+    } else {
+        "open"
+    };
+    RewardPoolView {
+        id: pool.id,
+        funder: pool.funder,
+        task: pool.task.clone(),
+        test_set_root: pool.test_set_root,
+        assets: pool.assets.clone(),
+        amount: pool.amount,
+        evaluator_stake: pool.evaluator_stake,
+        challenge_window_blocks: pool.challenge_window_blocks,
+        created_height: pool.created_height,
+        status: status.to_string(),
+        valuation: pool.valuation.as_ref().map(|valuation| {
+            claim_view(
+                valuation.evaluator,
+                &valuation.claim,
+                valuation.submitted_height,
+                Some(valuation.challenge_deadline_height),
+            )
+        }),
+        challenge: pool.challenge.as_ref().map(|challenge| ChallengeView {
+            valuation: claim_view(
+                challenge.challenger,
+                &challenge.claim,
+                challenge.filed_height,
+                None,
+            ),
+            committee: challenge.committee.clone(),
+            vote_deadline_height: (!challenge.committee.is_empty())
+                .then_some(challenge.vote_deadline_height),
+            votes: challenge
+                .votes
+                .iter()
+                .map(|(verifier, for_challenger)| VoteView {
+                    verifier: *verifier,
+                    for_challenger: *for_challenger,
+                })
+                .collect(),
+        }),
+        paid_height: pool.paid_height,
     }
 }

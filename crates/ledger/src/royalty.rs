@@ -30,14 +30,18 @@ pub(crate) fn apply_bps(amount: Amount, bps: u16) -> Amount {
     (amount / total) * bps + (amount % total) * bps / total
 }
 
-/// Splits `amount` among `owners` by largest remainder (ties to the lowest address). Owners' bps must sum
-/// to 10000; the result sums to `amount` exactly and is in the owners' order.
-pub(crate) fn split_by_shares(amount: Amount, owners: &[(Address, u16)]) -> Vec<(Address, Amount)> {
+/// Splits `amount` among `owners` (addresses, or any ordered key) by largest remainder (ties to the
+/// lowest key). Owners' bps must sum to 10000; the result sums to `amount` exactly and is in the
+/// owners' order.
+pub(crate) fn split_by_shares<K: Ord + Copy>(
+    amount: Amount,
+    owners: &[(K, u16)],
+) -> Vec<(K, Amount)> {
     let total = Amount::from(BASIS_POINTS_TOTAL);
     let quotient = amount / total;
     let rest = amount % total;
-    let mut shares: Vec<(Address, Amount)> = Vec::with_capacity(owners.len());
-    let mut remainders: Vec<(Amount, Address, usize)> = Vec::with_capacity(owners.len());
+    let mut shares: Vec<(K, Amount)> = Vec::with_capacity(owners.len());
+    let mut remainders: Vec<(Amount, K, usize)> = Vec::with_capacity(owners.len());
     let mut assigned: Amount = 0;
     for (index, (owner, bps)) in owners.iter().enumerate() {
         let bps = Amount::from(*bps);

@@ -18,7 +18,8 @@ use commonware_codec::Write;
 use commonware_cryptography::lthash::LtHash;
 use imbl::OrdMap;
 use tributary_types::{
-    Address, Amount, AssetId, AssetKind, Hash32, LicenseTokenId, Params, Role, StateRoot, Terms,
+    Address, Amount, AssetId, AssetKind, Hash32, LicenseTokenId, Params, RewardPoolId, Role,
+    StateRoot, Terms, ValuationClaim,
 };
 
 /// Domain tag hashed in front of the LtHash checksum.
@@ -35,6 +36,8 @@ mod table {
     pub const LICENSE: u8 = 0x31;
     pub const HOLDER: u8 = 0x32;
     pub const MISBEHAVIOUR: u8 = 0x51;
+    pub const REWARD_POOL: u8 = 0x61;
+    pub const OPEN_CHALLENGE: u8 = 0x62;
 }
 
 /// Keys of the meta table.
@@ -42,6 +45,7 @@ mod meta {
     // 0x01 was the height; it is no longer part of the root (see `State::set_height`).
     pub const PARAMS: u8 = 0x02;
     pub const NEXT_LICENSE_ID: u8 = 0x03;
+    pub const NEXT_REWARD_POOL_ID: u8 = 0x04;
 }
 
 /// An account's balance and nonce. Absent from the map when both are zero.
@@ -106,6 +110,83 @@ pub struct LicenseToken {
     pub consumed_by: Option<AssetId>,
 }
 
+/// A valuation a pool's payout follows unless a challenge voids it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostedValuation {
+    /// Whose valuation it is; their stake (the pool's `evaluator_stake`) is held by the pool.
+    pub evaluator: Address,
+    /// The report commitment and shares.
+    pub claim: ValuationClaim,
+    /// Height it was posted (or replaced a voided one).
+    pub submitted_height: u64,
+    /// Last height at which it can be challenged.
+    pub challenge_deadline_height: u64,
+}
+
+/// A challenge being decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenChallenge {
+    /// The challenger; their stake is held by the pool.
+    pub challenger: Address,
+    /// The challenger's report commitment and shares.
+    pub claim: ValuationClaim,
+    /// Height it was filed.
+    pub filed_height: u64,
+    /// The committee, ascending; empty until drawn (at the first block after `filed_height`).
+    pub committee: Vec<Address>,
+    /// Last height at which the committee can vote (0 until drawn).
+    pub vote_deadline_height: u64,
+    /// Votes cast, in order: (member, for the challenger).
+    pub votes: Vec<(Address, bool)>,
+}
+
+/// A reward pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewardPool {
+    /// Id.
+    pub id: RewardPoolId,
+    /// Who funded it.
+    pub funder: Address,
+    /// Task description.
+    pub task: String,
+    /// The test set's root.
+    pub test_set_root: Hash32,
+    /// Assets it pays, ascending.
+    pub assets: Vec<AssetId>,
+    /// The reward held.
+    pub amount: Amount,
+    /// Stake an evaluator and a challenger put up.
+    pub evaluator_stake: Amount,
+    /// Challenge window, in blocks.
+    pub challenge_window_blocks: u64,
+    /// Height created.
+    pub created_height: u64,
+    /// The standing valuation.
+    pub valuation: Option<PostedValuation>,
+    /// The challenge being decided.
+    pub challenge: Option<OpenChallenge>,
+    /// Height it was paid out.
+    pub paid_height: Option<u64>,
+}
+
+impl RewardPool {
+    /// What the pool holds: the reward until paid, the standing valuation's stake, and an open
+    /// challenge's stake.
+    pub fn escrow(&self) -> Amount {
+        let mut held: Amount = 0;
+        if self.paid_height.is_none() {
+            held = held.saturating_add(self.amount);
+            if self.valuation.is_some() {
+                held = held.saturating_add(self.evaluator_stake);
+            }
+        }
+        if self.challenge.is_some() {
+            held = held.saturating_add(self.evaluator_stake);
+        }
+        held
+    }
+}
+
 /// A touched key's element at the last flush and now (`None`: absent).
 #[derive(Clone, Debug)]
 struct Pending {
@@ -117,6 +198,9 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct State {
     pub(crate) height: u64,
+    /// The executing block's randomness (see [`tributary_types::BlockInput::beacon`]). Like the
+    /// height, an input of the block rather than part of the root; what it decides is.
+    pub(crate) beacon: Option<Hash32>,
     pub(crate) next_license_id: LicenseTokenId,
     pub(crate) accounts: OrdMap<Address, Account>,
     pub(crate) bonds: OrdMap<(Address, Role), Amount>,
@@ -130,6 +214,10 @@ pub(crate) struct State {
     pub(crate) holders: OrdMap<(Address, LicenseTokenId), ()>,
     /// Recorded validator misbehaviour: (validator, view) → reporter.
     pub(crate) misbehaviour: OrdMap<(Address, u64), Address>,
+    pub(crate) next_reward_pool_id: RewardPoolId,
+    pub(crate) reward_pools: OrdMap<RewardPoolId, RewardPool>,
+    /// Pools with a challenge being decided (the work list of each block's start).
+    pub(crate) open_challenges: OrdMap<RewardPoolId, ()>,
     lthash: LtHash,
     pending: OrdMap<Vec<u8>, Pending>,
 }
@@ -203,6 +291,63 @@ fn params_value(params: &Params) -> Vec<u8> {
     bytes.extend_from_slice(params.chain_id.as_bytes());
     bytes.extend_from_slice(&params.min_fee.to_be_bytes());
     bytes.extend_from_slice(&params.unbonding_delay_blocks.to_be_bytes());
+    bytes.extend_from_slice(&params.committee_size.to_be_bytes());
+    bytes.extend_from_slice(&params.vote_window_blocks.to_be_bytes());
+    bytes.extend_from_slice(&params.verifier_bond_min.to_be_bytes());
+    bytes.extend_from_slice(&params.verifier_absence_slash.to_be_bytes());
+    bytes
+}
+
+fn reward_pool_value(pool: &RewardPool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(pool.funder.as_bytes());
+    bytes.extend_from_slice(&(pool.task.len() as u64).to_be_bytes());
+    bytes.extend_from_slice(pool.task.as_bytes());
+    bytes.extend_from_slice(pool.test_set_root.as_bytes());
+    bytes.extend_from_slice(&(pool.assets.len() as u64).to_be_bytes());
+    for asset in &pool.assets {
+        bytes.extend_from_slice(asset.as_bytes());
+    }
+    bytes.extend_from_slice(&pool.amount.to_be_bytes());
+    bytes.extend_from_slice(&pool.evaluator_stake.to_be_bytes());
+    bytes.extend_from_slice(&pool.challenge_window_blocks.to_be_bytes());
+    bytes.extend_from_slice(&pool.created_height.to_be_bytes());
+    match &pool.valuation {
+        None => bytes.push(0),
+        Some(valuation) => {
+            bytes.push(1);
+            bytes.extend_from_slice(valuation.evaluator.as_bytes());
+            valuation.claim.write(&mut bytes);
+            bytes.extend_from_slice(&valuation.submitted_height.to_be_bytes());
+            bytes.extend_from_slice(&valuation.challenge_deadline_height.to_be_bytes());
+        }
+    }
+    match &pool.challenge {
+        None => bytes.push(0),
+        Some(challenge) => {
+            bytes.push(1);
+            bytes.extend_from_slice(challenge.challenger.as_bytes());
+            challenge.claim.write(&mut bytes);
+            bytes.extend_from_slice(&challenge.filed_height.to_be_bytes());
+            bytes.extend_from_slice(&(challenge.committee.len() as u64).to_be_bytes());
+            for member in &challenge.committee {
+                bytes.extend_from_slice(member.as_bytes());
+            }
+            bytes.extend_from_slice(&challenge.vote_deadline_height.to_be_bytes());
+            bytes.extend_from_slice(&(challenge.votes.len() as u64).to_be_bytes());
+            for (member, for_challenger) in &challenge.votes {
+                bytes.extend_from_slice(member.as_bytes());
+                bytes.push(u8::from(*for_challenger));
+            }
+        }
+    }
+    match pool.paid_height {
+        None => bytes.push(0),
+        Some(height) => {
+            bytes.push(1);
+            bytes.extend_from_slice(&height.to_be_bytes());
+        }
+    }
     bytes
 }
 
@@ -211,6 +356,7 @@ impl State {
     pub(crate) fn new(params: &Params) -> Self {
         let mut state = State {
             height: 0,
+            beacon: None,
             next_license_id: 1,
             accounts: OrdMap::new(),
             bonds: OrdMap::new(),
@@ -220,11 +366,19 @@ impl State {
             licenses: OrdMap::new(),
             holders: OrdMap::new(),
             misbehaviour: OrdMap::new(),
+            next_reward_pool_id: 1,
+            reward_pools: OrdMap::new(),
+            open_challenges: OrdMap::new(),
             lthash: LtHash::new(),
             pending: OrdMap::new(),
         };
         state.record(table::META, &[meta::PARAMS], Some(params_value(params)));
         state.record(table::META, &[meta::NEXT_LICENSE_ID], Some(encode(&1u64)));
+        state.record(
+            table::META,
+            &[meta::NEXT_REWARD_POOL_ID],
+            Some(encode(&1u64)),
+        );
         state.flush();
         state
     }
@@ -274,6 +428,12 @@ impl State {
             table::MISBEHAVIOUR => misbehaviour_key(key)
                 .and_then(|k| self.misbehaviour.get(&k))
                 .map(|reporter| reporter.0.to_vec()),
+            table::REWARD_POOL => u64_key(key)
+                .and_then(|id| self.reward_pools.get(&id))
+                .map(reward_pool_value),
+            table::OPEN_CHALLENGE => u64_key(key)
+                .and_then(|id| self.open_challenges.get(&id))
+                .map(|()| Vec::new()),
             // Meta entries always exist; their old values are recorded by their setters below.
             _ => None,
         };
@@ -414,6 +574,28 @@ impl State {
         self.children.insert((parent, child), ());
     }
 
+    pub(crate) fn set_next_reward_pool_id(&mut self, next: RewardPoolId) {
+        let key = [meta::NEXT_REWARD_POOL_ID];
+        self.record_meta(&key, encode(&self.next_reward_pool_id), encode(&next));
+        self.next_reward_pool_id = next;
+    }
+
+    /// Writes a pool, keeping the open-challenge index in step with its `challenge`.
+    pub(crate) fn set_reward_pool(&mut self, pool: RewardPool) {
+        let key = pool.id.to_be_bytes();
+        let open = pool.challenge.is_some();
+        if open != self.open_challenges.contains_key(&pool.id) {
+            self.record(table::OPEN_CHALLENGE, &key, open.then(Vec::new));
+            if open {
+                self.open_challenges.insert(pool.id, ());
+            } else {
+                self.open_challenges.remove(&pool.id);
+            }
+        }
+        self.record(table::REWARD_POOL, &key, Some(reward_pool_value(&pool)));
+        self.reward_pools.insert(pool.id, pool);
+    }
+
     pub(crate) fn set_license(&mut self, token: LicenseToken) {
         if !self.licenses.contains_key(&token.id) {
             let mut key = [0u8; 40];
@@ -527,6 +709,11 @@ mod tests {
             table::META,
             &[meta::NEXT_LICENSE_ID],
             encode(&state.next_license_id),
+        );
+        add(
+            table::META,
+            &[meta::NEXT_REWARD_POOL_ID],
+            encode(&state.next_reward_pool_id),
         );
         for (address, account) in &state.accounts {
             add(table::ACCOUNT, address.as_bytes(), account_value(account));

@@ -66,10 +66,12 @@ impl Fixture {
                 tx
             })
             .collect();
+        let height = self.ledger.height() + 1;
         let block = BlockInput {
-            height: self.ledger.height() + 1,
+            height,
             proposer: PROPOSER,
             transactions,
+            beacon: Some(Hash32::blake3(&height.to_be_bytes())),
         };
         self.ledger
             .execute_block_unchecked_signatures(&block)
@@ -286,6 +288,7 @@ fn signed_block_executes_and_bad_signature_rejects_whole_block() {
             height: 1,
             proposer: PROPOSER,
             transactions: bad.clone(),
+            beacon: None,
         })
         .unwrap_err();
     assert!(
@@ -308,6 +311,7 @@ fn signed_block_executes_and_bad_signature_rejects_whole_block() {
             height: 1,
             proposer: PROPOSER,
             transactions: txs.clone(),
+            beacon: None,
         })
         .unwrap();
     assert_eq!(outcome.receipts.len(), 3);
@@ -336,6 +340,7 @@ fn block_errors_leave_ledger_unchanged() {
         height: 2,
         proposer: PROPOSER,
         transactions: vec![tx.clone()],
+        beacon: None,
     };
     assert_eq!(
         fixture
@@ -360,6 +365,7 @@ fn block_errors_leave_ledger_unchanged() {
         height: 1,
         proposer: PROPOSER,
         transactions: vec![tx.clone(), skipped],
+        beacon: None,
     };
     let error = fixture
         .ledger
@@ -394,6 +400,7 @@ fn block_errors_leave_ledger_unchanged() {
         height: 1,
         proposer: PROPOSER,
         transactions: vec![spend_all, then],
+        beacon: None,
     };
     let error = fixture
         .ledger
@@ -409,6 +416,7 @@ fn block_errors_leave_ledger_unchanged() {
             height: 1,
             proposer: PROPOSER,
             transactions: vec![],
+            beacon: None,
         })
         .unwrap();
     assert_eq!(outcome.state_root, root);

@@ -3,7 +3,7 @@
 use crate::{
     address::Address,
     event::{Event, Receipt},
-    hash::StateRoot,
+    hash::{Hash32, StateRoot},
     transaction::SignedTransaction,
 };
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,10 @@ pub struct BlockInput {
     pub proposer: Address,
     /// Transactions, executed in order.
     pub transactions: Vec<SignedTransaction>,
+    /// The chain's randomness for this block: a hash of the threshold-BLS seed of the parent's
+    /// consensus round, which no single validator can bias and nobody knew before the parent was
+    /// notarized. `None` only for the first block (its parent, genesis, has no round).
+    pub beacon: Option<Hash32>,
 }
 
 /// The result of executing a block.

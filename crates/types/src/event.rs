@@ -3,8 +3,8 @@
 use crate::{
     address::Address,
     amount::{Amount, amount_string},
-    hash::{AssetId, TxHash},
-    transaction::{AssetKind, LicenseTokenId, Role},
+    hash::{AssetId, Hash32, TxHash},
+    transaction::{AssetKind, LicenseTokenId, RewardPoolId, Role},
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +160,103 @@ pub enum Event {
         source_asset: AssetId,
         /// Owner share of direct revenue, or royalty from a descendant.
         kind: PayoutKind,
+    },
+    /// rewards: a pool was funded.
+    RewardPoolCreated {
+        /// Its id.
+        pool: RewardPoolId,
+        /// Who funded it.
+        funder: Address,
+        /// The reward.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// rewards: a valuation was posted (by an evaluator, or a challenger's replacing a voided one).
+    ValuationSubmitted {
+        /// The pool.
+        pool: RewardPoolId,
+        /// Whose valuation it is (their stake backs it).
+        evaluator: Address,
+        /// The report's commitment.
+        report_root: Hash32,
+        /// Last height at which it can be challenged.
+        challenge_deadline_height: u64,
+    },
+    /// rewards: a valuation was challenged.
+    ValuationChallenged {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The challenger.
+        challenger: Address,
+        /// The challenger's report commitment.
+        report_root: Hash32,
+    },
+    /// rewards: the committee deciding a challenge was drawn from the block's beacon.
+    CommitteeDrawn {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The members, ascending.
+        members: Vec<Address>,
+        /// Last height at which they can vote.
+        vote_deadline_height: u64,
+    },
+    /// rewards: a committee member voted.
+    ValuationVoted {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The member.
+        verifier: Address,
+        /// Whether for the challenger's valuation.
+        for_challenger: bool,
+    },
+    /// rewards: a challenge was decided; the loser's stake went to the winner.
+    ChallengeResolved {
+        /// The pool.
+        pool: RewardPoolId,
+        /// Whether the challenger won (its valuation replaced the old one).
+        challenger_won: bool,
+        /// Who received the stake.
+        winner: Address,
+        /// Whose stake it was.
+        loser: Address,
+        /// The stake moved.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+        /// Votes for the challenger.
+        votes_for_challenger: u16,
+        /// Votes for the standing valuation.
+        votes_for_valuation: u16,
+    },
+    /// rewards: a challenge lapsed without a committee (no eligible verifiers were left at the
+    /// draw); the challenger's stake was returned.
+    ChallengeDismissed {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The challenger, refunded.
+        challenger: Address,
+    },
+    /// rewards: the part of a pool allocated to an asset by the valuation, paid on as revenue
+    /// arriving at that asset (so it reaches its owners and, by royalty, its ancestors).
+    RewardAllocated {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The asset.
+        asset: AssetId,
+        /// Its shares in basis points.
+        share_bps: u16,
+        /// The amount.
+        #[serde(with = "amount_string")]
+        amount: Amount,
+    },
+    /// rewards: a pool was paid out in full and the evaluator's stake returned.
+    RewardPoolPaid {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The evaluator whose valuation paid it.
+        evaluator: Address,
+        /// The reward paid.
+        #[serde(with = "amount_string")]
+        amount: Amount,
     },
 }
 

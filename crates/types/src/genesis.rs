@@ -16,6 +16,38 @@ pub struct Params {
     pub min_fee: Amount,
     /// Blocks between an `Unbond` and the release of its amount to the balance.
     pub unbonding_delay_blocks: u64,
+    /// Rewards: verifiers drawn to decide a valuation challenge (at most
+    /// [`crate::limits::COMMITTEE_SIZE_MAX`]).
+    #[serde(default = "defaults::committee_size")]
+    pub committee_size: u16,
+    /// Rewards: blocks a drawn committee has to vote, counted from the draw.
+    #[serde(default = "defaults::vote_window_blocks")]
+    pub vote_window_blocks: u64,
+    /// Rewards: smallest `verifier` bond that makes an account eligible for committees.
+    #[serde(with = "amount_string", default = "defaults::verifier_bond_min")]
+    pub verifier_bond_min: Amount,
+    /// Rewards: taken from the `verifier` bond of a committee member who does not vote, and paid
+    /// to the side that wins.
+    #[serde(with = "amount_string", default = "defaults::verifier_absence_slash")]
+    pub verifier_absence_slash: Amount,
+}
+
+/// Documented defaults of the parameters added after the first genesis files were written.
+mod defaults {
+    use crate::amount::Amount;
+
+    pub fn committee_size() -> u16 {
+        3
+    }
+    pub fn vote_window_blocks() -> u64 {
+        20
+    }
+    pub fn verifier_bond_min() -> Amount {
+        1_000
+    }
+    pub fn verifier_absence_slash() -> Amount {
+        100
+    }
 }
 
 impl Params {
@@ -25,6 +57,10 @@ impl Params {
             chain_id: chain_id.into(),
             min_fee: 1,
             unbonding_delay_blocks: 10,
+            committee_size: defaults::committee_size(),
+            vote_window_blocks: defaults::vote_window_blocks(),
+            verifier_bond_min: defaults::verifier_bond_min(),
+            verifier_absence_slash: defaults::verifier_absence_slash(),
         }
     }
 }

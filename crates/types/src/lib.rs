@@ -33,11 +33,13 @@ pub use event::{Event, PayoutKind, Receipt, ReceiptStatus};
 pub use genesis::{Allocation, Genesis, Params};
 pub use hash::{AssetId, Hash32, ParseHashError, StateRoot, TxHash};
 pub use transaction::{
-    AssetKind, Call, LicenseTokenId, RegisterAsset, Role, SignedTransaction, TRANSACTION_NAMESPACE,
-    TRANSACTION_VERSION, Terms, Transaction,
+    AssetKind, Call, CreateRewardPool, LicenseTokenId, RegisterAsset, RewardPoolId, Role,
+    SignedTransaction, TRANSACTION_NAMESPACE, TRANSACTION_VERSION, Terms, Transaction,
+    ValuationClaim,
 };
 pub use views::{
-    AccountView, AssetView, BondView, LicenseTokenView, LineageView, OwnerView, ParentView,
+    AccountView, AssetShareView, AssetView, BondView, ChallengeView, LicenseTokenView, LineageView,
+    OwnerView, ParentView, RewardPoolView, ValuationView, VoteView,
 };
 
 /// Re-exports so dependants use the same crypto and codec versions.

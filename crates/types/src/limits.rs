@@ -100,3 +100,28 @@ const _: () = assert!(EVIDENCE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
 /// Most times a proposer re-executes its candidate block after dropping a transaction that fails
 /// at block level; past it, the block is cut before the failing transaction.
 pub const PROPOSAL_BUILD_ATTEMPTS_MAX: usize = 8;
+
+/// Most consensus-round seeds a node keeps (newest views win) for building blocks on notarized
+/// parents.
+pub const CONSENSUS_SEEDS_KEPT_MAX: usize = 1_024;
+
+/// Most assets a reward pool may pay, and most entries in a valuation's shares.
+pub const REWARD_POOL_ASSETS_MAX: usize = 64;
+
+/// Longest reward-pool task description, in bytes.
+pub const REWARD_TASK_BYTES_MAX: usize = 160;
+
+/// Longest challenge window of a reward pool, in blocks.
+pub const CHALLENGE_WINDOW_BLOCKS_MAX: u64 = 1_000_000;
+
+/// Largest valuation committee.
+pub const COMMITTEE_SIZE_MAX: u16 = 64;
+
+// A valuation (pool id, report root, one byte of count, 34 bytes per share) and a pool creation
+// fit in a transaction beside its header.
+const _: () = assert!(8 + 32 + 1 + REWARD_POOL_ASSETS_MAX * 34 + 256 <= TRANSACTION_BYTES_MAX);
+const _: () = assert!(
+    1 + REWARD_TASK_BYTES_MAX + 32 + 1 + REWARD_POOL_ASSETS_MAX * 32 + 16 + 16 + 8 + 256
+        <= TRANSACTION_BYTES_MAX
+);
+const _: () = assert!(REWARD_POOL_ASSETS_MAX <= u8::MAX as usize);

@@ -3,8 +3,8 @@
 //! # Encoding
 //! `Transaction` = version (u8, [`TRANSACTION_VERSION`]) | chain id (u8 length + UTF-8) | sender (32) |
 //! nonce (u64 BE) | fee (u128 BE) | call. A call is one tag byte followed by its fields. Tags are grouped by
-//! module (bank `0x0_`, stake `0x1_`, registry `0x2_`, licensing `0x3_`, royalty `0x4_`) so later modules
-//! (storage, rewards, compute, training) add their own ranges without renumbering. Integers are fixed-width
+//! module (bank `0x0_`, stake `0x1_`, registry `0x2_`, licensing `0x3_`, royalty `0x4_`, conduct `0x5_`,
+//! rewards `0x6_`) so later modules (storage, compute, training) add their own ranges without renumbering. Integers are fixed-width
 //! big-endian, lengths are one byte, booleans and option tags are exactly 0 or 1: every value has one
 //! encoding, decoding rejects anything else (and trailing bytes, through `Decode`), and the limits of
 //! [`crate::limits`] are enforced while decoding.
@@ -18,7 +18,7 @@ use crate::{
     hash::{AssetId, Hash32, TxHash},
     limits::{
         ASSET_NAME_BYTES_MAX, ASSET_OWNERS_MAX, ASSET_PARENTS_MAX, CHAIN_ID_BYTES_MAX,
-        TRANSACTION_BYTES_MAX,
+        REWARD_POOL_ASSETS_MAX, REWARD_TASK_BYTES_MAX, TRANSACTION_BYTES_MAX,
     },
     wire::{
         option_u64_size, read_option_u64, read_str, read_u8_len, write_option_u64, write_str,
@@ -42,6 +42,9 @@ pub const TRANSACTION_VERSION: u8 = 1;
 
 /// A license token's id: sequential from 1.
 pub type LicenseTokenId = u64;
+
+/// A reward pool's id: sequential from 1.
+pub type RewardPoolId = u64;
 
 /// Roles an account can bond stake for. Extensible: new roles take new tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -295,6 +298,112 @@ impl Read for RegisterAsset {
     }
 }
 
+/// Fields of a `CreateRewardPool` call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRewardPool {
+    /// What the data is valued for (UTF-8, 1..=`REWARD_TASK_BYTES_MAX` bytes), e.g. "digits, KNN-Shapley K=5".
+    pub task: String,
+    /// BLAKE3 of the test set valuations must be computed against.
+    pub test_set_root: Hash32,
+    /// Assets the pool pays, strictly ascending (1..=`REWARD_POOL_ASSETS_MAX`).
+    pub assets: Vec<AssetId>,
+    /// The reward, moved from the funder into the pool.
+    #[serde(with = "amount_string")]
+    pub amount: Amount,
+    /// What an evaluator (and a challenger) must put up.
+    #[serde(with = "amount_string")]
+    pub evaluator_stake: Amount,
+    /// Blocks after a valuation during which it can be challenged.
+    pub challenge_window_blocks: u64,
+}
+
+impl Write for CreateRewardPool {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_str(&self.task, buf);
+        self.test_set_root.write(buf);
+        write_u8_len(self.assets.len(), buf);
+        for asset in &self.assets {
+            asset.write(buf);
+        }
+        self.amount.write(buf);
+        self.evaluator_stake.write(buf);
+        self.challenge_window_blocks.write(buf);
+    }
+}
+
+impl EncodeSize for CreateRewardPool {
+    fn encode_size(&self) -> usize {
+        1 + self.task.len() + 32 + 1 + self.assets.len() * 32 + 16 + 16 + 8
+    }
+}
+
+impl Read for CreateRewardPool {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let task = read_str(buf, REWARD_TASK_BYTES_MAX, "CreateRewardPool.task")?;
+        let test_set_root = Hash32::read_cfg(buf, &())?;
+        let count = read_u8_len(buf, REWARD_POOL_ASSETS_MAX, "CreateRewardPool.assets")?;
+        let mut assets = Vec::with_capacity(count);
+        for _ in 0..count {
+            assets.push(Hash32::read_cfg(buf, &())?);
+        }
+        Ok(CreateRewardPool {
+            task,
+            test_set_root,
+            assets,
+            amount: u128::read_cfg(buf, &())?,
+            evaluator_stake: u128::read_cfg(buf, &())?,
+            challenge_window_blocks: u64::read_cfg(buf, &())?,
+        })
+    }
+}
+
+/// A valuation as the ledger records it: the report's commitment and the per-asset shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValuationClaim {
+    /// BLAKE3 of the valuation report file (`tributary value --report`), which names every input
+    /// by its root so anyone can recompute it (`tributary value verify`).
+    pub report_root: Hash32,
+    /// Per-asset shares in basis points, strictly ascending by asset, summing to exactly 10000;
+    /// assets of the pool that are absent get nothing.
+    pub shares: Vec<(AssetId, u16)>,
+}
+
+impl Write for ValuationClaim {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.report_root.write(buf);
+        write_u8_len(self.shares.len(), buf);
+        for (asset, bps) in &self.shares {
+            asset.write(buf);
+            bps.write(buf);
+        }
+    }
+}
+
+impl EncodeSize for ValuationClaim {
+    fn encode_size(&self) -> usize {
+        32 + 1 + self.shares.len() * 34
+    }
+}
+
+impl Read for ValuationClaim {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let report_root = Hash32::read_cfg(buf, &())?;
+        let count = read_u8_len(buf, REWARD_POOL_ASSETS_MAX, "ValuationClaim.shares")?;
+        let mut shares = Vec::with_capacity(count);
+        for _ in 0..count {
+            shares.push((Hash32::read_cfg(buf, &())?, u16::read_cfg(buf, &())?));
+        }
+        Ok(ValuationClaim {
+            report_root,
+            shares,
+        })
+    }
+}
+
 /// The one action a transaction performs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -360,6 +469,36 @@ pub enum Call {
         #[serde(with = "hex_bytes")]
         proof: Vec<u8>,
     },
+    /// rewards: fund a pool that pays the listed assets by a valuation of their data.
+    CreateRewardPool(CreateRewardPool),
+    /// rewards: post a valuation of the pool's assets, putting up the pool's evaluator stake.
+    SubmitValuation {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The valuation.
+        valuation: ValuationClaim,
+    },
+    /// rewards: dispute the pool's current valuation with a different one, putting up the same
+    /// stake; a committee of verifiers drawn from the chain's beacon decides.
+    ChallengeValuation {
+        /// The pool.
+        pool: RewardPoolId,
+        /// The challenger's valuation.
+        valuation: ValuationClaim,
+    },
+    /// rewards: a drawn committee member's vote on the pool's open challenge, after re-running
+    /// both reports.
+    VoteValuation {
+        /// The pool.
+        pool: RewardPoolId,
+        /// True: the challenger's valuation is the correct one; false: the current one stands.
+        for_challenger: bool,
+    },
+    /// rewards: pay out a pool whose valuation's challenge window has passed (anyone may call).
+    ClaimRewards {
+        /// The pool.
+        pool: RewardPoolId,
+    },
 }
 
 /// Serde for byte vectors as lowercase hex.
@@ -393,6 +532,16 @@ impl Call {
     pub const TAG_PAY_REVENUE: u8 = 0x41;
     /// Wire tag of `ReportMisbehaviour`.
     pub const TAG_REPORT_MISBEHAVIOUR: u8 = 0x51;
+    /// Wire tag of `CreateRewardPool`.
+    pub const TAG_CREATE_REWARD_POOL: u8 = 0x61;
+    /// Wire tag of `SubmitValuation`.
+    pub const TAG_SUBMIT_VALUATION: u8 = 0x62;
+    /// Wire tag of `ChallengeValuation`.
+    pub const TAG_CHALLENGE_VALUATION: u8 = 0x63;
+    /// Wire tag of `VoteValuation`.
+    pub const TAG_VOTE_VALUATION: u8 = 0x64;
+    /// Wire tag of `ClaimRewards`.
+    pub const TAG_CLAIM_REWARDS: u8 = 0x65;
 
     /// The call's wire tag.
     pub const fn tag(&self) -> u8 {
@@ -405,6 +554,11 @@ impl Call {
             Call::BuyLicense { .. } => Self::TAG_BUY_LICENSE,
             Call::PayRevenue { .. } => Self::TAG_PAY_REVENUE,
             Call::ReportMisbehaviour { .. } => Self::TAG_REPORT_MISBEHAVIOUR,
+            Call::CreateRewardPool(_) => Self::TAG_CREATE_REWARD_POOL,
+            Call::SubmitValuation { .. } => Self::TAG_SUBMIT_VALUATION,
+            Call::ChallengeValuation { .. } => Self::TAG_CHALLENGE_VALUATION,
+            Call::VoteValuation { .. } => Self::TAG_VOTE_VALUATION,
+            Call::ClaimRewards { .. } => Self::TAG_CLAIM_REWARDS,
         }
     }
 
@@ -419,6 +573,11 @@ impl Call {
             Call::BuyLicense { .. } => "buy_license",
             Call::PayRevenue { .. } => "pay_revenue",
             Call::ReportMisbehaviour { .. } => "report_misbehaviour",
+            Call::CreateRewardPool(_) => "create_reward_pool",
+            Call::SubmitValuation { .. } => "submit_valuation",
+            Call::ChallengeValuation { .. } => "challenge_valuation",
+            Call::VoteValuation { .. } => "vote_valuation",
+            Call::ClaimRewards { .. } => "claim_rewards",
         }
     }
 }
@@ -456,6 +615,20 @@ impl Write for Call {
                 buf.put_u16(proof.len().min(usize::from(u16::MAX)) as u16);
                 buf.put_slice(proof);
             }
+            Call::CreateRewardPool(create) => create.write(buf),
+            Call::SubmitValuation { pool, valuation }
+            | Call::ChallengeValuation { pool, valuation } => {
+                pool.write(buf);
+                valuation.write(buf);
+            }
+            Call::VoteValuation {
+                pool,
+                for_challenger,
+            } => {
+                pool.write(buf);
+                for_challenger.write(buf);
+            }
+            Call::ClaimRewards { pool } => pool.write(buf),
         }
     }
 }
@@ -470,6 +643,11 @@ impl EncodeSize for Call {
             Call::BuyLicense { .. } => 32,
             Call::PayRevenue { .. } => 32 + 16,
             Call::ReportMisbehaviour { proof, .. } => 32 + 8 + 2 + proof.len(),
+            Call::CreateRewardPool(create) => create.encode_size(),
+            Call::SubmitValuation { valuation, .. }
+            | Call::ChallengeValuation { valuation, .. } => 8 + valuation.encode_size(),
+            Call::VoteValuation { .. } => 8 + 1,
+            Call::ClaimRewards { .. } => 8,
         }
     }
 }
@@ -525,6 +703,24 @@ impl Read for Call {
                     proof,
                 }
             }
+            Self::TAG_CREATE_REWARD_POOL => {
+                Call::CreateRewardPool(CreateRewardPool::read_cfg(buf, &())?)
+            }
+            Self::TAG_SUBMIT_VALUATION => Call::SubmitValuation {
+                pool: u64::read_cfg(buf, &())?,
+                valuation: ValuationClaim::read_cfg(buf, &())?,
+            },
+            Self::TAG_CHALLENGE_VALUATION => Call::ChallengeValuation {
+                pool: u64::read_cfg(buf, &())?,
+                valuation: ValuationClaim::read_cfg(buf, &())?,
+            },
+            Self::TAG_VOTE_VALUATION => Call::VoteValuation {
+                pool: u64::read_cfg(buf, &())?,
+                for_challenger: bool::read_cfg(buf, &())?,
+            },
+            Self::TAG_CLAIM_REWARDS => Call::ClaimRewards {
+                pool: u64::read_cfg(buf, &())?,
+            },
             _ => return Err(CodecError::InvalidEnum(tag)),
         })
     }

@@ -3,7 +3,7 @@
 use crate::{
     address::Address,
     amount::{Amount, amount_string},
-    hash::AssetId,
+    hash::{AssetId, Hash32},
     transaction::{AssetKind, LicenseTokenId, Role, Terms},
 };
 use serde::{Deserialize, Serialize};
@@ -105,4 +105,83 @@ pub struct BondView {
     /// Bonded amount.
     #[serde(with = "amount_string")]
     pub amount: Amount,
+}
+
+/// A valuation as posted to a reward pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValuationView {
+    /// Whose valuation it is.
+    pub evaluator: Address,
+    /// BLAKE3 of the valuation report.
+    pub report_root: Hash32,
+    /// Per-asset shares in basis points.
+    pub shares: Vec<AssetShareView>,
+    /// Height posted.
+    pub submitted_height: u64,
+    /// Last height it can be challenged (for a challenge: `None`).
+    pub challenge_deadline_height: Option<u64>,
+}
+
+/// One asset's share of a valuation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetShareView {
+    /// Asset.
+    pub asset: AssetId,
+    /// Share in basis points.
+    pub bps: u16,
+}
+
+/// A challenge being decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeView {
+    /// The challenger's valuation.
+    pub valuation: ValuationView,
+    /// The committee (empty until drawn).
+    pub committee: Vec<Address>,
+    /// Last height members can vote (`None` until drawn).
+    pub vote_deadline_height: Option<u64>,
+    /// Votes cast.
+    pub votes: Vec<VoteView>,
+}
+
+/// A committee member's vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteView {
+    /// The member.
+    pub verifier: Address,
+    /// For the challenger's valuation.
+    pub for_challenger: bool,
+}
+
+/// A reward pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardPoolView {
+    /// Id.
+    pub id: u64,
+    /// Funder.
+    pub funder: Address,
+    /// Task description.
+    pub task: String,
+    /// Root of the test set.
+    pub test_set_root: Hash32,
+    /// Eligible assets, ascending.
+    pub assets: Vec<AssetId>,
+    /// The reward.
+    #[serde(with = "amount_string")]
+    pub amount: Amount,
+    /// Stake of an evaluator or challenger.
+    #[serde(with = "amount_string")]
+    pub evaluator_stake: Amount,
+    /// Challenge window in blocks.
+    pub challenge_window_blocks: u64,
+    /// Height created.
+    pub created_height: u64,
+    /// `open` (no valuation), `valuated`, `challenged` or `paid`.
+    pub status: String,
+    /// The standing valuation.
+    pub valuation: Option<ValuationView>,
+    /// The challenge being decided.
+    pub challenge: Option<ChallengeView>,
+    /// Height paid out.
+    pub paid_height: Option<u64>,
 }
