@@ -259,16 +259,16 @@ pub enum BenchCommand {
     },
 }
 
-fn keystore(cli: &Cli) -> Keystore {
+pub(crate) fn keystore(cli: &Cli) -> Keystore {
     Keystore::new(&cli.home())
 }
 
-fn client(cli: &Cli) -> Client {
+pub(crate) fn client(cli: &Cli) -> Client {
     Client::new(&cli.node)
 }
 
 /// Resolves a key name or an address.
-fn resolve_address(cli: &Cli, text: &str) -> Result<Address> {
+pub(crate) fn resolve_address(cli: &Cli, text: &str) -> Result<Address> {
     if text.starts_with("trib1") {
         return text
             .parse()
@@ -277,7 +277,7 @@ fn resolve_address(cli: &Cli, text: &str) -> Result<Address> {
     Ok(keystore(cli).load(text)?.address())
 }
 
-fn parse_asset_id(text: &str) -> Result<AssetId> {
+pub(crate) fn parse_asset_id(text: &str) -> Result<AssetId> {
     text.parse().map_err(|_| {
         anyhow!(
             "`{text}` is not an asset id: expected 64 lowercase hex characters (as b3sum prints)"
@@ -425,7 +425,7 @@ struct TxOutput<'a> {
 }
 
 /// Prints a transaction's outcome; fails (non-zero exit) if its call failed.
-fn finish(
+pub(crate) fn finish(
     cli: &Cli,
     response: &TransactionResponse,
     extra: serde_json::Value,

@@ -1,7 +1,9 @@
 //! `tributary demo`: the main job. Starts a devnet in a temporary home and walks the chain
 //! register → license → derivative → revenue through the real HTTP API with the datasets shipped
 //! in `data/`, then prints who paid and who was paid what and checks that the books balance to
-//! the last base unit.
+//! the last base unit. Then the paid-by-value part ([`crate::demo_rewards`]): shards of digits
+//! valued by KNN-Shapley, a dishonest valuation voided by a beacon-drawn committee, and a reward
+//! pool paid by the honest shares.
 
 use crate::{
     Cli,
@@ -369,7 +371,6 @@ fn walk(
 
     // The books.
     let after = balances(client)?;
-    let end_status: StatusResponse = client.status()?;
     let total_fees: Amount = book.fees.values().sum();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
@@ -422,23 +423,28 @@ fn walk(
             "balances of all accounts changed by {total_change} in total"
         ));
     }
-    if start_status.total_supply != end_status.total_supply {
+    // Paid by value: shards, valuation, a challenged dishonest report, payout.
+    let rewards = crate::demo_rewards::walk(&demo_cli, client, data, home)?;
+    problems.extend(rewards.problems.iter().cloned());
+    let final_status: StatusResponse = client.status()?;
+    if start_status.total_supply != final_status.total_supply {
         problems.push(format!(
             "total supply changed from {} to {}",
-            start_status.total_supply, end_status.total_supply
+            start_status.total_supply, final_status.total_supply
         ));
     }
     let balanced = problems.is_empty();
     if cli.json {
         output::json(&serde_json::json!({
-            "chain_id": end_status.chain_id,
+            "chain_id": final_status.chain_id,
             "validators": validators.len(),
-            "height": end_status.height,
-            "state_root": end_status.state_root,
+            "height": final_status.height,
+            "state_root": final_status.state_root,
             "assets": {"iris": iris.to_string(), "wine": wine.to_string(), "derivative": derivative.to_string()},
             "steps": book.steps,
             "books": rows,
-            "total_supply": end_status.total_supply,
+            "rewards": rewards,
+            "total_supply": final_status.total_supply,
             "balanced": balanced,
             "problems": problems,
         }))?;
@@ -474,17 +480,18 @@ fn walk(
             ]);
         }
         println!("{table}");
+        crate::demo_rewards::print(&rewards);
         println!(
             "chain {} · {} validator(s) · height {} · state root {}",
-            end_status.chain_id,
+            final_status.chain_id,
             validators.len(),
-            end_status.height,
-            end_status.state_root
+            final_status.height,
+            final_status.state_root
         );
         println!(
             "total supply {} before and {} after: {}",
             start_status.total_supply,
-            end_status.total_supply,
+            final_status.total_supply,
             if balanced {
                 "the books balance to the unit"
             } else {

@@ -7,9 +7,11 @@
 mod client;
 mod commands;
 mod demo;
+mod demo_rewards;
 mod load;
 mod output;
 mod processes;
+mod rewards;
 mod value;
 
 use anyhow::Result;
@@ -76,6 +78,10 @@ pub enum Command {
     Block(commands::BlockCommand),
     /// Value training data by how much it improves a model (KNN-Shapley and friends).
     Value(value::ValueArgs),
+    /// Reward pools that pay data by its value: create, submit or challenge a valuation, vote,
+    /// claim.
+    #[command(subcommand)]
+    Rewards(rewards::RewardsCommand),
     /// Run benchmarks on this machine.
     #[command(subcommand)]
     Bench(commands::BenchCommand),
@@ -127,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tx(command) => commands::tx(&cli, command),
         Command::Asset(command) => commands::asset(&cli, command),
         Command::License(command) => commands::license(&cli, command),
+        Command::Rewards(command) => rewards::rewards(&cli, command),
         Command::Status => commands::status(&cli),
         Command::Evidence(command) => commands::evidence(&cli, command),
         Command::Block(command) => commands::block(&cli, command),

@@ -23,10 +23,11 @@ use tributary_valuation::report::{
 pub struct ValueArgs {
     #[command(subcommand)]
     pub command: Option<ValueCommand>,
-    /// Training CSV file(s); repeat for one file per contributor (in order: earlier files win duplicates).
+    /// Training file(s), CSV or Parquet (`.parquet`); repeat for one file per contributor (in order:
+    /// earlier files win duplicates).
     #[arg(long, required = true, num_args = 1..)]
     pub train: Vec<PathBuf>,
-    /// Test CSV file (defines the utility).
+    /// Test file, CSV or Parquet (`.parquet`) (defines the utility).
     #[arg(long, required = true)]
     pub test: Option<PathBuf>,
     /// The label column.

@@ -409,6 +409,36 @@ fn demo_balances_the_books_on_four_validators() {
         .unwrap();
     // 30% of the derivative's revenue after royalties: 25_500 of the license, 255_000 of the payment.
     assert_eq!(dave["received"], "280500");
+    // Paid by value: the dishonest valuation is voided and the pool pays exactly by value; the
+    // noisy shard and the reordered copy earn the least.
+    let rewards = &report["rewards"];
+    assert_eq!(rewards["challenger_won"], true, "{rewards}");
+    assert_eq!(rewards["committee"].as_array().unwrap().len(), 3);
+    let contributors = rewards["contributors"].as_array().unwrap();
+    let paid: u128 = contributors
+        .iter()
+        .map(|c| c["payout"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert_eq!(paid, 1_000_000);
+    let bps: u64 = contributors
+        .iter()
+        .map(|c| c["share_bps"].as_u64().unwrap())
+        .sum();
+    assert_eq!(bps, 10_000);
+    let share = |name: &str| {
+        contributors
+            .iter()
+            .find(|c| c["contributor"] == name)
+            .unwrap()["share_bps"]
+            .as_u64()
+            .unwrap()
+    };
+    for clean in ["alice", "bob", "carol"] {
+        assert!(
+            share("dave") < share(clean) && share("erin") < share(clean),
+            "{rewards}"
+        );
+    }
 }
 
 #[test]
@@ -535,9 +565,9 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     }
 }
 
-#[test]
-fn value_command_shares_sum_to_10000_and_reports_verify() {
-    let dir = tempfile::tempdir().unwrap();
+/// Writes an iris training set with a `contributor` column (every third training row from
+/// "noisy" with a wrong label, the rest from "honest") and a test set; returns their paths.
+fn iris_with_contributors(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let iris =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/iris.csv"))
             .unwrap();
@@ -549,7 +579,6 @@ fn value_command_shares_sum_to_10000_and_reports_verify() {
         if index % 5 == 0 {
             test.push_str(&format!("{line}\n"));
         } else {
-            // Contributor "noisy" gets every third training row with a wrong label.
             let (features, label) = line.rsplit_once(',').unwrap();
             if index % 3 == 0 {
                 let wrong = (label.parse::<u8>().unwrap() + 1) % 3;
@@ -559,11 +588,18 @@ fn value_command_shares_sum_to_10000_and_reports_verify() {
             }
         }
     }
-    let train_path = dir.path().join("train.csv");
-    let test_path = dir.path().join("test.csv");
-    let report_path = dir.path().join("report.json");
+    let train_path = dir.join("train.csv");
+    let test_path = dir.join("test.csv");
     std::fs::write(&train_path, train).unwrap();
     std::fs::write(&test_path, test).unwrap();
+    (train_path, test_path)
+}
+
+#[test]
+fn value_command_shares_sum_to_10000_and_reports_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_path, test_path) = iris_with_contributors(dir.path());
+    let report_path = dir.path().join("report.json");
     let output = Command::new(BIN)
         .arg("--json")
         .arg("value")
@@ -614,4 +650,151 @@ fn value_command_shares_sum_to_10000_and_reports_verify() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nonexistent"));
+}
+
+#[test]
+fn rewards_pool_pays_by_a_valuation_report_through_the_cli() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    let (train_path, test_path) = iris_with_contributors(home.path());
+    let report_path = home.path().join("report.json");
+    let output = Command::new(BIN)
+        .arg("value")
+        .arg("--train")
+        .arg(&train_path)
+        .arg("--test")
+        .arg(&test_path)
+        .args([
+            "--label",
+            "label",
+            "--contributor",
+            "contributor",
+            "--report",
+        ])
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Two assets stand for the two contributors.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let asset = |file: &str, from: &str| {
+        devnet.ok(
+            home.path(),
+            &[
+                "asset",
+                "register",
+                data.join(file).to_str().unwrap(),
+                "--from",
+                from,
+            ],
+        )["asset_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let honest = asset("iris.csv", "alice");
+    let noisy = asset("wine.csv", "bob");
+    let created = devnet.ok(
+        home.path(),
+        &[
+            "rewards",
+            "create",
+            "--from",
+            "carol",
+            "--asset",
+            &honest,
+            "--asset",
+            &noisy,
+            "--test-set",
+            test_path.to_str().unwrap(),
+            "--amount",
+            "1001",
+            "--stake",
+            "100",
+            "--window",
+            "15",
+        ],
+    );
+    let pool = created["pool"].as_u64().unwrap().to_string();
+    let report = report_path.to_str().unwrap();
+    // A contributor without an asset is a clear error before anything is sent.
+    let (success, _, stderr) = devnet.cli(
+        home.path(),
+        &[
+            "rewards",
+            "submit",
+            &pool,
+            "--report",
+            report,
+            "--asset",
+            &format!("honest={honest}"),
+            "--from",
+            "dave",
+        ],
+    );
+    assert!(
+        !success && stderr.contains("--asset noisy=ASSET_ID"),
+        "{stderr}"
+    );
+    devnet.ok(
+        home.path(),
+        &[
+            "rewards",
+            "submit",
+            &pool,
+            "--report",
+            report,
+            "--asset",
+            &format!("honest={honest}"),
+            "--asset",
+            &format!("noisy={noisy}"),
+            "--from",
+            "dave",
+        ],
+    );
+    let (success, _, stderr) =
+        devnet.cli(home.path(), &["rewards", "claim", &pool, "--from", "carol"]);
+    assert!(
+        !success && stderr.contains("challenge_window_open"),
+        "{stderr}"
+    );
+    let shown = devnet.ok(home.path(), &["rewards", "show", &pool]);
+    assert_eq!(shown["status"], "valuated");
+    let deadline = shown["valuation"]["challenge_deadline_height"]
+        .as_u64()
+        .unwrap();
+    wait_for_height(
+        &devnet.url,
+        deadline + 1,
+        "the chain did not pass the challenge window",
+    );
+    let claimed = devnet.ok(home.path(), &["rewards", "claim", &pool, "--from", "carol"]);
+    let allocations = claimed["allocations"].as_array().unwrap();
+    let paid: u128 = allocations
+        .iter()
+        .map(|a| a["amount"].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert_eq!(paid, 1001);
+    let by_asset = |id: &str| {
+        allocations.iter().find(|a| a["asset"] == id).unwrap()["share_bps"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(by_asset(&honest) > by_asset(&noisy));
+    assert_eq!(
+        devnet.ok(home.path(), &["rewards", "show", &pool])["status"],
+        "paid"
+    );
+    assert_eq!(
+        devnet
+            .ok(home.path(), &["rewards", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tributary_chain::{BlockRecord, ChainState, SubmitError, TransactionStatus};
 use tributary_types::{
     AccountView, Address, AssetId, AssetView, LicenseTokenView, LineageView, Receipt,
-    ReceiptStatus, SignedTransaction, TxHash, limits,
+    ReceiptStatus, RewardPoolView, SignedTransaction, TxHash, limits,
 };
 use utoipa::{OpenApi, ToSchema};
 
@@ -194,6 +194,8 @@ pub struct Page {
         asset_lineage,
         assets,
         license,
+        reward_pool,
+        reward_pools,
         transaction
     ),
     components(schemas(
@@ -231,6 +233,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/assets/{id}/lineage", get(asset_lineage))
         .route("/v1/licenses/{id}", get(license))
+        .route("/v1/pools", get(reward_pools))
+        .route("/v1/pools/{id}", get(reward_pool))
         .route("/v1/evidence", get(evidence))
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .fallback(|| async {
@@ -420,6 +424,45 @@ async fn license(
         .ok_or_else(|| {
             ApiError::not_found("license_not_found", format!("no license token {token}"))
         })
+}
+
+/// A reward pool: its assets, standing valuation, open challenge (with the drawn committee and
+/// votes) and payout.
+#[utoipa::path(get, path = "/v1/pools/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn reward_pool(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<RewardPoolView>, ApiError> {
+    let pool: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_pool",
+            format!("`{id}` is not a reward pool id (a positive integer)"),
+        )
+    })?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .reward_pool(pool)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("pool_not_found", format!("no reward pool {pool}")))
+}
+
+/// Reward pools by id: `offset` skips that many ids (pools are numbered from 1), at most
+/// `limit` (capped at `QUERY_PAGE_MAX`).
+#[utoipa::path(get, path = "/v1/pools", params(Page),
+    responses((status = 200, body = Object)))]
+async fn reward_pools(
+    State(state): State<ApiState>,
+    Query(page): Query<Page>,
+) -> Json<Vec<RewardPoolView>> {
+    let limit = page
+        .limit
+        .unwrap_or(limits::QUERY_PAGE_MAX)
+        .min(limits::QUERY_PAGE_MAX);
+    let after = u64::try_from(page.offset).unwrap_or(u64::MAX);
+    Json(state.chain.lock().finalized.reward_pools(after, limit))
 }
 
 /// A transaction's receipt: pending, finalized or failed.

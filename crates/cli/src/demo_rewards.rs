@@ -1,0 +1,543 @@
+//! The demo's "paid by value" part: contributors hold shards of the digits dataset (one with
+//! noisy labels, one a copy of another's), a trainer funds a reward pool, a dishonest evaluator
+//! posts a valuation that favours one contributor, an honest challenger disputes it with the
+//! real KNN-Shapley report, a committee of staked verifiers drawn from the chain's beacon
+//! recomputes both and votes, and the pool pays each contributor's asset by the honest shares.
+
+use crate::{
+    Cli,
+    client::Client,
+    commands::{RegisterRequest, hash_file, register},
+    output,
+    rewards::{allocations, created_pool, decide, report_claim},
+};
+use anyhow::{Context, Result, anyhow, ensure};
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+use tributary_node::{api::TransactionResponse, keystore::Keystore};
+use tributary_types::{
+    Address, Amount, AssetId, AssetKind, Call, CreateRewardPool, Event, RewardPoolView, Role, Terms,
+};
+use tributary_valuation::{
+    Method, Parameters,
+    report::{ValuationRequest, value_files},
+    split::{flip_labels, stratified_split},
+};
+
+/// The reward the trainer puts in the pool.
+const POOL_AMOUNT: Amount = 1_000_000;
+/// The stake of an evaluator and of a challenger.
+const EVALUATOR_STAKE: Amount = 20_000;
+/// Blocks a valuation stays open to challenge.
+const CHALLENGE_WINDOW_BLOCKS: u64 = 6;
+/// Each verifier's bond.
+const VERIFIER_BOND: Amount = 5_000;
+/// Verifiers that bond (the chain draws a committee of `committee_size` from them).
+const VERIFIERS: usize = 4;
+/// Share of dave's labels flipped.
+const NOISY_FRACTION: f64 = 0.4;
+/// Seed of the split and of the label noise.
+const DATA_SEED: u64 = 7;
+/// How long to wait for the chain to reach a height or draw a committee.
+const CHAIN_WAIT_MS_MAX: u64 = 60_000;
+
+/// Who holds which shard.
+const CONTRIBUTORS: [(&str, &str); 5] = [
+    ("alice", "clean"),
+    ("bob", "clean"),
+    ("carol", "clean"),
+    ("dave", "40% of labels flipped"),
+    ("erin", "bob's rows, reordered"),
+];
+
+/// One contributor's line of the report.
+#[derive(Serialize)]
+pub struct ContributorOutcome {
+    contributor: String,
+    shard: String,
+    rows: usize,
+    asset: AssetId,
+    value: f64,
+    share_bps: u16,
+    payout: String,
+}
+
+/// What the rewards part did.
+#[derive(Serialize)]
+pub struct RewardsOutcome {
+    pool: u64,
+    amount: String,
+    dishonest_report_root: String,
+    honest_report_root: String,
+    committee: Vec<Address>,
+    challenger_won: bool,
+    contributors: Vec<ContributorOutcome>,
+    pub problems: Vec<String>,
+}
+
+/// Each contributor's shard file and its row count.
+type Shards = BTreeMap<String, (PathBuf, usize)>;
+
+/// Writes the shards and the test set; returns the shards and the test set's path.
+fn write_shards(data: &Path, out: &Path) -> Result<(Shards, PathBuf)> {
+    let text = std::fs::read_to_string(data.join("digits.csv"))
+        .with_context(|| format!("reading {}", data.join("digits.csv").display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().ok_or_else(|| anyhow!("digits.csv is empty"))?;
+    let rows: Vec<(&str, u32)> = lines
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (features, label) = line
+                .rsplit_once(',')
+                .ok_or_else(|| anyhow!("digits.csv: a row without a label"))?;
+            Ok((features, label.trim().parse::<u32>()?))
+        })
+        .collect::<Result<_>>()?;
+    let labels: Vec<u32> = rows.iter().map(|(_, label)| *label).collect();
+    let (train, test) = stratified_split(&labels, 0.2, DATA_SEED);
+    let write = |path: &Path, rows: &[(&str, u32)]| -> Result<()> {
+        let mut body = String::with_capacity(rows.len() * 200);
+        body.push_str(header);
+        body.push('\n');
+        for (features, label) in rows {
+            body.push_str(features);
+            body.push(',');
+            body.push_str(&label.to_string());
+            body.push('\n');
+        }
+        std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))
+    };
+    let test_path = out.join("test.csv");
+    write(
+        &test_path,
+        &test.iter().map(|index| rows[*index]).collect::<Vec<_>>(),
+    )?;
+    let mut shards = BTreeMap::new();
+    let distinct = ["alice", "bob", "carol", "dave"];
+    for (slot, name) in distinct.iter().enumerate() {
+        let mut shard: Vec<(&str, u32)> = train
+            .iter()
+            .skip(slot)
+            .step_by(distinct.len())
+            .map(|index| rows[*index])
+            .collect();
+        if *name == "dave" {
+            let mut shard_labels: Vec<u32> = shard.iter().map(|(_, label)| *label).collect();
+            flip_labels(&mut shard_labels, 10, NOISY_FRACTION, DATA_SEED);
+            for (row, label) in shard.iter_mut().zip(shard_labels) {
+                row.1 = label;
+            }
+        }
+        let path = out.join(format!("{name}.csv"));
+        write(&path, &shard)?;
+        shards.insert(name.to_string(), (path, shard.len()));
+    }
+    // Erin copies bob's rows in reverse order: a different file (an exact copy could not even
+    // be registered, the ledger refuses content it already has), the same rows.
+    let mut copied: Vec<(&str, u32)> = train
+        .iter()
+        .skip(1)
+        .step_by(distinct.len())
+        .map(|index| rows[*index])
+        .collect();
+    copied.reverse();
+    let erin_path = out.join("erin.csv");
+    write(&erin_path, &copied)?;
+    shards.insert("erin".to_string(), (erin_path, copied.len()));
+    Ok((shards, test_path))
+}
+
+fn expect_finalized(step: &str, response: &TransactionResponse) -> Result<()> {
+    ensure!(
+        response.status == "finalized",
+        "{step}: transaction {} {}: {}",
+        response.tx_hash,
+        response.status,
+        response.reason.as_deref().unwrap_or("")
+    );
+    eprintln!("  ✓ {step} (height {})", response.block.unwrap_or_default());
+    Ok(())
+}
+
+fn pool_view(client: &Client, pool: u64) -> Result<RewardPoolView> {
+    client.get(&format!("/v1/pools/{pool}"))
+}
+
+/// Polls the pool until `ready` holds.
+fn wait_for_pool(
+    client: &Client,
+    pool: u64,
+    what: &str,
+    ready: impl Fn(&RewardPoolView) -> bool,
+) -> Result<RewardPoolView> {
+    let started = Instant::now();
+    loop {
+        let view = pool_view(client, pool)?;
+        if ready(&view) {
+            return Ok(view);
+        }
+        ensure!(
+            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
+            "waited {} s for {what}",
+            CHAIN_WAIT_MS_MAX / 1000
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for_height(client: &Client, height: u64) -> Result<()> {
+    let started = Instant::now();
+    while client.status()?.height < height {
+        ensure!(
+            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
+            "waited {} s for height {height}",
+            CHAIN_WAIT_MS_MAX / 1000
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Runs the rewards part on the demo's devnet. `demo_cli` points at it and its home.
+pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result<RewardsOutcome> {
+    let keystore = Keystore::new(home);
+    eprintln!("Paid by value: shards → valuation → challenge → committee → payout");
+    let (shards, test_path) = write_shards(data, home)?;
+
+    // Accounts beyond the dev ones: a trainer, a dishonest evaluator, and verifiers, funded by
+    // alice.
+    let alice = keystore.load("alice")?;
+    let trainer = keystore.create("trainer")?;
+    let mallory = keystore.create("mallory")?;
+    let fund = |to: Address, amount: Amount, step: &str| -> Result<()> {
+        let response = client.send(&alice, Call::Transfer { to, amount }, None)?;
+        expect_finalized(step, &response)
+    };
+    fund(
+        trainer.address(),
+        POOL_AMOUNT + EVALUATOR_STAKE + 1_000,
+        "alice funds the trainer",
+    )?;
+    fund(
+        mallory.address(),
+        EVALUATOR_STAKE + 1_000,
+        "alice funds mallory, an evaluator",
+    )?;
+    let mut verifiers = Vec::new();
+    for index in 1..=VERIFIERS {
+        let verifier = keystore.create(&format!("verifier-{index}"))?;
+        fund(
+            verifier.address(),
+            VERIFIER_BOND + 1_000,
+            &format!("alice funds verifier-{index}"),
+        )?;
+        let response = client.send(
+            &verifier,
+            Call::Bond {
+                role: Role::Verifier,
+                amount: VERIFIER_BOND,
+            },
+            None,
+        )?;
+        expect_finalized(
+            &format!("verifier-{index} bonds {VERIFIER_BOND}"),
+            &response,
+        )?;
+        verifiers.push(verifier);
+    }
+
+    // Contributors register their shards as assets.
+    let mut assets: BTreeMap<String, AssetId> = BTreeMap::new();
+    for (name, description) in CONTRIBUTORS {
+        let (path, rows) = &shards[name];
+        let (response, asset) = register(
+            demo_cli,
+            client,
+            RegisterRequest {
+                file: path,
+                from: name,
+                kind: AssetKind::Dataset,
+                name: Some(&format!("digits shard ({name})")),
+                owners: Vec::new(),
+                parents: Vec::new(),
+                terms: Terms {
+                    ai_training: true,
+                    ..Terms::default()
+                },
+                fee: None,
+            },
+        )?;
+        expect_finalized(
+            &format!("{name} registers a shard of {rows} digits rows ({description})"),
+            &response,
+        )?;
+        assets.insert(name.to_string(), asset);
+    }
+
+    // The trainer funds a pool for the five assets against its test set.
+    let (test_root, _) = hash_file(&test_path)?;
+    let mut pool_assets: Vec<AssetId> = assets.values().copied().collect();
+    pool_assets.sort();
+    let response = client.send(
+        &trainer,
+        Call::CreateRewardPool(CreateRewardPool {
+            task: "digits classification, exact KNN-Shapley K=5".into(),
+            test_set_root: test_root,
+            assets: pool_assets,
+            amount: POOL_AMOUNT,
+            evaluator_stake: EVALUATOR_STAKE,
+            challenge_window_blocks: CHALLENGE_WINDOW_BLOCKS,
+        }),
+        None,
+    )?;
+    expect_finalized("the trainer funds a reward pool of 1_000_000", &response)?;
+    let pool = created_pool(&response).ok_or_else(|| anyhow!("no pool id in the receipt"))?;
+
+    // The honest valuation, one file per contributor (file order decides duplicates: bob's
+    // rows come before erin's copy).
+    let request = ValuationRequest {
+        train: CONTRIBUTORS
+            .iter()
+            .map(|(name, _)| shards[*name].0.clone())
+            .collect(),
+        test: test_path.clone(),
+        parameters: Parameters::new(Method::Knn, "label"),
+    };
+    let honest =
+        value_files(&request, &tributary_valuation::NoProgress).context("valuing the shards")?;
+    let honest_path = home.join("valuation-honest.json");
+    honest.write(&honest_path)?;
+    // Mallory's report claims dave's noisy shard is worth half the pool.
+    let mut dishonest = honest.clone();
+    let dave = dishonest.shares_bps.get("dave").copied().unwrap_or(0);
+    let others: u32 = 10_000 - dave;
+    let target_others: u32 = 5_000;
+    let mut assigned = 0u32;
+    let names: Vec<String> = dishonest.shares_bps.keys().cloned().collect();
+    for name in &names {
+        if name != "dave" {
+            let share = dishonest.shares_bps[name];
+            let scaled = (share * target_others).checked_div(others).unwrap_or(0);
+            dishonest.shares_bps.insert(name.clone(), scaled);
+            assigned += scaled;
+        }
+    }
+    dishonest
+        .shares_bps
+        .insert("dave".into(), 10_000 - assigned);
+    let dishonest_path = home.join("valuation-mallory.json");
+    dishonest.write(&dishonest_path)?;
+
+    let mappings: BTreeMap<String, AssetId> = assets.clone();
+    let view = pool_view(client, pool)?;
+    let dishonest_claim = report_claim(&dishonest_path, &mappings, &view)?;
+    let honest_claim = report_claim(&honest_path, &mappings, &view)?;
+    let response = client.send(
+        &mallory,
+        Call::SubmitValuation {
+            pool,
+            valuation: dishonest_claim.clone(),
+        },
+        None,
+    )?;
+    expect_finalized(
+        "mallory submits a valuation giving dave's noisy shard 50%",
+        &response,
+    )?;
+    let response = client.send(
+        &trainer,
+        Call::ChallengeValuation {
+            pool,
+            valuation: honest_claim.clone(),
+        },
+        None,
+    )?;
+    expect_finalized(
+        "the trainer challenges it with the recomputed KNN-Shapley report",
+        &response,
+    )?;
+
+    // The committee is drawn from the next block's beacon; its members recompute and vote.
+    let view = wait_for_pool(client, pool, "the committee draw", |view| {
+        view.challenge
+            .as_ref()
+            .is_some_and(|challenge| !challenge.committee.is_empty())
+    })?;
+    let committee = view
+        .challenge
+        .as_ref()
+        .map(|challenge| challenge.committee.clone())
+        .unwrap_or_default();
+    eprintln!(
+        "  ✓ committee of {} drawn from the beacon: {}",
+        committee.len(),
+        committee
+            .iter()
+            .filter_map(|member| verifiers
+                .iter()
+                .position(|v| v.address() == *member)
+                .map(|index| format!("verifier-{}", index + 1)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let reports = [dishonest_path.clone(), honest_path.clone()];
+    for member in &committee {
+        let view = pool_view(client, pool)?;
+        if view.challenge.is_none() {
+            break; // decided by a majority already
+        }
+        let index = verifiers
+            .iter()
+            .position(|v| v.address() == *member)
+            .ok_or_else(|| anyhow!("committee member {member} is not a demo verifier"))?;
+        let decision = decide(&view, &reports, &mappings)?;
+        let response = client.send(
+            &verifiers[index],
+            Call::VoteValuation {
+                pool,
+                for_challenger: decision.for_challenger,
+            },
+            None,
+        )?;
+        expect_finalized(
+            &format!(
+                "verifier-{} recomputes both reports and votes for the {}",
+                index + 1,
+                if decision.for_challenger {
+                    "challenger"
+                } else {
+                    "standing valuation"
+                }
+            ),
+            &response,
+        )?;
+    }
+    let view = wait_for_pool(client, pool, "the challenge's resolution", |view| {
+        view.challenge.is_none()
+    })?;
+    let standing = view
+        .valuation
+        .as_ref()
+        .ok_or_else(|| anyhow!("the pool lost its valuation"))?;
+    let challenger_won = standing.evaluator == trainer.address();
+    let deadline = standing.challenge_deadline_height.unwrap_or_default();
+    wait_for_height(client, deadline + 1)?;
+    let response = client.send(&trainer, Call::ClaimRewards { pool }, None)?;
+    expect_finalized("the pool pays out by the honest shares", &response)?;
+
+    // What each contributor earned.
+    let allocated: BTreeMap<AssetId, (u16, Amount)> = allocations(&response)
+        .into_iter()
+        .map(|(asset, bps, amount)| (asset, (bps, amount)))
+        .collect();
+    let receipt_events = response
+        .receipt
+        .as_ref()
+        .map(|receipt| receipt.events.clone())
+        .unwrap_or_default();
+    let mut contributors = Vec::new();
+    let mut problems = Vec::new();
+    for (name, description) in CONTRIBUTORS {
+        let asset = assets[name];
+        let address = keystore.load(name)?.address();
+        let payout: Amount = receipt_events
+            .iter()
+            .map(|event| match event {
+                Event::RevenuePaid { to, amount, .. } if *to == address => *amount,
+                _ => 0,
+            })
+            .sum();
+        let (share_bps, allocated_amount) = allocated.get(&asset).copied().unwrap_or((0, 0));
+        if payout != allocated_amount {
+            problems.push(format!(
+                "{name} was paid {payout} but allocated {allocated_amount}"
+            ));
+        }
+        contributors.push(ContributorOutcome {
+            contributor: name.to_string(),
+            shard: description.to_string(),
+            rows: shards[name].1,
+            asset,
+            value: honest.contributor_values.get(name).copied().unwrap_or(0.0),
+            share_bps,
+            payout: payout.to_string(),
+        });
+    }
+    let total: Amount = contributors
+        .iter()
+        .map(|c| c.payout.parse::<Amount>().unwrap_or(0))
+        .sum();
+    if total != POOL_AMOUNT {
+        problems.push(format!("the pool paid {total}, not {POOL_AMOUNT}"));
+    }
+    if !challenger_won {
+        problems.push("the dishonest valuation survived its challenge".into());
+    }
+    let clean_lowest = contributors
+        .iter()
+        .filter(|c| c.shard == "clean")
+        .map(|c| c.share_bps)
+        .min()
+        .unwrap_or(0);
+    for contributor in &contributors {
+        if contributor.shard != "clean" && contributor.share_bps >= clean_lowest {
+            problems.push(format!(
+                "{} ({}) earned {} bps, not less than every clean shard",
+                contributor.contributor, contributor.shard, contributor.share_bps
+            ));
+        }
+    }
+    Ok(RewardsOutcome {
+        pool,
+        amount: POOL_AMOUNT.to_string(),
+        dishonest_report_root: dishonest_claim.report_root.to_string(),
+        honest_report_root: honest_claim.report_root.to_string(),
+        committee,
+        challenger_won,
+        contributors,
+        problems,
+    })
+}
+
+/// Prints the rewards part as tables.
+pub fn print(outcome: &RewardsOutcome) {
+    println!(
+        "Paid by value: reward pool {} ({} base units), exact KNN-Shapley (K=5) on digits",
+        outcome.pool,
+        output::units(outcome.amount.parse().unwrap_or(0))
+    );
+    let mut table = output::table(&[
+        "contributor",
+        "shard",
+        "rows",
+        "value",
+        "share bps",
+        "payout",
+    ]);
+    for contributor in &outcome.contributors {
+        table.add_row(vec![
+            contributor.contributor.clone(),
+            contributor.shard.clone(),
+            contributor.rows.to_string(),
+            format!("{:.4}", contributor.value),
+            contributor.share_bps.to_string(),
+            output::units(contributor.payout.parse().unwrap_or(0)),
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "mallory's valuation (report {}) was {} by a committee of {} drawn from the beacon; the pool paid by the honest report {}",
+        &outcome.dishonest_report_root[..12],
+        if outcome.challenger_won {
+            "voided"
+        } else {
+            "upheld"
+        },
+        outcome.committee.len(),
+        &outcome.honest_report_root[..12],
+    );
+}
