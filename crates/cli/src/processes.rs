@@ -54,6 +54,9 @@ pub enum GenesisCommand {
         /// The node's home (made by `tributary node init`).
         #[arg(long)]
         node_home: PathBuf,
+        /// The validator's genesis stake in base units (slashed for proven misbehaviour).
+        #[arg(long, default_value_t = tributary_node::devnet::VALIDATOR_BOND)]
+        bond: tributary_types::Amount,
     },
     /// Fund an account in the draft.
     AddAccount {
@@ -113,8 +116,8 @@ pub fn genesis(cli: &Cli, command: &GenesisCommand) -> Result<()> {
     let home = cli.home();
     match command {
         GenesisCommand::New { chain_id } => operator::genesis_new(&home, chain_id, None)?,
-        GenesisCommand::AddValidator { node_home } => {
-            let validator = operator::genesis_add_validator(&home, node_home)?;
+        GenesisCommand::AddValidator { node_home, bond } => {
+            let validator = operator::genesis_add_validator(&home, node_home, *bond)?;
             println!(
                 "added {} ({}) at {}",
                 validator.name, validator.address, validator.p2p
@@ -184,7 +187,11 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
     }
     operator::genesis_new(&devnet, DEVNET_CHAIN_ID, None)?;
     for node_home in &homes {
-        operator::genesis_add_validator(&devnet, node_home)?;
+        operator::genesis_add_validator(
+            &devnet,
+            node_home,
+            tributary_node::devnet::VALIDATOR_BOND,
+        )?;
     }
     for (_, address) in accounts {
         operator::genesis_add_account(&devnet, address, DEV_ACCOUNT_BALANCE)?;

@@ -136,6 +136,9 @@ pub enum LedgerError {
     /// An address is allocated twice.
     #[error("address {0} is allocated twice")]
     DuplicateAllocation(Address),
+    /// An address is bonded twice for one role.
+    #[error("address {0} is bonded twice for one role")]
+    DuplicateBond(Address),
     /// The allocations sum above u128.
     #[error("allocations overflow u128")]
     SupplyOverflow,

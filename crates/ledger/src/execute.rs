@@ -313,7 +313,7 @@ pub(crate) fn apply_call(
         Call::PayRevenue { asset, amount } => royalty::pay(state, sender, *asset, *amount, events),
         Call::ReportMisbehaviour {
             validator, view, ..
-        } => conduct::report(state, sender, *validator, *view, events),
+        } => conduct::report(state, params, sender, *validator, *view, events),
         Call::CreateRewardPool(create) => rewards::create(state, sender, create, events),
         Call::SubmitValuation { pool, valuation } => {
             rewards::submit(state, sender, *pool, valuation, events)

@@ -92,6 +92,16 @@ impl Ledger {
             bank::credit(&mut state, allocation.address, allocation.amount)
                 .map_err(|_| LedgerError::SupplyOverflow)?;
         }
+        let mut bonded = BTreeSet::new();
+        for bond in &genesis.bonds {
+            if !bonded.insert((bond.address, bond.role)) {
+                return Err(LedgerError::DuplicateBond(bond.address));
+            }
+            supply = supply
+                .checked_add(bond.amount)
+                .ok_or(LedgerError::SupplyOverflow)?;
+            state.set_bond(bond.address, bond.role, bond.amount);
+        }
         state.flush();
         Ok(Ledger {
             state,

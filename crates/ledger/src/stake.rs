@@ -98,6 +98,16 @@ pub(crate) fn release_matured(
     Ok(())
 }
 
+/// `account`'s whole stake for `role`: its bond plus its pending unbondings.
+pub(crate) fn staked(state: &State, account: &Address, role: Role) -> Amount {
+    let unbonding = state
+        .unbondings
+        .iter()
+        .filter(|((_, owner, entry_role), _)| owner == account && *entry_role == role)
+        .fold(0u128, |sum, (_, amount)| sum.saturating_add(*amount));
+    state.bond(account, role).saturating_add(unbonding)
+}
+
 /// Takes up to `amount` of `account`'s stake for `role` and credits it to `beneficiary`. Returns the amount
 /// taken (less than `amount` when the stake is smaller).
 pub(crate) fn slash(

@@ -295,6 +295,7 @@ fn params_value(params: &Params) -> Vec<u8> {
     bytes.extend_from_slice(&params.vote_window_blocks.to_be_bytes());
     bytes.extend_from_slice(&params.verifier_bond_min.to_be_bytes());
     bytes.extend_from_slice(&params.verifier_absence_slash.to_be_bytes());
+    bytes.extend_from_slice(&params.misbehaviour_slash_bps.to_be_bytes());
     bytes
 }
 

@@ -27,12 +27,14 @@ use tributary_chain::{
     start_validator,
 };
 use tributary_ledger::Ledger;
-use tributary_types::{Address, Amount, Genesis, limits};
+use tributary_types::{Address, Amount, Genesis, GenesisBond, Role, limits};
 
 /// The dev accounts funded at genesis.
 pub const DEV_ACCOUNTS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 /// Each dev account's starting balance, base units.
 pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000;
+/// Each validator's genesis stake (its `validator` bond, slashed for proven misbehaviour).
+pub const VALIDATOR_BOND: Amount = 10_000_000_000;
 /// The devnet's chain id.
 pub const DEVNET_CHAIN_ID: &str = "tributary-devnet";
 /// The default API address.
@@ -197,12 +199,20 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
                 p2p: free_loopback_port()?,
             });
         }
-        let ledger = Genesis::devnet(
+        let mut ledger = Genesis::devnet(
             DEVNET_CHAIN_ID,
             accounts
                 .iter()
                 .map(|(_, address)| (*address, DEV_ACCOUNT_BALANCE)),
         );
+        ledger.bonds = validators
+            .iter()
+            .map(|validator| GenesisBond {
+                address: validator.address,
+                role: Role::Validator,
+                amount: VALIDATOR_BOND,
+            })
+            .collect();
         let genesis = ChainGenesis {
             ledger,
             validators,

@@ -146,6 +146,7 @@ pub fn genesis_new(home: &Path, chain_id: &str, params: Option<Params>) -> Resul
             chain_id: chain_id.to_string(),
             params: params.unwrap_or_else(|| Params::devnet(chain_id)),
             allocations: Vec::new(),
+            bonds: Vec::new(),
         },
         validators: Vec::new(),
         polynomial: String::new(),
@@ -159,10 +160,12 @@ fn write_draft(home: &Path, draft: &ChainGenesis) -> Result<(), DevnetError> {
     fs::write(&path, text).map_err(io(&path))
 }
 
-/// `genesis add-validator`: adds the node at `node_home` to the draft.
+/// `genesis add-validator`: adds the node at `node_home` to the draft, with a genesis `validator`
+/// bond of `bond` (its stake, slashed for proven misbehaviour; 0 for none).
 pub fn genesis_add_validator(
     home: &Path,
     node_home: &Path,
+    bond: Amount,
 ) -> Result<GenesisValidator, DevnetError> {
     let mut draft: ChainGenesis = read_json(&draft_path(home))?;
     let config = read_config(node_home)?;
@@ -181,6 +184,13 @@ pub fn genesis_add_validator(
         p2p: config.p2p_listen,
     };
     draft.validators.push(validator.clone());
+    if bond > 0 {
+        draft.ledger.bonds.push(tributary_types::GenesisBond {
+            address: validator.address,
+            role: tributary_types::Role::Validator,
+            amount: bond,
+        });
+    }
     write_draft(home, &draft)?;
     Ok(validator)
 }
@@ -310,9 +320,9 @@ mod tests {
         let coordinator = root.path().join("genesis");
         genesis_new(&coordinator, "test-chain", None).unwrap();
         for node in &nodes {
-            genesis_add_validator(&coordinator, node).unwrap();
+            genesis_add_validator(&coordinator, node, 1_000).unwrap();
         }
-        assert!(genesis_add_validator(&coordinator, &nodes[0]).is_err());
+        assert!(genesis_add_validator(&coordinator, &nodes[0], 1_000).is_err());
         let funded = Address::from_public_key(&ed25519::PrivateKey::from_seed(1).public_key());
         genesis_add_account(&coordinator, funded, 1_000).unwrap();
         assert!(genesis_add_account(&coordinator, funded, 5).is_err());

@@ -39,6 +39,9 @@ pub const ACCOUNTS: u64 = 8;
 /// Each account's starting balance.
 pub const ACCOUNT_BALANCE: Amount = 1_000_000_000;
 
+/// Each validator's genesis bond (its stake, slashed for proven misbehaviour).
+pub const VALIDATOR_BOND: Amount = 1_000_000;
+
 /// A scenario's knobs.
 #[derive(Clone)]
 pub struct Scenario {
@@ -126,6 +129,8 @@ pub struct Report {
     /// Validators whose misbehaviour validator 0 reported on chain (`ReportMisbehaviour`
     /// finalized), after a forged report (wrong view) was refused.
     pub misbehaviour_on_chain: Vec<String>,
+    /// Stake slashed from each validator by those reports (address, amount).
+    pub slashed_on_chain: Vec<(String, Amount)>,
     /// Whether the forged report was refused at admission.
     pub forged_report_refused: bool,
     /// Validators each honest validator holds proof of misbehaviour against (addresses).
@@ -221,16 +226,25 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         &public_keys,
     )
     .unwrap_or_else(|error| panic!("dealing keys: {error}"));
+    let mut ledger_genesis = Genesis::devnet(
+        CHAIN_ID,
+        (0..ACCOUNTS).map(|i| {
+            (
+                Address::from_public_key(&account_key(i).public_key()),
+                ACCOUNT_BALANCE,
+            )
+        }),
+    );
+    ledger_genesis.bonds = public_keys
+        .iter()
+        .map(|key| tributary_types::GenesisBond {
+            address: Address::from_public_key(key),
+            role: tributary_types::Role::Validator,
+            amount: VALIDATOR_BOND,
+        })
+        .collect();
     let genesis = tributary_chain::ChainGenesis {
-        ledger: Genesis::devnet(
-            CHAIN_ID,
-            (0..ACCOUNTS).map(|i| {
-                (
-                    Address::from_public_key(&account_key(i).public_key()),
-                    ACCOUNT_BALANCE,
-                )
-            }),
-        ),
+        ledger: ledger_genesis,
         validators: public_keys
             .iter()
             .enumerate()
@@ -457,6 +471,7 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
 
     // Put the first proven fault on chain: a forged report must be refused, a true one finalized.
     let mut misbehaviour_on_chain = Vec::new();
+    let mut slashed_on_chain = Vec::new();
     let mut forged_report_refused = false;
     let first = states[0].lock().evidence.front().cloned();
     if let Some(evidence) = first {
@@ -492,8 +507,14 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
             let receipt = states[0].lock().receipts.get(&hash).cloned();
             if let Some(receipt) = receipt {
                 for event in receipt.events {
-                    if let tributary_types::Event::MisbehaviourReported { validator, .. } = event {
-                        misbehaviour_on_chain.push(validator.to_string());
+                    match event {
+                        tributary_types::Event::MisbehaviourReported { validator, .. } => {
+                            misbehaviour_on_chain.push(validator.to_string());
+                        }
+                        tributary_types::Event::Slashed {
+                            account, amount, ..
+                        } => slashed_on_chain.push((account.to_string(), amount)),
+                        _ => {}
                     }
                 }
                 break;
@@ -559,6 +580,7 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         invalid_admitted,
         accused,
         misbehaviour_on_chain,
+        slashed_on_chain,
         forged_report_refused,
         proposers,
         auditor: context.auditor().state(),

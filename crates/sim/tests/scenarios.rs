@@ -115,6 +115,15 @@ fn byzantine_conflicter_cannot_break_safety() {
             vec![tributary_sim::validator_address(0)],
             "seed {seed}"
         );
+        // Half its stake went to the reporter.
+        assert_eq!(
+            report.slashed_on_chain,
+            vec![(
+                tributary_sim::validator_address(0),
+                tributary_sim::VALIDATOR_BOND / 2
+            )],
+            "seed {seed}"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::{
     address::Address,
     amount::{Amount, amount_string},
+    transaction::Role,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,10 @@ pub struct Params {
     /// to the side that wins.
     #[serde(with = "amount_string", default = "defaults::verifier_absence_slash")]
     pub verifier_absence_slash: Amount,
+    /// Conduct: share of a validator's stake (`validator` bond plus pending unbondings), in basis
+    /// points, taken for each proven misbehaviour and paid to whoever reported it.
+    #[serde(default = "defaults::misbehaviour_slash_bps")]
+    pub misbehaviour_slash_bps: u16,
 }
 
 /// Documented defaults of the parameters added after the first genesis files were written.
@@ -48,6 +53,9 @@ mod defaults {
     pub fn verifier_absence_slash() -> Amount {
         100
     }
+    pub fn misbehaviour_slash_bps() -> u16 {
+        5_000
+    }
 }
 
 impl Params {
@@ -61,6 +69,7 @@ impl Params {
             vote_window_blocks: defaults::vote_window_blocks(),
             verifier_bond_min: defaults::verifier_bond_min(),
             verifier_absence_slash: defaults::verifier_absence_slash(),
+            misbehaviour_slash_bps: defaults::misbehaviour_slash_bps(),
         }
     }
 }
@@ -86,6 +95,21 @@ pub struct Genesis {
     pub params: Params,
     /// Starting balances; an address may appear once.
     pub allocations: Vec<Allocation>,
+    /// Starting bonds (validators' stake); an address may appear once per role.
+    #[serde(default)]
+    pub bonds: Vec<GenesisBond>,
+}
+
+/// One genesis bond.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisBond {
+    /// The account.
+    pub address: Address,
+    /// The role bonded for.
+    pub role: Role,
+    /// The bond.
+    #[serde(with = "amount_string")]
+    pub amount: Amount,
 }
 
 impl Genesis {
@@ -102,6 +126,7 @@ impl Genesis {
                 .into_iter()
                 .map(|(address, amount)| Allocation { address, amount })
                 .collect(),
+            bonds: Vec::new(),
         }
     }
 }

@@ -30,7 +30,7 @@ pub use address::{ADDRESS_HRP, Address, AddressError};
 pub use amount::{Amount, amount_string, amount_string_option};
 pub use block::{BlockInput, BlockOutcome};
 pub use event::{Event, PayoutKind, Receipt, ReceiptStatus};
-pub use genesis::{Allocation, Genesis, Params};
+pub use genesis::{Allocation, Genesis, GenesisBond, Params};
 pub use hash::{AssetId, Hash32, ParseHashError, StateRoot, TxHash};
 pub use transaction::{
     AssetKind, Call, CreateRewardPool, LicenseTokenId, RegisterAsset, RewardPoolId, Role,

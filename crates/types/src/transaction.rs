@@ -59,15 +59,18 @@ pub enum Role {
     ComputeProvider,
     /// Re-executes and verifies results.
     Verifier,
+    /// Runs consensus; its bond is what proven misbehaviour is slashed from.
+    Validator,
 }
 
 impl Role {
     /// Every role, in tag order.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::StorageProvider,
         Role::ValuationEvaluator,
         Role::ComputeProvider,
         Role::Verifier,
+        Role::Validator,
     ];
 
     /// The role's wire tag.
@@ -77,6 +80,7 @@ impl Role {
             Role::ValuationEvaluator => 1,
             Role::ComputeProvider => 2,
             Role::Verifier => 3,
+            Role::Validator => 4,
         }
     }
 
@@ -87,6 +91,7 @@ impl Role {
             1 => Some(Role::ValuationEvaluator),
             2 => Some(Role::ComputeProvider),
             3 => Some(Role::Verifier),
+            4 => Some(Role::Validator),
             _ => None,
         }
     }
