@@ -36,7 +36,7 @@ use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
-use commonware_utils::{NZDuration, NZU16, NZU32, NZU64, NZUsize, ordered::Map, ordered::Set};
+use commonware_utils::{NZDuration, NZU16, NZU32, NZU64, NZUsize, ordered::Set};
 use std::{
     net::SocketAddr,
     num::{NonZeroU16, NonZeroU64, NonZeroUsize},
@@ -102,13 +102,15 @@ impl<T> EngineRuntime for T where
 {
 }
 
-/// A validator's identity and its threshold key share.
+/// A node's identity: its key and, for a validator, its threshold key share.
 #[derive(Clone)]
-pub struct ValidatorIdentity {
-    /// The validator's ed25519 key (p2p identity, consensus identity, fee account).
+pub struct NodeIdentity {
+    /// The node's ed25519 key (p2p identity; for a validator also its consensus identity and fee
+    /// account).
     pub signer: ed25519::PrivateKey,
-    /// Its share of the threshold-BLS group key.
-    pub share: Share,
+    /// A validator's share of the threshold-BLS group key; `None` for a full (non-voting) node,
+    /// which follows the chain without voting.
+    pub share: Option<Share>,
 }
 
 /// The validator set, shared by every node of the chain.
@@ -116,19 +118,21 @@ pub struct ValidatorIdentity {
 pub struct ValidatorSet {
     /// Each validator's key and p2p address.
     pub validators: Vec<(ed25519::PublicKey, SocketAddr)>,
+    /// Full nodes accepted as (secondary) peers: key and p2p address.
+    pub followers: Vec<(ed25519::PublicKey, SocketAddr)>,
     /// The public polynomial of the threshold-BLS group key.
     pub polynomial: Sharing<MinSig>,
 }
 
-/// Everything one validator needs.
+/// Everything one node needs.
 pub struct EngineConfig {
-    /// This validator.
-    pub identity: ValidatorIdentity,
+    /// This node.
+    pub identity: NodeIdentity,
     /// The validator set.
     pub set: ValidatorSet,
     /// The address the p2p listener binds.
     pub listen: SocketAddr,
-    /// Prefix for this validator's storage partitions (unique per validator in one process).
+    /// Prefix for this node's storage partitions (unique per node in one process).
     pub partition_prefix: String,
     /// The chain's genesis block.
     pub genesis: Block,
@@ -144,6 +148,9 @@ pub enum EngineError {
     /// The share does not belong to this validator under the genesis polynomial.
     #[error("the threshold key share does not match this validator in the genesis polynomial")]
     ShareMismatch,
+    /// A full node's key is not among the genesis followers (validators would refuse it).
+    #[error("this node's key is not a follower in the genesis; add it with `genesis add-follower`")]
+    NotAFollower,
     /// Two validators have the same key.
     #[error("the validator set has duplicate keys or addresses")]
     DuplicateValidator,
@@ -189,26 +196,65 @@ pub fn max_message_size(validators: usize) -> u32 {
     .max(1024 * 1024)
 }
 
-/// Checks the validator set and builds this validator's signing scheme from its share.
+/// Checks the validator set and builds this node's scheme: a validator signs with its share, a
+/// full node only verifies certificates.
 pub fn validate(config: &EngineConfig) -> Result<(Set<ed25519::PublicKey>, Scheme), EngineError> {
     let participants: Set<ed25519::PublicKey> =
         Set::from_iter_dedup(config.set.validators.iter().map(|(key, _)| key.clone()));
     if participants.len() != config.set.validators.len() {
         return Err(EngineError::DuplicateValidator);
     }
-    let scheme = Scheme::signer(
-        NAMESPACE,
-        participants.clone(),
-        config.set.polynomial.clone(),
-        config.identity.share.clone(),
-    )
-    .ok_or(EngineError::ShareMismatch)?;
+    let scheme = match &config.identity.share {
+        Some(share) => Scheme::signer(
+            NAMESPACE,
+            participants.clone(),
+            config.set.polynomial.clone(),
+            share.clone(),
+        )
+        .ok_or(EngineError::ShareMismatch)?,
+        None => {
+            let public_key = config.identity.signer.public_key();
+            if !config
+                .set
+                .followers
+                .iter()
+                .any(|(key, _)| *key == public_key)
+            {
+                return Err(EngineError::NotAFollower);
+            }
+            Scheme::verifier(
+                NAMESPACE,
+                participants.clone(),
+                config.set.polynomial.clone(),
+            )
+        }
+    };
     Ok((participants, scheme))
 }
 
-/// Starts a validator on the tokio runtime with authenticated p2p (`lookup`) on its configured
-/// address, and returns once its ledger has replayed every block it had finalized before (so the
-/// API serves the recovered state from the first request).
+/// The p2p peer set every node tracks: validators as primary peers (dialled, driving progress),
+/// followers as secondary peers (accepted, served, never dialled).
+fn peer_set(
+    set: &ValidatorSet,
+) -> Result<commonware_p2p::AddressableTrackedPeers<ed25519::PublicKey>, EngineError> {
+    let to_map = |peers: &[(ed25519::PublicKey, SocketAddr)]| {
+        peers
+            .iter()
+            .map(|(key, address)| (key.clone(), Address::from(*address)))
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| EngineError::DuplicateValidator)
+    };
+    Ok(commonware_p2p::AddressableTrackedPeers::new(
+        to_map(&set.validators)?,
+        to_map(&set.followers)?,
+    ))
+}
+
+/// Starts a node (a validator, or a full node when its identity has no share) on the tokio
+/// runtime with authenticated p2p (`lookup`) on its configured address, and returns once its
+/// ledger has replayed every block it had finalized before (so the API serves the recovered
+/// state from the first request).
 pub async fn start_validator(
     context: runtime::Context,
     config: EngineConfig,
@@ -228,20 +274,12 @@ pub async fn start_validator(
         handshake,
         P2P_NAMESPACE,
         config.listen,
-        NZUsize!(config.set.validators.len().max(1) + 1),
+        NZUsize!(config.set.validators.len() + config.set.followers.len() + 1),
         max_message_size(participants.len()),
         MAILBOX_SIZE,
     );
     let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
-    let peers: Map<ed25519::PublicKey, Address> = config
-        .set
-        .validators
-        .iter()
-        .map(|(key, address)| (key.clone(), Address::from(*address)))
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| EngineError::DuplicateValidator)?;
-    oracle.track(EPOCH.get(), peers);
+    oracle.track(EPOCH.get(), peer_set(&config.set)?);
     let mut register = |index: usize| {
         let (channel, rate) = CHANNEL_QUOTAS[index];
         network.register(
@@ -396,6 +434,20 @@ where
         run_finalizer(finalizer_state, finalizer_marshal, finalized_blocks).await;
     });
 
+    config.state.set_scheme(scheme.clone());
+    let mut handles = vec![
+        gossip_handles.0,
+        gossip_handles.1,
+        broadcast_handle,
+        marshal_handle,
+        finalizer_handle,
+    ];
+    if config.identity.share.is_none() {
+        handles.push(start_following(&context, &config, marshal_mailbox)?);
+        tracing::info!(target: "tributary::chain", node = %public_key, listen = %config.listen, "full node started");
+        return Ok(handles);
+    }
+
     // Consensus.
     let application = Application::with_fault(config.state.clone(), config.proposal_fault);
     let deferred = Deferred::new(
@@ -405,7 +457,6 @@ where
         FixedEpocher::new(EPOCH_LENGTH),
     );
     let evidence_scheme = scheme.clone();
-    config.state.set_scheme(scheme.clone());
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::Config {
@@ -440,16 +491,46 @@ where
             track_historical_votes: false,
         },
     );
-    let consensus_handle = engine.start(vote, certificate, resolver);
+    handles.push(engine.start(vote, certificate, resolver));
     tracing::info!(target: "tributary::chain", validator = %public_key, listen = %config.listen, block_bytes_max = block_encode_size_max(), "validator started");
-    Ok(vec![
-        gossip_handles.0,
-        gossip_handles.1,
-        broadcast_handle,
-        marshal_handle,
-        finalizer_handle,
-        consensus_handle,
-    ])
+    Ok(handles)
+}
+
+/// How often a full node asks validators for the next finalized blocks.
+pub const FOLLOW_INTERVAL_MS: u64 = 200;
+/// How many heights past its own a full node asks for at a time.
+pub const FOLLOW_AHEAD_BLOCKS: u64 = 8;
+
+/// A full node's chain tracking: it never sees votes, so it keeps hinting marshal that the next
+/// heights are finalized; marshal fetches each finalization and block from the validators,
+/// verifies the certificate against the group key and delivers the blocks in order to the
+/// finalizer. Heights not finalized yet come back empty and are asked for again.
+fn start_following<E: EngineRuntime>(
+    context: &E,
+    config: &EngineConfig,
+    marshal: MarshalMailbox,
+) -> Result<Handle<()>, EngineError> {
+    let targets: commonware_utils::vec::NonEmptyVec<ed25519::PublicKey> = config
+        .set
+        .validators
+        .iter()
+        .map(|(key, _)| key.clone())
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| EngineError::DuplicateValidator)?;
+    let state = config.state.clone();
+    Ok(context.child("follower").spawn(move |clock| async move {
+        loop {
+            let next = state.finalized_height() + 1;
+            for height in next..next + FOLLOW_AHEAD_BLOCKS {
+                marshal.hint_finalized(
+                    commonware_consensus::types::Height::new(height),
+                    targets.clone(),
+                );
+            }
+            clock.sleep(Duration::from_millis(FOLLOW_INTERVAL_MS)).await;
+        }
+    }))
 }
 
 /// Relays transactions this node admitted from clients to every peer, and admits transactions

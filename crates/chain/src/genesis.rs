@@ -8,7 +8,7 @@
 //! devnet and documented as such; a distributed key generation (commonware's DKG) replaces it
 //! when the validator set is reconfigured on chain.
 
-use crate::engine::{ValidatorIdentity, ValidatorSet};
+use crate::engine::{NodeIdentity, ValidatorSet};
 use commonware_codec::{DecodeExt, Encode, Read};
 use commonware_cryptography::{
     Signer,
@@ -52,6 +52,14 @@ pub enum GenesisError {
         /// Allowed.
         max: usize,
     },
+    /// Too many followers.
+    #[error("genesis may list at most {max} followers, it lists {count}")]
+    FollowerCount {
+        /// Listed.
+        count: usize,
+        /// Allowed.
+        max: usize,
+    },
     /// Key dealing failed.
     #[error("dealing threshold keys failed: {0}")]
     Deal(String),
@@ -70,6 +78,18 @@ pub struct GenesisValidator {
     pub p2p: SocketAddr,
 }
 
+/// A full (non-voting) node the validators accept connections from: it follows the chain by
+/// fetching finalized blocks and their certificates, and relays transactions to validators.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenesisFollower {
+    /// Human name (moniker).
+    pub name: String,
+    /// ed25519 public key, hex (its p2p identity).
+    pub public_key: String,
+    /// Its p2p address.
+    pub p2p: SocketAddr,
+}
+
 /// The chain's genesis file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChainGenesis {
@@ -77,6 +97,11 @@ pub struct ChainGenesis {
     pub ledger: Genesis,
     /// The validator set.
     pub validators: Vec<GenesisValidator>,
+    /// Full nodes the validators accept as peers. Not part of the consensus state (the genesis
+    /// block commits to the ledger only), so operators may append followers to their copy later
+    /// and restart.
+    #[serde(default)]
+    pub followers: Vec<GenesisFollower>,
     /// Public polynomial of the threshold-BLS group key, hex of its canonical encoding.
     pub polynomial: String,
 }
@@ -133,8 +158,20 @@ impl ChainGenesis {
             field: "polynomial",
             reason: error.to_string(),
         })?;
+        let followers = self
+            .followers
+            .iter()
+            .map(|follower| Ok((public_key_from_hex(&follower.public_key)?, follower.p2p)))
+            .collect::<Result<Vec<_>, GenesisError>>()?;
+        if followers.len() > limits::FOLLOWERS_MAX {
+            return Err(GenesisError::FollowerCount {
+                count: followers.len(),
+                max: limits::FOLLOWERS_MAX,
+            });
+        }
         Ok(ValidatorSet {
             validators,
+            followers,
             polynomial,
         })
     }
@@ -163,7 +200,7 @@ impl ValidatorKeyFile {
     }
 
     /// The identity in this file.
-    pub fn identity(&self) -> Result<ValidatorIdentity, GenesisError> {
+    pub fn identity(&self) -> Result<NodeIdentity, GenesisError> {
         let private = from_hex("private_key", &self.private_key)?;
         let signer =
             ed25519::PrivateKey::decode(private).map_err(|error| GenesisError::Decode {
@@ -175,7 +212,10 @@ impl ValidatorKeyFile {
             field: "share",
             reason: error.to_string(),
         })?;
-        Ok(ValidatorIdentity { signer, share })
+        Ok(NodeIdentity {
+            signer,
+            share: Some(share),
+        })
     }
 }
 

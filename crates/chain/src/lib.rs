@@ -31,6 +31,6 @@ pub mod state;
 
 pub use application::Scheme;
 pub use block::Block;
-pub use engine::{EngineConfig, EngineError, ValidatorIdentity, ValidatorSet, start_validator};
-pub use genesis::{ChainGenesis, GenesisValidator, ValidatorKeyFile};
+pub use engine::{EngineConfig, EngineError, NodeIdentity, ValidatorSet, start_validator};
+pub use genesis::{ChainGenesis, GenesisFollower, GenesisValidator, ValidatorKeyFile};
 pub use state::{BlockRecord, ChainState, SubmitError, TransactionStatus};

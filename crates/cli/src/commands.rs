@@ -35,6 +35,10 @@ pub struct DevnetArgs {
     /// Run each validator as its own `tributary node run` process (listed in devnet.json).
     #[arg(long)]
     pub processes: bool,
+    /// With --processes: also run this many full (non-voting) nodes that follow the chain
+    /// (used when the chain is created).
+    #[arg(long, default_value_t = 0, requires = "processes")]
+    pub followers: usize,
 }
 
 #[derive(Subcommand, Debug)]

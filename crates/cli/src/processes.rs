@@ -58,6 +58,13 @@ pub enum GenesisCommand {
         #[arg(long, default_value_t = tributary_node::devnet::VALIDATOR_BOND)]
         bond: tributary_types::Amount,
     },
+    /// Add the full (non-voting) node whose home is NODE_HOME to the draft: validators accept it
+    /// as a peer and it follows the chain.
+    AddFollower {
+        /// The node's home (made by `tributary node init`).
+        #[arg(long)]
+        node_home: PathBuf,
+    },
     /// Fund an account in the draft.
     AddAccount {
         /// The account's address.
@@ -123,6 +130,10 @@ pub fn genesis(cli: &Cli, command: &GenesisCommand) -> Result<()> {
                 validator.name, validator.address, validator.p2p
             );
         }
+        GenesisCommand::AddFollower { node_home } => {
+            let follower = operator::genesis_add_follower(&home, node_home)?;
+            println!("added follower {} at {}", follower.name, follower.p2p);
+        }
         GenesisCommand::AddAccount { address, amount } => {
             operator::genesis_add_account(&home, *address, *amount)?
         }
@@ -144,6 +155,8 @@ struct DevnetNode {
     pid: u32,
     home: PathBuf,
     api: String,
+    /// `validator` or `follower`.
+    role: &'static str,
 }
 
 #[derive(Serialize)]
@@ -193,6 +206,13 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
             tributary_node::devnet::VALIDATOR_BOND,
         )?;
     }
+    for index in 0..args.followers {
+        let node_home = nodes_dir.join(format!("follower-{index}"));
+        let api = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        operator::init(&node_home, &format!("follower-{index}"), None, Some(api))?;
+        operator::genesis_add_follower(&devnet, &node_home)?;
+        homes.push(node_home);
+    }
     for (_, address) in accounts {
         operator::genesis_add_account(&devnet, address, DEV_ACCOUNT_BALANCE)?;
     }
@@ -233,9 +253,18 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
             pid: child.id(),
             home: node_home.clone(),
             api: format!("http://{}", config.api_listen),
+            role: if node_home.join("validator.json").exists() {
+                "validator"
+            } else {
+                "follower"
+            },
         });
         nodes.0.push(child);
     }
+    let validators = homes
+        .iter()
+        .filter(|home| home.join("validator.json").exists())
+        .count();
     let devnet_file = home.join("devnet").join("devnet.json");
     fs::write(
         &devnet_file,
@@ -256,12 +285,13 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({"api": format!("http://{}", args.http), "home": home, "devnet": devnet_file, "validators": homes.len()})
+            serde_json::json!({"api": format!("http://{}", args.http), "home": home, "devnet": devnet_file, "validators": validators, "followers": homes.len() - validators})
         );
     } else {
         println!(
-            "Tributary devnet running as {} processes; API http://{}",
+            "Tributary devnet running as {} processes ({validators} validators, {} followers); API http://{}",
             homes.len(),
+            homes.len() - validators,
             args.http
         );
         println!("  nodes listed in {}", devnet_file.display());

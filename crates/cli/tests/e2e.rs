@@ -481,7 +481,15 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     let home = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut devnet_process = Command::new(BIN)
-        .args(["devnet", "--validators", "4", "--processes", "--home"])
+        .args([
+            "devnet",
+            "--validators",
+            "4",
+            "--processes",
+            "--followers",
+            "1",
+            "--home",
+        ])
         .arg(home.path())
         .args(["--http", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
@@ -495,66 +503,63 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     )
     .unwrap();
     let nodes = listing["nodes"].as_array().unwrap().clone();
-    assert_eq!(nodes.len(), 4);
-    let devnet = Devnet {
-        child: Command::new("true").spawn().unwrap(),
-        url: url.clone(),
-    };
-    devnet.ok(
-        home.path(),
-        &[
-            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "3",
-        ],
-    );
-    // kill -9 validator 3: the other three keep finalizing.
-    let pid = nodes[3]["pid"].as_u64().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    devnet.ok(
-        home.path(),
-        &[
-            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "4",
-        ],
-    );
-    // Restart it from its own home: it recovers from disk and catches up to the same root.
-    let node_home = nodes[3]["home"].as_str().unwrap();
-    let mut restarted = Command::new(BIN)
-        .args(["--home", node_home, "node", "run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    devnet.ok(
-        home.path(),
-        &[
-            "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", "5",
-        ],
-    );
-    let api = nodes[3]["api"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ours = get(&url, "/v1/status").unwrap();
-        if let Ok(theirs) = get(api, "/v1/status")
-            && theirs["height"].as_u64() >= ours["height"].as_u64()
-        {
-            let height = ours["height"].as_u64().unwrap();
-            let block_ours = get(&url, &format!("/v1/blocks/{height}")).unwrap();
-            let block_theirs = get(api, &format!("/v1/blocks/{height}")).unwrap();
-            assert_eq!(block_ours["state_root"], block_theirs["state_root"]);
-            assert_eq!(block_ours["hash"], block_theirs["hash"]);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "restarted validator did not catch up"
+    assert_eq!(nodes.len(), 5);
+    assert_eq!(nodes[3]["role"], "validator");
+    assert_eq!(nodes[4]["role"], "follower");
+    let transfer = |node: &str, amount: &str| {
+        let client = Devnet {
+            child: Command::new("true").spawn().unwrap(),
+            url: node.to_string(),
+        };
+        let (success, _, stderr) = client.cli(
+            home.path(),
+            &[
+                "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", amount,
+            ],
         );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        assert!(success, "transfer through {node} failed: {stderr}");
+    };
+    transfer(&url, "3");
+    // kill -9 validator 3: the other three keep finalizing.
+    let kill = |node: &Value| {
+        let pid = node["pid"].as_u64().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    kill(&nodes[3]);
+    transfer(&url, "4");
+    // Restart it from its own home: it recovers from disk and catches up to the same root.
+    let restart = |node: &Value| {
+        Command::new(BIN)
+            .args(["--home", node["home"].as_str().unwrap(), "node", "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut restarted = restart(&nodes[3]);
+    transfer(&url, "5");
+    catches_up(
+        &url,
+        nodes[3]["api"].as_str().unwrap(),
+        "restarted validator",
+    );
+    // The full node follows the chain, and a transaction sent to it reaches the validators.
+    let follower_api = nodes[4]["api"].as_str().unwrap();
+    catches_up(&url, follower_api, "follower");
+    transfer(follower_api, "6");
+    // kill -9 the follower while blocks keep coming; restarted, it catches up from its peers.
+    kill(&nodes[4]);
+    transfer(&url, "7");
+    let mut follower = restart(&nodes[4]);
+    catches_up(&url, follower_api, "restarted follower");
+    let _ = follower.kill();
+    let _ = follower.wait();
     let _ = restarted.kill();
     let _ = restarted.wait();
     let _ = devnet_process.kill();
@@ -562,6 +567,30 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     for node in &nodes[..3] {
         let pid = node["pid"].as_u64().unwrap().to_string();
         let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+}
+
+/// Waits (up to 60 s) until the node at `api` has reached `url`'s height, then checks both
+/// finalized the same block with the same state root there.
+fn catches_up(url: &str, api: &str, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ours = get(url, "/v1/status").unwrap();
+        if let Ok(theirs) = get(api, "/v1/status")
+            && theirs["height"].as_u64() >= ours["height"].as_u64()
+        {
+            let height = ours["height"].as_u64().unwrap();
+            let block_ours = get(url, &format!("/v1/blocks/{height}")).unwrap();
+            let block_theirs = get(api, &format!("/v1/blocks/{height}")).unwrap();
+            assert_eq!(
+                block_ours["state_root"], block_theirs["state_root"],
+                "{who}"
+            );
+            assert_eq!(block_ours["hash"], block_theirs["hash"], "{who}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{who} did not catch up");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

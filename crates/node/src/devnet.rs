@@ -216,6 +216,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
         let genesis = ChainGenesis {
             ledger,
             validators,
+            followers: Vec::new(),
             polynomial,
         };
         let text = serde_json::to_string_pretty(&genesis)
@@ -256,7 +257,7 @@ pub fn run(
             .join(index.to_string())
             .join("validator.json");
         let key_file: ValidatorKeyFile = read_json(&path)?;
-        identities.push((index, key_file.identity()?));
+        identities.push((Seat::Validator(index), key_file.identity()?));
     }
     let genesis = info.genesis.clone();
     let data_dir = info.data_dir.clone();
@@ -271,11 +272,21 @@ pub fn run(
     )
 }
 
-/// Runs the given validators of `genesis` in this process (one tokio runtime, storage under
-/// `data_dir`) with the API of the first on `http`, until `shutdown` completes.
+/// Which genesis entry a locally run node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seat {
+    /// Validator `index` of the genesis.
+    Validator(usize),
+    /// Follower (full node) `index` of the genesis.
+    Follower(usize),
+}
+
+/// Runs the given nodes (validators and followers) of `genesis` in this process (one tokio
+/// runtime, storage under `data_dir`) with the API of the first on `http`, until `shutdown`
+/// completes.
 pub fn run_validators(
     genesis: &ChainGenesis,
-    identities: Vec<(usize, tributary_chain::ValidatorIdentity)>,
+    identities: Vec<(Seat, tributary_chain::NodeIdentity)>,
     data_dir: &Path,
     http: SocketAddr,
     on_ready: impl FnOnce() + Send + 'static,
@@ -283,11 +294,15 @@ pub fn run_validators(
 ) -> Result<(), DevnetError> {
     let set = genesis.validator_set()?;
     let (ledger, genesis_block) = genesis_state(genesis)?;
-    for (index, identity) in &identities {
-        let expected = set.validators.get(*index).map(|(key, _)| key.clone());
+    let seat_of = |seat: Seat| match seat {
+        Seat::Validator(index) => set.validators.get(index).cloned(),
+        Seat::Follower(index) => set.followers.get(index).cloned(),
+    };
+    for (seat, identity) in &identities {
+        let expected = seat_of(*seat).map(|(key, _)| key);
         if expected != Some(identity.signer.public_key()) {
             return Err(DevnetError::Options(format!(
-                "the validator key does not match validator {index} of the genesis"
+                "the node key does not match {seat:?} of the genesis"
             )));
         }
     }
@@ -308,27 +323,27 @@ pub fn run_validators(
     let runner = runtime::Runner::new(config);
     runner.start(move |context| async move {
         let mut api_state = None;
-        for (index, identity) in identities {
+        for (seat, identity) in identities {
             let state = ChainState::new(ledger.clone(), &genesis_block);
-            let listen = set.validators[index].1;
+            let (listen, prefix, index) = match seat {
+                Seat::Validator(index) => (set.validators[index].1, "validator", index),
+                Seat::Follower(index) => (set.followers[index].1, "follower", index),
+            };
             let engine = EngineConfig {
                 identity,
                 set: set.clone(),
                 listen,
-                partition_prefix: format!("validator-{index}"),
+                partition_prefix: format!("{prefix}-{index}"),
                 genesis: genesis_block.clone(),
                 state: state.clone(),
                 proposal_fault: None,
             };
-            start_validator(
-                context.child("validator").with_attribute("index", index),
-                engine,
-            )
-            .await
-            .map_err(|error| DevnetError::Validator {
-                index,
-                reason: error.to_string(),
-            })?;
+            start_validator(context.child(prefix).with_attribute("index", index), engine)
+                .await
+                .map_err(|error| DevnetError::Validator {
+                    index,
+                    reason: error.to_string(),
+                })?;
             if api_state.is_none() {
                 api_state = Some(state);
             }

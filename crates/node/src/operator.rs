@@ -17,9 +17,14 @@
 //!    `genesis.json` and `validator.json` into every node home.
 //!
 //! Then `tributary node run --home H` on each.
+//!
+//! A full (non-voting) node is made the same way: `node init`, then `genesis add-follower
+//! --node-home H` before `finalize` (pass its home to `finalize` too, to receive `genesis.json`).
+//! `node run` on a home without `validator.json` runs it as a follower: it fetches finalized
+//! blocks with their certificates from the validators, serves the API, and relays transactions.
 
 use crate::{
-    devnet::{DevnetError, free_loopback_port, io, read_json, run_validators},
+    devnet::{DevnetError, Seat, free_loopback_port, io, read_json, run_validators},
     keystore::write_private,
 };
 use commonware_codec::{DecodeExt, Encode};
@@ -31,7 +36,7 @@ use std::{
     path::{Path, PathBuf},
 };
 use tributary_chain::{
-    ChainGenesis, GenesisValidator, ValidatorKeyFile,
+    ChainGenesis, GenesisFollower, GenesisValidator, NodeIdentity, ValidatorKeyFile,
     genesis::{deal, new_validator_key, public_key_from_hex},
 };
 use tributary_types::{Address, Allocation, Amount, Genesis, Params};
@@ -149,6 +154,7 @@ pub fn genesis_new(home: &Path, chain_id: &str, params: Option<Params>) -> Resul
             bonds: Vec::new(),
         },
         validators: Vec::new(),
+        followers: Vec::new(),
         polynomial: String::new(),
     };
     write_draft(home, &draft)
@@ -195,6 +201,31 @@ pub fn genesis_add_validator(
     Ok(validator)
 }
 
+/// `genesis add-follower`: lists the node at `node_home` as a full (non-voting) node the
+/// validators accept as a peer.
+pub fn genesis_add_follower(home: &Path, node_home: &Path) -> Result<GenesisFollower, DevnetError> {
+    let mut draft: ChainGenesis = read_json(&draft_path(home))?;
+    let config = read_config(node_home)?;
+    let key = node_key(node_home)?;
+    let public_key = hex::encode(key.public_key().encode());
+    if draft.validators.iter().any(|v| v.public_key == public_key)
+        || draft.followers.iter().any(|f| f.public_key == public_key)
+    {
+        return Err(DevnetError::Options(format!(
+            "{} is already in the draft",
+            config.moniker
+        )));
+    }
+    let follower = GenesisFollower {
+        name: config.moniker,
+        public_key,
+        p2p: config.p2p_listen,
+    };
+    draft.followers.push(follower.clone());
+    write_draft(home, &draft)?;
+    Ok(follower)
+}
+
 /// `genesis add-account`: funds an account in the draft.
 pub fn genesis_add_account(
     home: &Path,
@@ -233,6 +264,23 @@ pub fn genesis_finalize(home: &Path, node_homes: &[PathBuf]) -> Result<ChainGene
         .iter()
         .map(|v| public_key_from_hex(&v.public_key))
         .collect::<Result<Vec<_>, _>>()?;
+    // Homes that are neither a validator nor a follower of the draft are a mistake.
+    let mut follower_homes = Vec::new();
+    for node_home in node_homes {
+        let public_key = hex::encode(node_key(node_home)?.public_key().encode());
+        if genesis.followers.iter().any(|f| f.public_key == public_key) {
+            follower_homes.push(node_home.clone());
+        } else if !genesis
+            .validators
+            .iter()
+            .any(|v| v.public_key == public_key)
+        {
+            return Err(DevnetError::Options(format!(
+                "{} holds neither a validator nor a follower of the draft",
+                node_home.display()
+            )));
+        }
+    }
     // Every validator's key must be at hand to hand it its share.
     let mut signers = Vec::new();
     for key in &keys {
@@ -263,6 +311,9 @@ pub fn genesis_finalize(home: &Path, node_homes: &[PathBuf]) -> Result<ChainGene
             serde_json::to_string_pretty(&key_file).map_err(|e| damaged(node_home, e))?;
         write_private(&node_home.join("validator.json"), key_text.as_bytes())?;
     }
+    for node_home in &follower_homes {
+        fs::write(node_home.join("genesis.json"), &text).map_err(io(node_home))?;
+    }
     Ok(genesis)
 }
 
@@ -274,18 +325,39 @@ pub fn run(
 ) -> Result<(), DevnetError> {
     let config = read_config(home)?;
     let genesis: ChainGenesis = read_json(&home.join("genesis.json"))?;
-    let key_file: ValidatorKeyFile = read_json(&home.join("validator.json"))?;
-    let identity = key_file.identity()?;
-    let index = genesis
-        .validators
-        .iter()
-        .position(|v| v.public_key == key_file.public_key)
-        .ok_or_else(|| {
-            DevnetError::Options(
-                "this node is not a validator in its genesis; full (non-voting) nodes come later"
-                    .into(),
-            )
-        })?;
+    let validator_file = home.join("validator.json");
+    let (seat, identity) = if validator_file.exists() {
+        let key_file: ValidatorKeyFile = read_json(&validator_file)?;
+        let index = genesis
+            .validators
+            .iter()
+            .position(|v| v.public_key == key_file.public_key)
+            .ok_or_else(|| {
+                DevnetError::Options(
+                    "validator.json holds a key that is not a validator in genesis.json".into(),
+                )
+            })?;
+        (Seat::Validator(index), key_file.identity()?)
+    } else {
+        let signer = node_key(home)?;
+        let public_key = hex::encode(signer.public_key().encode());
+        let index = genesis
+            .followers
+            .iter()
+            .position(|f| f.public_key == public_key)
+            .ok_or_else(|| {
+                DevnetError::Options(
+                    "this node is neither a validator (no validator.json) nor a follower in genesis.json; add it with `genesis add-follower`".into(),
+                )
+            })?;
+        (
+            Seat::Follower(index),
+            NodeIdentity {
+                signer,
+                share: None,
+            },
+        )
+    };
     let data_dir = if config.data_dir.is_absolute() {
         config.data_dir.clone()
     } else {
@@ -294,7 +366,7 @@ pub fn run(
     let api = config.api_listen;
     run_validators(
         &genesis,
-        vec![(index, identity)],
+        vec![(seat, identity)],
         &data_dir,
         api,
         move || on_ready(&config),

@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
 use tributary_chain::{
-    Block, ChainState, EngineConfig, ValidatorIdentity, ValidatorSet,
+    Block, ChainState, EngineConfig, NodeIdentity, ValidatorSet,
     engine::{CHANNEL_QUOTAS, Channels, max_message_size, start_engine},
     genesis::deal,
 };
@@ -244,6 +244,7 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
         })
         .collect();
     let genesis = tributary_chain::ChainGenesis {
+        followers: Vec::new(),
         ledger: ledger_genesis,
         validators: public_keys
             .iter()
@@ -630,9 +631,9 @@ impl SimNode {
 
     fn engine_config(&self, index: usize, state: ChainState) -> EngineConfig {
         EngineConfig {
-            identity: ValidatorIdentity {
+            identity: NodeIdentity {
                 signer: self.signers[index].clone(),
-                share: self.shares[index].clone(),
+                share: Some(self.shares[index].clone()),
             },
             set: self.set.clone(),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
@@ -755,6 +756,7 @@ async fn start_outsider(
         deal(ChaCha20Rng::seed_from_u64(scenario.seed ^ 0x0075), &foreign)
             .unwrap_or_else(|error| panic!("dealing the outsider's keys: {error}"));
     let genesis = tributary_chain::ChainGenesis {
+        followers: Vec::new(),
         ledger: Genesis::devnet("elsewhere", std::iter::empty()),
         validators: foreign
             .iter()
@@ -774,9 +776,9 @@ async fn start_outsider(
     let ledger = Ledger::from_genesis(&genesis.ledger).unwrap_or_else(|error| panic!("{error}"));
     let block = Block::genesis(ledger.state_root().0, me.clone());
     let config = EngineConfig {
-        identity: ValidatorIdentity {
+        identity: NodeIdentity {
             signer: outsider.clone(),
-            share: shares[0].clone(),
+            share: Some(shares[0].clone()),
         },
         set,
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),

@@ -101,6 +101,9 @@ const _: () = assert!(EVIDENCE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
 /// at block level; past it, the block is cut before the failing transaction.
 pub const PROPOSAL_BUILD_ATTEMPTS_MAX: usize = 8;
 
+/// Most full (non-voting) nodes a genesis lists.
+pub const FOLLOWERS_MAX: usize = 64;
+
 /// Most consensus-round seeds a node keeps (newest views win) for building blocks on notarized
 /// parents.
 pub const CONSENSUS_SEEDS_KEPT_MAX: usize = 1_024;
