@@ -1,18 +1,24 @@
-//! Reading labelled tables (CSV) and assembling them into a training and a test set.
+//! Reading labelled tables (CSV or Parquet) and assembling them into a training and a test set.
 //!
-//! A file has a header row; one column holds the label (any string), an optional column names the
-//! contributor of each row, and every other column is a numeric feature. While reading, the file is hashed
-//! with BLAKE3 so that a report can commit to exactly the bytes it valued.
+//! A file has named columns (a CSV header row, or a Parquet schema); one column holds the label (any
+//! string, or for Parquet an integer, string or boolean), an optional column names the contributor of each
+//! row, and every other column is a numeric feature. [`read_table`] picks the reader by extension: `.parquet`
+//! (any case) is read by [`read_parquet`], anything else by [`read_csv`]. Both give the same [`Table`] for
+//! the same data. While reading, the file is hashed with BLAKE3 so that a report can commit to exactly the
+//! bytes it valued.
 //!
-//! Every rejection names the file and the 1-based line (the header is line 1). Limits from
+//! Every rejection names the file and the 1-based line (the header is line 1; for Parquet, the line the row
+//! would have in the same table written as CSV, so the first data row is line 2). Limits from
 //! [`crate::limits`] are checked while reading, before memory is committed.
-//!
-//! Parquet input is not supported yet (the arrow/parquet crates are heavy); convert to CSV.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+mod parquet_reader;
+
+pub use parquet_reader::{read_parquet, read_parquet_header};
 
 use crate::error::{Result, ValuationError};
 use crate::limits;
@@ -115,7 +121,7 @@ impl Matrix {
     }
 }
 
-/// Which columns of a CSV file mean what.
+/// Which columns of a file (CSV or Parquet) mean what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOptions {
     /// The label column (required).
@@ -183,8 +189,15 @@ impl<R: Read> Read for HashingReader<R> {
 /// I/O errors, or the file being too large.
 pub fn hash_file(path: &Path) -> Result<[u8; 32]> {
     let file = open_checked(path, limits::FILE_BYTES_MAX)?;
+    hash_open_file(path, &file, limits::FILE_BYTES_MAX)
+}
+
+/// BLAKE3 of an open file's first `max` bytes (it is rewound first: clones of a handle share its position).
+fn hash_open_file(path: &Path, mut file: &File, max: u64) -> Result<[u8; 32]> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|error| ValuationError::io(path, error))?;
     let mut hasher = blake3::Hasher::new();
-    let mut reader = BufReader::with_capacity(1 << 20, file.take(limits::FILE_BYTES_MAX));
+    let mut reader = BufReader::with_capacity(1 << 20, file.take(max));
     std::io::copy(&mut reader, &mut hasher).map_err(|error| ValuationError::io(path, error))?;
     Ok(*hasher.finalize().as_bytes())
 }
@@ -235,6 +248,50 @@ fn check_name(path: &Path, line: u64, column: &str, cell: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The format of an input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet (flat schema; see [`read_parquet`]).
+    Parquet,
+}
+
+impl TableFormat {
+    /// The format of `path` by its extension: `.parquet` (any case) is Parquet, anything else is CSV.
+    #[must_use]
+    pub fn of_path(path: &Path) -> Self {
+        match path.extension() {
+            Some(extension) if extension.eq_ignore_ascii_case("parquet") => Self::Parquet,
+            _ => Self::Csv,
+        }
+    }
+}
+
+/// Reads one input file, CSV or Parquet by its extension ([`TableFormat::of_path`]).
+///
+/// # Errors
+///
+/// As [`read_csv`] or [`read_parquet`].
+pub fn read_table(path: &Path, options: &CsvOptions) -> Result<Table> {
+    match TableFormat::of_path(path) {
+        TableFormat::Csv => read_csv(path, options),
+        TableFormat::Parquet => read_parquet(path, options),
+    }
+}
+
+/// The column names of an input file, CSV or Parquet by its extension ([`TableFormat::of_path`]).
+///
+/// # Errors
+///
+/// As [`read_header`] or [`read_parquet_header`].
+pub fn read_table_header(path: &Path) -> Result<Vec<String>> {
+    match TableFormat::of_path(path) {
+        TableFormat::Csv => read_header(path),
+        TableFormat::Parquet => read_parquet_header(path),
+    }
 }
 
 /// The header cells of a CSV file (trimmed).

@@ -2,6 +2,7 @@
 //!
 //! Every error about an input names the file, and where it concerns one row, the row's *line number*:
 //! 1-based, counting the header as line 1 (so the first data row is line 2), which is what an editor shows.
+//! Parquet rows are numbered the same way: the line the row would have in the same table written as CSV.
 
 use std::path::PathBuf;
 
@@ -38,6 +39,39 @@ pub enum ValuationError {
         line: u64,
         /// What the reader said.
         message: String,
+    },
+    /// The file is not a readable Parquet file: no Parquet magic, truncated, corrupt metadata or pages, an
+    /// unsupported encoding or compression codec.
+    #[error("{path}: malformed Parquet: {message}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// A Parquet column's type does not suit its role (a string feature, a float label, a nested column).
+    #[error("{path}: column {column:?} is {found}, but {role} columns must be {expected}")]
+    ParquetColumnType {
+        /// The file.
+        path: PathBuf,
+        /// The column's name.
+        column: String,
+        /// What the column is used for: "feature", "label" or "contributor".
+        role: &'static str,
+        /// The column's Parquet type, in words.
+        found: String,
+        /// The types accepted for the role.
+        expected: &'static str,
+    },
+    /// A Parquet string cell (label or contributor) is not valid UTF-8.
+    #[error("{path}: line {line}: column {column:?} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, the header being line 1.
+        line: u64,
+        /// The column's name.
+        column: String,
     },
     /// The file has no header row.
     #[error("{path}: the file is empty (no header row)")]

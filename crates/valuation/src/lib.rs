@@ -26,7 +26,11 @@
 //!   every parameter, so [`report::verify`] can recompute them.
 //! * **Limits everywhere** ([`limits`]), checked while reading input.
 //!
-//! Parquet input is not supported yet; only CSV.
+//! # Input
+//!
+//! Training and test files are CSV or Parquet, chosen by extension ([`data::read_table`]). Parquet is read
+//! without Arrow, through the `parquet` crate's column readers; files compressed with Snappy or Zstandard
+//! (or uncompressed) are read, other codecs are rejected with a clear error.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -43,7 +47,9 @@ pub mod shares;
 pub mod split;
 pub mod utility;
 
-pub use data::{CsvOptions, Matrix, Problem, Table, read_csv};
+pub use data::{
+    CsvOptions, Matrix, Problem, Table, TableFormat, read_csv, read_parquet, read_table,
+};
 pub use error::{Result, ValuationError};
 pub use knn::{KnnInput, KnnVariant, knn_shapley};
 pub use report::{Method, ModelKind, Parameters, ValuationReport, VerifyOutcome, verify};

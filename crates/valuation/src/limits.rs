@@ -4,7 +4,7 @@
 //! checked while reading (before anything is allocated from it), not after. The relations between the limits
 //! are checked at compile time at the bottom of this file.
 
-/// Largest input file (CSV) accepted, in bytes.
+/// Largest input file (CSV or Parquet) accepted, in bytes.
 pub const FILE_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
 
 /// Most data rows in one file, and in the training set as a whole.
@@ -59,6 +59,14 @@ pub const DISTANCE_BLOCK_ROWS_MAX: usize = 64;
 /// Blocks computed in parallel before their partial sums are folded (in block order) into the total.
 pub const BLOCKS_IN_FLIGHT_MAX: usize = 8;
 
+/// Largest Parquet footer (the file's metadata, parsed into memory before any data), in bytes. A footer
+/// costs roughly 100 bytes per column chunk with statistics, so this covers the widest file
+/// ([`FEATURES_MAX`] columns) with several hundred row groups.
+pub const PARQUET_FOOTER_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// Most row groups in one Parquet file (each costs one reader per column, however few rows it holds).
+pub const PARQUET_ROW_GROUPS_MAX: usize = 100_000;
+
 /// Largest valuation report accepted by `verify`, in bytes.
 pub const REPORT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 
@@ -70,6 +78,7 @@ const _: () = assert!(RETRAIN_ROWS_MAX <= ROWS_MAX);
 const _: () = assert!(NEAR_DUPLICATE_ROWS_MAX <= ROWS_MAX);
 const _: () = assert!(K_MAX <= RETRAIN_ROWS_MAX);
 const _: () = assert!(CONTRIBUTORS_MAX <= ROWS_MAX);
+const _: () = assert!(PARQUET_FOOTER_BYTES_MAX <= FILE_BYTES_MAX);
 // Row indices are stored as u32 in the sort keys.
 const _: () = assert!(ROWS_MAX < u32::MAX as usize);
 // Class ids are stored as u32.

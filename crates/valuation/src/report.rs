@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::Progress;
-use crate::data::{CsvOptions, Problem, Table, hash_file, open_checked, read_csv, read_header};
+use crate::data::{
+    CsvOptions, Problem, Table, hash_file, open_checked, read_table, read_table_header,
+};
 use crate::dedup::{Duplicate, find_duplicates, reassign_values};
 use crate::error::{Result, ValuationError};
 use crate::knn::{KnnInput, KnnVariant, knn_shapley};
@@ -336,10 +338,10 @@ pub fn value_files(request: &ValuationRequest, progress: &dyn Progress) -> Resul
     let train: Vec<Table> = request
         .train
         .iter()
-        .map(|path| read_csv(path, &options))
+        .map(|path| read_table(path, &options))
         .collect::<Result<_>>()?;
     // The test file needs only features and labels; a contributor column there is ignored if present.
-    let test_header = read_header(&request.test)?;
+    let test_header = read_table_header(&request.test)?;
     let test_options = CsvOptions {
         label_column: parameters.label_column.clone(),
         contributor_column: parameters
@@ -347,7 +349,7 @@ pub fn value_files(request: &ValuationRequest, progress: &dyn Progress) -> Resul
             .clone()
             .filter(|column| test_header.iter().any(|name| name == column)),
     };
-    let test = read_csv(&request.test, &test_options)?;
+    let test = read_table(&request.test, &test_options)?;
     let problem = Problem::from_tables(&train, &test)?;
     let raw = compute_values(&problem, parameters, progress)?;
     let flags = find_duplicates(
