@@ -40,6 +40,7 @@ pub mod distance;
 pub mod error;
 pub mod knn;
 pub mod limits;
+pub mod removal;
 pub mod report;
 pub mod retrain;
 pub mod rng;

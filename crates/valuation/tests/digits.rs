@@ -139,3 +139,52 @@ fn flipped_and_copying_contributors_earn_the_least() {
     assert!(!outcome.matches);
     assert_eq!(outcome.share_difference_bps_max, 2);
 }
+
+/// Removing the highest-valued points hurts held-out accuracy more than removing random ones.
+#[test]
+fn removing_high_value_points_hurts_more_than_random() {
+    use tributary_valuation::knn::KnnInput;
+    use tributary_valuation::removal::removal_curve;
+    use tributary_valuation::split::stratified_split;
+
+    let split = split("digits.csv", 42, 0.0);
+    let problem = &split.problem;
+    // Values against one half of the test rows; the curve on the other half.
+    let (heldout_index, validation_index) = stratified_split(&problem.test_labels, 0.5, 7);
+    let validation = problem.test.select_rows(&validation_index);
+    let validation_labels: Vec<u32> = validation_index
+        .iter()
+        .map(|&i| problem.test_labels[i])
+        .collect();
+    let heldout = problem.test.select_rows(&heldout_index);
+    let heldout_labels: Vec<u32> = heldout_index
+        .iter()
+        .map(|&i| problem.test_labels[i])
+        .collect();
+    let valuing = KnnInput {
+        train: &problem.train,
+        train_labels: &problem.train_labels,
+        test: &validation,
+        test_labels: &validation_labels,
+        num_classes: problem.num_classes(),
+    };
+    let values = knn_shapley(&valuing, 5, KnnVariant::Exact, &NoProgress).unwrap();
+    let measuring = KnnInput {
+        test: &heldout,
+        test_labels: &heldout_labels,
+        ..valuing
+    };
+    let curve = removal_curve(&measuring, &values, &[0.0, 0.1, 0.3, 0.5], 5, 5, 1).unwrap();
+    assert!((curve[0].high_value_removed - curve[0].random_removed).abs() < 1e-12);
+    for point in &curve[1..] {
+        println!(
+            "removed {:.0}%: high-value {:.3}, random {:.3}",
+            point.fraction * 100.0,
+            point.high_value_removed,
+            point.random_removed
+        );
+        assert!(point.high_value_removed < point.random_removed, "{point:?}");
+    }
+    assert!(removal_curve(&measuring, &values[1..], &[0.1], 5, 5, 1).is_err());
+    assert!(removal_curve(&measuring, &values, &[1.0], 5, 5, 1).is_err());
+}
