@@ -96,6 +96,19 @@ pub enum Fault {
     /// A peer outside the validator set joins the network and floods it with votes signed under
     /// another validator set's keys; nobody may accept them, crash or stall.
     Outsider,
+    /// From step `at` until step `until`, every write and sync of every node may fail with
+    /// probability `percent`% (the deterministic runtime's fault injection; a failed write may
+    /// leave a prefix of its bytes). A node whose storage fails stops (its actors fail-stop, as
+    /// a process would crash); at `until` every node that is up is restarted from its storage,
+    /// as a supervisor would. The checkers still require one chain, nothing finalized lost.
+    StorageFaults {
+        /// Step that turns faults on.
+        at: usize,
+        /// Step that turns them off.
+        until: usize,
+        /// Failure probability of each write and sync, in percent.
+        percent: u8,
+    },
     /// Stop validator `validator` abruptly at step `at` (its tasks are aborted; its storage
     /// keeps whatever it had synced) and start it again from that storage at step `restart`.
     Crash {
@@ -207,9 +220,16 @@ fn account_key(index: u64) -> ed25519::PrivateKey {
 
 /// Runs a scenario and returns what it produced.
 pub fn run(scenario: &Scenario) -> Report {
+    // Under storage faults a node's actors fail-stop (commonware treats storage errors as fatal):
+    // catch those panics per task, as a process supervisor would see a crash, and restart nodes.
+    let storage_faults = scenario
+        .faults
+        .iter()
+        .any(|fault| matches!(fault, Fault::StorageFaults { .. }));
     let config = deterministic::Config::new()
         .with_seed(scenario.seed)
-        .with_timeout(Some(scenario.timeout));
+        .with_timeout(Some(scenario.timeout))
+        .with_catch_panics(storage_faults);
     let runner = deterministic::Runner::new(config);
     let scenario = scenario.clone();
     runner.start(|context| async move { simulate(context, scenario).await })
@@ -370,6 +390,39 @@ async fn simulate(context: deterministic::Context, scenario: Scenario) -> Report
                                     let _ = oracle.add_link(from, to, scenario.link.clone()).await;
                                 }
                             }
+                        }
+                    }
+                }
+                Fault::StorageFaults { at, until, percent } if at == step || until == step => {
+                    let faults = if at == step {
+                        let rate = commonware_utils::Probability::new(u64::from(percent), 100)
+                            .unwrap_or_else(|| panic!("a storage fault rate of {percent}%"));
+                        commonware_runtime::deterministic::FaultConfig::default()
+                            .write(commonware_runtime::deterministic::WriteConfig {
+                                failure_rate: rate,
+                                retention_rate: rate,
+                                mode: commonware_runtime::deterministic::PartialWriteMode::Prefix,
+                            })
+                            .sync(rate)
+                    } else {
+                        commonware_runtime::deterministic::FaultConfig::default()
+                    };
+                    *context.storage_fault_config().write() = faults;
+                    if until == step {
+                        // Power-cycle every node that is up: each recovers from whatever its
+                        // storage durably holds after the faults.
+                        for validator in 0..running {
+                            if !up[validator] {
+                                continue;
+                            }
+                            for handle in handles[validator].drain(..) {
+                                handle.abort();
+                            }
+                            incarnations[validator] += 1;
+                            let (state, started) =
+                                node.start(validator, incarnations[validator]).await;
+                            states[validator] = state;
+                            handles[validator] = started;
                         }
                     }
                 }

@@ -95,6 +95,31 @@ fn crashed_validator_restarts_from_disk_and_catches_up() {
 }
 
 #[test]
+fn crash_under_storage_faults_recovers() {
+    for seed in [16, 17] {
+        check(&Scenario {
+            target_height: 12,
+            transactions: 60,
+            ..four(
+                seed,
+                vec![
+                    Fault::StorageFaults {
+                        at: 5,
+                        until: 12,
+                        percent: 2,
+                    },
+                    Fault::Crash {
+                        validator: 3,
+                        at: 10,
+                        restart: 40,
+                    },
+                ],
+            )
+        });
+    }
+}
+
+#[test]
 fn byzantine_conflicter_cannot_break_safety() {
     for seed in [8, 9] {
         let scenario = four(seed, vec![Fault::Byzantine { validator: 0 }]);
@@ -168,6 +193,35 @@ fn sweep_hundreds_of_seeds() {
     for seed in 100..300 {
         let report = run(&four_lossy(seed));
         if let Err(problems) = report.check() {
+            panic!("seed {seed}: {problems:#?}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "long sweep: cargo test -p tributary-sim -- --ignored"]
+fn sweep_storage_faults_and_crashes() {
+    for seed in 300..400 {
+        let scenario = Scenario {
+            target_height: 12,
+            transactions: 60,
+            ..four(
+                seed,
+                vec![
+                    Fault::StorageFaults {
+                        at: 5,
+                        until: 15,
+                        percent: 3,
+                    },
+                    Fault::Crash {
+                        validator: (seed % 4) as usize,
+                        at: 10,
+                        restart: 40,
+                    },
+                ],
+            )
+        };
+        if let Err(problems) = run(&scenario).check() {
             panic!("seed {seed}: {problems:#?}");
         }
     }
