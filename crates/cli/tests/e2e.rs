@@ -624,18 +624,13 @@ fn iris_with_contributors(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf
     (train_path, test_path)
 }
 
-#[test]
-fn value_command_shares_sum_to_10000_and_reports_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let (train_path, test_path) = iris_with_contributors(dir.path());
-    let report_path = dir.path().join("report.json");
+/// Runs `tributary --json value` by contributor with a report; asserts it succeeded.
+fn value_with_report(train: &Path, test: &Path, report: &Path) -> std::process::Output {
     let output = Command::new(BIN)
-        .arg("--json")
-        .arg("value")
-        .arg("--train")
-        .arg(&train_path)
+        .args(["--json", "value", "--train"])
+        .arg(train)
         .arg("--test")
-        .arg(&test_path)
+        .arg(test)
         .args([
             "--label",
             "label",
@@ -643,7 +638,7 @@ fn value_command_shares_sum_to_10000_and_reports_verify() {
             "contributor",
             "--report",
         ])
-        .arg(&report_path)
+        .arg(report)
         .output()
         .unwrap();
     assert!(
@@ -651,6 +646,15 @@ fn value_command_shares_sum_to_10000_and_reports_verify() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    output
+}
+
+#[test]
+fn value_command_shares_sum_to_10000_and_reports_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_path, test_path) = iris_with_contributors(dir.path());
+    let report_path = dir.path().join("report.json");
+    let output = value_with_report(&train_path, &test_path, &report_path);
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     let shares = result["contributors"].as_object().unwrap();
     let total: u64 = shares.values().map(|bps| bps.as_u64().unwrap()).sum();
@@ -687,27 +691,7 @@ fn rewards_pool_pays_by_a_valuation_report_through_the_cli() {
     let devnet = Devnet::start(home.path(), free_port());
     let (train_path, test_path) = iris_with_contributors(home.path());
     let report_path = home.path().join("report.json");
-    let output = Command::new(BIN)
-        .arg("value")
-        .arg("--train")
-        .arg(&train_path)
-        .arg("--test")
-        .arg(&test_path)
-        .args([
-            "--label",
-            "label",
-            "--contributor",
-            "contributor",
-            "--report",
-        ])
-        .arg(&report_path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    value_with_report(&train_path, &test_path, &report_path);
     // Two assets stand for the two contributors.
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let asset = |file: &str, from: &str| {

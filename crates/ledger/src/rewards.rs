@@ -194,6 +194,18 @@ fn eligible_verifiers(state: &State, params: &Params, excluded: &[Address]) -> V
         .collect()
 }
 
+/// The pool's standing valuation, when no challenge of it is being decided.
+fn unchallenged_valuation(pool: &RewardPool) -> Result<PostedValuation, ExecutionError> {
+    let valuation = pool
+        .valuation
+        .clone()
+        .ok_or(ExecutionError::NoValuation(pool.id))?;
+    if pool.challenge.is_some() {
+        return Err(ExecutionError::ChallengeOpen(pool.id));
+    }
+    Ok(valuation)
+}
+
 /// `ChallengeValuation`.
 pub(crate) fn challenge(
     state: &mut State,
@@ -204,13 +216,7 @@ pub(crate) fn challenge(
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
     let mut pool = pool(state, id)?;
-    let valuation = pool
-        .valuation
-        .clone()
-        .ok_or(ExecutionError::NoValuation(id))?;
-    if pool.challenge.is_some() {
-        return Err(ExecutionError::ChallengeOpen(id));
-    }
+    let valuation = unchallenged_valuation(&pool)?;
     if state.height > valuation.challenge_deadline_height {
         return Err(ExecutionError::ChallengeWindowClosed {
             pool: id,
@@ -496,13 +502,7 @@ pub(crate) fn claim(
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
     let mut pool = pool(state, id)?;
-    let valuation = pool
-        .valuation
-        .clone()
-        .ok_or(ExecutionError::NoValuation(id))?;
-    if pool.challenge.is_some() {
-        return Err(ExecutionError::ChallengeOpen(id));
-    }
+    let valuation = unchallenged_valuation(&pool)?;
     if state.height <= valuation.challenge_deadline_height {
         return Err(ExecutionError::ChallengeWindowOpen {
             pool: id,
