@@ -1,6 +1,8 @@
 //! Error types. Each has a stable machine code (`code()`) for APIs and receipts.
 
-use tributary_types::{Address, Amount, AssetId, LicenseTokenId, RewardPoolId, Role, TxHash};
+use tributary_types::{
+    Address, Amount, AssetId, DealId, LicenseTokenId, RewardPoolId, Role, TxHash,
+};
 
 /// Why a transaction is refused at admission (and why a block containing it is invalid).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -424,6 +426,132 @@ pub enum ExecutionError {
         /// Member.
         verifier: Address,
     },
+    /// A provider's storage bond is below the minimum.
+    #[error("{provider} has a storage_provider bond of {bonded}, at least {needed} is needed")]
+    ProviderBondTooSmall {
+        /// Provider.
+        provider: Address,
+        /// Its bond.
+        bonded: Amount,
+        /// The minimum.
+        needed: Amount,
+    },
+    /// Empty or over-long endpoint.
+    #[error("endpoint must be 1..={max} bytes, got {len}")]
+    BadEndpoint {
+        /// Length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// Zero capacity, or less than what deals already use.
+    #[error(
+        "capacity {capacity_bytes} bytes is zero or below the {committed_bytes} bytes under deals"
+    )]
+    BadCapacity {
+        /// Offered.
+        capacity_bytes: u64,
+        /// Committed.
+        committed_bytes: u64,
+    },
+    /// The asset's layout is already recorded.
+    #[error("asset {0} is already stored")]
+    AlreadyStored(AssetId),
+    /// The asset has no layout.
+    #[error("asset {0} has no storage layout; record it with StoreAsset first")]
+    NotStored(AssetId),
+    /// An inconsistent layout.
+    #[error(
+        "layout of {data_shards} data + {parity_shards} parity shards with {roots} roots is invalid (k ≥ 1, k + m ≤ 32, one root per shard, non-empty shards)"
+    )]
+    BadLayout {
+        /// k.
+        data_shards: u8,
+        /// m.
+        parity_shards: u8,
+        /// Roots given.
+        roots: usize,
+    },
+    /// A shard index past the layout.
+    #[error("asset {asset} has {shards} shards, no shard {shard_index}")]
+    NoSuchShard {
+        /// Asset.
+        asset: AssetId,
+        /// Index asked.
+        shard_index: u8,
+        /// Shards.
+        shards: usize,
+    },
+    /// Unknown provider.
+    #[error("{0} is not a registered storage provider")]
+    ProviderNotFound(Address),
+    /// A deal of zero epochs or above the limit.
+    #[error("a deal lasts 1..={max} epochs, got {epochs}")]
+    BadDealEpochs {
+        /// Asked.
+        epochs: u32,
+        /// Limit.
+        max: u32,
+    },
+    /// Unknown deal.
+    #[error("storage deal {0} not found")]
+    DealNotFound(DealId),
+    /// The deal is not in a status that allows the call.
+    #[error("storage deal {deal} is {status}")]
+    DealStatus {
+        /// Deal.
+        deal: DealId,
+        /// Its status.
+        status: &'static str,
+    },
+    /// The sender is not the deal's provider.
+    #[error("{provider} is not the provider of storage deal {deal}")]
+    NotDealProvider {
+        /// Deal.
+        deal: DealId,
+        /// Sender.
+        provider: Address,
+    },
+    /// The sender is not the deal's client.
+    #[error("{client} is not the client of storage deal {deal}")]
+    NotDealClient {
+        /// Deal.
+        deal: DealId,
+        /// Sender.
+        client: Address,
+    },
+    /// Accepting would exceed the provider's capacity.
+    #[error("{provider} offers {capacity_bytes} bytes; this deal would need {needed_bytes}")]
+    CapacityExceeded {
+        /// Provider.
+        provider: Address,
+        /// Capacity.
+        capacity_bytes: u64,
+        /// Needed.
+        needed_bytes: u64,
+    },
+    /// No open challenge of the deal for that epoch.
+    #[error("storage deal {deal} has no open challenge for epoch {epoch}")]
+    NoStorageChallenge {
+        /// Deal.
+        deal: DealId,
+        /// Epoch.
+        epoch: u64,
+    },
+    /// The proof does not verify.
+    #[error("storage proof for deal {deal} is invalid: {reason}")]
+    BadStorageProof {
+        /// Deal.
+        deal: DealId,
+        /// Why.
+        reason: String,
+    },
+    /// The failed provider cannot repair its own deal.
+    #[error("the provider that failed storage deal {deal} cannot claim its repair")]
+    OwnFailedDeal {
+        /// Deal.
+        deal: DealId,
+    },
 }
 
 impl ExecutionError {
@@ -476,6 +604,23 @@ impl ExecutionError {
             ExecutionError::NotOnCommittee { .. } => "not_on_committee",
             ExecutionError::VoteClosed { .. } => "vote_closed",
             ExecutionError::AlreadyVoted { .. } => "already_voted",
+            ExecutionError::ProviderBondTooSmall { .. } => "provider_bond_too_small",
+            ExecutionError::BadEndpoint { .. } => "bad_endpoint",
+            ExecutionError::BadCapacity { .. } => "bad_capacity",
+            ExecutionError::AlreadyStored(_) => "already_stored",
+            ExecutionError::NotStored(_) => "not_stored",
+            ExecutionError::BadLayout { .. } => "bad_layout",
+            ExecutionError::NoSuchShard { .. } => "no_such_shard",
+            ExecutionError::ProviderNotFound(_) => "provider_not_found",
+            ExecutionError::BadDealEpochs { .. } => "bad_deal_epochs",
+            ExecutionError::DealNotFound(_) => "deal_not_found",
+            ExecutionError::DealStatus { .. } => "deal_status",
+            ExecutionError::NotDealProvider { .. } => "not_deal_provider",
+            ExecutionError::NotDealClient { .. } => "not_deal_client",
+            ExecutionError::CapacityExceeded { .. } => "capacity_exceeded",
+            ExecutionError::NoStorageChallenge { .. } => "no_storage_challenge",
+            ExecutionError::BadStorageProof { .. } => "bad_storage_proof",
+            ExecutionError::OwnFailedDeal { .. } => "own_failed_deal",
         }
     }
 

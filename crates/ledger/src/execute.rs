@@ -5,6 +5,7 @@ use crate::{
     error::{AdmissionError, BlockError, ExecutionError},
     licensing, registry, rewards, royalty, stake,
     state::State,
+    storage,
 };
 use commonware_cryptography::{BatchEntry, BatchVerifier, Verifier, ed25519::PublicKey};
 use commonware_parallel::Sequential;
@@ -144,6 +145,7 @@ impl Ledger {
         let mut block_events = Vec::new();
         stake::release_matured(&mut work, &mut block_events).map_err(|_| BlockError::Overflow)?;
         rewards::begin_block(&mut work, &self.params, &mut block_events);
+        storage::begin_block(&mut work, &self.params, &mut block_events);
 
         let mut receipts = Vec::with_capacity(prepared.len());
         for (index, item) in prepared.iter().enumerate() {
@@ -326,6 +328,43 @@ pub(crate) fn apply_call(
             for_challenger,
         } => rewards::vote(state, params, sender, *pool, *for_challenger, events),
         Call::ClaimRewards { pool } => rewards::claim(state, *pool, events),
+        Call::RegisterProvider {
+            capacity_bytes,
+            price_per_gib_epoch,
+            endpoint,
+        } => storage::register_provider(
+            state,
+            params,
+            sender,
+            *capacity_bytes,
+            *price_per_gib_epoch,
+            endpoint,
+            events,
+        ),
+        Call::StoreAsset { asset, layout } => {
+            storage::store_asset(state, sender, *asset, layout, events)
+        }
+        Call::CreateDeal {
+            asset,
+            shard_index,
+            provider,
+            epochs,
+        } => storage::create_deal(
+            state,
+            params,
+            sender,
+            *asset,
+            *shard_index,
+            *provider,
+            *epochs,
+            events,
+        ),
+        Call::AcceptDeal { deal } => storage::accept_deal(state, params, sender, *deal, events),
+        Call::CancelDeal { deal } => storage::cancel_deal(state, sender, *deal, events),
+        Call::SubmitProof { deal, epoch, proof } => {
+            storage::submit_proof(state, params, sender, *deal, *epoch, proof, events)
+        }
+        Call::ClaimRepair { deal } => storage::claim_repair(state, params, sender, *deal, events),
         #[allow(unreachable_patterns)]
         _ => Err(ExecutionError::UnsupportedCall),
     }

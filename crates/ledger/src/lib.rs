@@ -4,7 +4,7 @@
 //! [`Ledger`] holds the [`state`] (typed ordered maps) and the chain's parameters. Consensus hands it
 //! [`BlockInput`](tributary_types::BlockInput)s through [`Ledger::execute_block`]; the mempool asks
 //! [`Ledger::check_admission`]; the API reads through the queries in [`query`]. Modules — [`bank`],
-//! [`stake`], [`registry`], [`licensing`], [`royalty`], [`conduct`], [`rewards`] — each own their rules and touch each other only
+//! [`stake`], [`registry`], [`licensing`], [`royalty`], [`conduct`], [`rewards`], [`storage`] — each own their rules and touch each other only
 //! through narrow functions (`bank::credit`/`debit`, `royalty::pay`).
 //!
 //! # Design choices
@@ -42,6 +42,7 @@ pub mod rewards;
 pub mod royalty;
 pub mod stake;
 pub(crate) mod state;
+pub mod storage;
 
 #[cfg(test)]
 mod proptests;

@@ -2,13 +2,13 @@
 
 use crate::{
     Ledger, registry,
-    state::{Asset, LicenseToken, RewardPool},
+    state::{Asset, Deal, LicenseToken, Provider, RewardPool},
 };
 use std::collections::{BTreeSet, VecDeque};
 use tributary_types::{
     AccountView, Address, Amount, AssetId, AssetShareView, AssetView, BondView, ChallengeView,
-    LicenseTokenId, LicenseTokenView, LineageView, OwnerView, Params, ParentView, RewardPoolId,
-    RewardPoolView, Role, StateRoot, ValuationView, VoteView,
+    DealId, DealView, LicenseTokenId, LicenseTokenView, LineageView, OwnerView, Params, ParentView,
+    ProviderView, RewardPoolId, RewardPoolView, Role, StateRoot, ValuationView, VoteView,
     limits::{ASSET_ANCESTORS_MAX, LINEAGE_DESCENDANTS_MAX, QUERY_PAGE_MAX},
 };
 
@@ -221,10 +221,70 @@ impl Ledger {
             .reward_pools
             .values()
             .fold(0u128, |sum, pool| sum.saturating_add(pool.escrow()));
+        let deals = self.state.deals.values().fold(0u128, |sum, deal| {
+            sum.saturating_add(deal.escrow).saturating_add(deal.bounty)
+        });
         balances
             .saturating_add(bonds)
             .saturating_add(unbonding)
             .saturating_add(pools)
+            .saturating_add(deals)
+    }
+
+    /// A storage provider's offer.
+    pub fn provider(&self, address: &Address) -> Option<ProviderView> {
+        self.state
+            .providers
+            .get(address)
+            .map(|provider| provider_view(*address, provider))
+    }
+
+    /// Storage providers by address, from `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`.
+    pub fn providers(&self, after: Option<Address>, limit: usize) -> Vec<ProviderView> {
+        let take = limit.min(QUERY_PAGE_MAX);
+        match after {
+            Some(after) => self
+                .state
+                .providers
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                .take(take)
+                .map(|(address, provider)| provider_view(*address, provider))
+                .collect(),
+            None => self
+                .state
+                .providers
+                .iter()
+                .take(take)
+                .map(|(address, provider)| provider_view(*address, provider))
+                .collect(),
+        }
+    }
+
+    /// An asset's storage layout.
+    pub fn storage_layout(&self, asset: &AssetId) -> Option<tributary_types::StorageLayout> {
+        self.state.layouts.get(asset).cloned()
+    }
+
+    /// A storage deal.
+    pub fn deal(&self, id: DealId) -> Option<DealView> {
+        self.state.deals.get(&id).map(deal_view)
+    }
+
+    /// Storage deals by id, from `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`,
+    /// optionally only those of `asset`.
+    pub fn deals(&self, after: DealId, limit: usize, asset: Option<&AssetId>) -> Vec<DealView> {
+        self.state
+            .deals
+            .range(after.saturating_add(1)..)
+            .filter(|(_, deal)| asset.is_none_or(|asset| deal.asset == *asset))
+            .take(limit.min(QUERY_PAGE_MAX))
+            .map(|(_, deal)| deal_view(deal))
+            .collect()
+    }
+
+    /// The storage epoch the next block falls in.
+    pub fn storage_epoch(&self) -> u64 {
+        crate::storage::epoch_of(self.state.height.saturating_add(1), &self.params)
     }
 
     /// A reward pool.
@@ -240,6 +300,38 @@ impl Ledger {
             .take(limit.min(QUERY_PAGE_MAX))
             .map(|(_, pool)| reward_pool_view(pool))
             .collect()
+    }
+}
+
+fn provider_view(address: Address, provider: &Provider) -> ProviderView {
+    ProviderView {
+        address,
+        capacity_bytes: provider.capacity_bytes,
+        committed_bytes: provider.committed_bytes,
+        price_per_gib_epoch: provider.price_per_gib_epoch,
+        endpoint: provider.endpoint.clone(),
+    }
+}
+
+fn deal_view(deal: &Deal) -> DealView {
+    DealView {
+        id: deal.id,
+        asset: deal.asset,
+        shard_index: deal.shard_index,
+        client: deal.client,
+        provider: deal.provider,
+        shard_root: deal.shard_root,
+        shard_bytes: deal.shard_bytes,
+        price_per_epoch: deal.price_per_epoch,
+        epochs: deal.epochs,
+        escrow: deal.escrow,
+        bounty: deal.bounty,
+        status: deal.status.name().to_string(),
+        first_epoch: deal.first_epoch,
+        epochs_paid: deal.epochs_paid,
+        challenge_epoch: deal.challenge.map(|(epoch, _, _)| epoch),
+        challenge_seed: deal.challenge.map(|(_, seed, _)| seed),
+        challenge_answered: deal.challenge.is_some_and(|(_, _, answered)| answered),
     }
 }
 

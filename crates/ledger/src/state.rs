@@ -18,8 +18,8 @@ use commonware_codec::Write;
 use commonware_cryptography::lthash::LtHash;
 use imbl::OrdMap;
 use tributary_types::{
-    Address, Amount, AssetId, AssetKind, Hash32, LicenseTokenId, Params, RewardPoolId, Role,
-    StateRoot, Terms, ValuationClaim,
+    Address, Amount, AssetId, AssetKind, DealId, Hash32, LicenseTokenId, Params, RewardPoolId,
+    Role, StateRoot, StorageLayout, Terms, ValuationClaim,
 };
 
 /// Domain tag hashed in front of the LtHash checksum.
@@ -38,6 +38,10 @@ mod table {
     pub const MISBEHAVIOUR: u8 = 0x51;
     pub const REWARD_POOL: u8 = 0x61;
     pub const OPEN_CHALLENGE: u8 = 0x62;
+    pub const PROVIDER: u8 = 0x71;
+    pub const LAYOUT: u8 = 0x72;
+    pub const DEAL: u8 = 0x73;
+    pub const LIVE_DEAL: u8 = 0x74;
 }
 
 /// Keys of the meta table.
@@ -46,6 +50,7 @@ mod meta {
     pub const PARAMS: u8 = 0x02;
     pub const NEXT_LICENSE_ID: u8 = 0x03;
     pub const NEXT_REWARD_POOL_ID: u8 = 0x04;
+    pub const NEXT_DEAL_ID: u8 = 0x05;
 }
 
 /// An account's balance and nonce. Absent from the map when both are zero.
@@ -187,6 +192,97 @@ impl RewardPool {
     }
 }
 
+/// A registered storage provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    /// Bytes offered.
+    pub capacity_bytes: u64,
+    /// Bytes under accepted deals.
+    pub committed_bytes: u64,
+    /// Price per GiB per epoch.
+    pub price_per_gib_epoch: Amount,
+    /// Where clients reach it.
+    pub endpoint: String,
+}
+
+/// Where a storage deal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DealStatus {
+    /// Proposed by the client, not yet accepted by the provider.
+    Proposed,
+    /// Accepted: challenged every epoch until it ends.
+    Active,
+    /// A challenge went unanswered: waiting for a provider to repair it.
+    Failed,
+    /// Ended (completed or cancelled); kept for the record.
+    Closed,
+}
+
+impl DealStatus {
+    fn tag(self) -> u8 {
+        match self {
+            DealStatus::Proposed => 0,
+            DealStatus::Active => 1,
+            DealStatus::Failed => 2,
+            DealStatus::Closed => 3,
+        }
+    }
+
+    /// The status's name in views.
+    pub fn name(self) -> &'static str {
+        match self {
+            DealStatus::Proposed => "proposed",
+            DealStatus::Active => "active",
+            DealStatus::Failed => "failed",
+            DealStatus::Closed => "closed",
+        }
+    }
+}
+
+/// A storage deal: one shard of one asset with one provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deal {
+    /// Id.
+    pub id: DealId,
+    /// The asset.
+    pub asset: AssetId,
+    /// Which shard.
+    pub shard_index: u8,
+    /// Who pays (an owner of the asset).
+    pub client: Address,
+    /// Who stores it.
+    pub provider: Address,
+    /// The shard's BLAKE3 root.
+    pub shard_root: Hash32,
+    /// The shard's size.
+    pub shard_bytes: u64,
+    /// Paid per proven epoch.
+    pub price_per_epoch: Amount,
+    /// Epochs paid for.
+    pub epochs: u32,
+    /// Escrow left.
+    pub escrow: Amount,
+    /// Repair bounty held (from the slashed provider).
+    pub bounty: Amount,
+    /// Status.
+    pub status: DealStatus,
+    /// First challenged epoch (set on acceptance).
+    pub first_epoch: u64,
+    /// Epochs proven and paid.
+    pub epochs_paid: u32,
+    /// The open challenge: (epoch, beacon seed, answered).
+    pub challenge: Option<(u64, Hash32, bool)>,
+    /// Height created.
+    pub created_height: u64,
+}
+
+impl Deal {
+    /// The first epoch after the deal's paid span.
+    pub fn end_epoch(&self) -> u64 {
+        self.first_epoch.saturating_add(u64::from(self.epochs))
+    }
+}
+
 /// A touched key's element at the last flush and now (`None`: absent).
 #[derive(Clone, Debug)]
 struct Pending {
@@ -215,6 +311,12 @@ pub(crate) struct State {
     /// Recorded validator misbehaviour: (validator, view) → reporter.
     pub(crate) misbehaviour: OrdMap<(Address, u64), Address>,
     pub(crate) next_reward_pool_id: RewardPoolId,
+    pub(crate) providers: OrdMap<Address, Provider>,
+    pub(crate) layouts: OrdMap<AssetId, StorageLayout>,
+    pub(crate) next_deal_id: DealId,
+    pub(crate) deals: OrdMap<DealId, Deal>,
+    /// Deals the epoch step visits (active or failed).
+    pub(crate) live_deals: OrdMap<DealId, ()>,
     pub(crate) reward_pools: OrdMap<RewardPoolId, RewardPool>,
     /// Pools with a challenge being decided (the work list of each block's start).
     pub(crate) open_challenges: OrdMap<RewardPoolId, ()>,
@@ -296,6 +398,49 @@ fn params_value(params: &Params) -> Vec<u8> {
     bytes.extend_from_slice(&params.verifier_bond_min.to_be_bytes());
     bytes.extend_from_slice(&params.verifier_absence_slash.to_be_bytes());
     bytes.extend_from_slice(&params.misbehaviour_slash_bps.to_be_bytes());
+    bytes.extend_from_slice(&params.epoch_blocks.to_be_bytes());
+    bytes.extend_from_slice(&params.challenges_per_deal.to_be_bytes());
+    bytes.extend_from_slice(&params.provider_bond_min.to_be_bytes());
+    bytes.extend_from_slice(&params.storage_slash_bps.to_be_bytes());
+    bytes.extend_from_slice(&params.repair_bounty_bps.to_be_bytes());
+    bytes
+}
+
+fn provider_value(provider: &Provider) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&provider.capacity_bytes.to_be_bytes());
+    bytes.extend_from_slice(&provider.committed_bytes.to_be_bytes());
+    bytes.extend_from_slice(&provider.price_per_gib_epoch.to_be_bytes());
+    bytes.extend_from_slice(&(provider.endpoint.len() as u64).to_be_bytes());
+    bytes.extend_from_slice(provider.endpoint.as_bytes());
+    bytes
+}
+
+fn deal_value(deal: &Deal) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(deal.asset.as_bytes());
+    bytes.push(deal.shard_index);
+    bytes.extend_from_slice(deal.client.as_bytes());
+    bytes.extend_from_slice(deal.provider.as_bytes());
+    bytes.extend_from_slice(deal.shard_root.as_bytes());
+    bytes.extend_from_slice(&deal.shard_bytes.to_be_bytes());
+    bytes.extend_from_slice(&deal.price_per_epoch.to_be_bytes());
+    bytes.extend_from_slice(&deal.epochs.to_be_bytes());
+    bytes.extend_from_slice(&deal.escrow.to_be_bytes());
+    bytes.extend_from_slice(&deal.bounty.to_be_bytes());
+    bytes.push(deal.status.tag());
+    bytes.extend_from_slice(&deal.first_epoch.to_be_bytes());
+    bytes.extend_from_slice(&deal.epochs_paid.to_be_bytes());
+    match &deal.challenge {
+        None => bytes.push(0),
+        Some((epoch, seed, answered)) => {
+            bytes.push(1);
+            bytes.extend_from_slice(&epoch.to_be_bytes());
+            bytes.extend_from_slice(seed.as_bytes());
+            bytes.push(u8::from(*answered));
+        }
+    }
+    bytes.extend_from_slice(&deal.created_height.to_be_bytes());
     bytes
 }
 
@@ -368,6 +513,11 @@ impl State {
             holders: OrdMap::new(),
             misbehaviour: OrdMap::new(),
             next_reward_pool_id: 1,
+            providers: OrdMap::new(),
+            layouts: OrdMap::new(),
+            next_deal_id: 1,
+            deals: OrdMap::new(),
+            live_deals: OrdMap::new(),
             reward_pools: OrdMap::new(),
             open_challenges: OrdMap::new(),
             lthash: LtHash::new(),
@@ -380,6 +530,7 @@ impl State {
             &[meta::NEXT_REWARD_POOL_ID],
             Some(encode(&1u64)),
         );
+        state.record(table::META, &[meta::NEXT_DEAL_ID], Some(encode(&1u64)));
         state.flush();
         state
     }
@@ -434,6 +585,18 @@ impl State {
                 .map(reward_pool_value),
             table::OPEN_CHALLENGE => u64_key(key)
                 .and_then(|id| self.open_challenges.get(&id))
+                .map(|()| Vec::new()),
+            table::PROVIDER => Address::try_from_key(key)
+                .and_then(|a| self.providers.get(&a))
+                .map(provider_value),
+            table::LAYOUT => hash_key(key)
+                .and_then(|id| self.layouts.get(&id))
+                .map(encode),
+            table::DEAL => u64_key(key)
+                .and_then(|id| self.deals.get(&id))
+                .map(deal_value),
+            table::LIVE_DEAL => u64_key(key)
+                .and_then(|id| self.live_deals.get(&id))
                 .map(|()| Vec::new()),
             // Meta entries always exist; their old values are recorded by their setters below.
             _ => None,
@@ -597,6 +760,42 @@ impl State {
         self.reward_pools.insert(pool.id, pool);
     }
 
+    pub(crate) fn set_provider(&mut self, address: Address, provider: Provider) {
+        self.record(
+            table::PROVIDER,
+            address.as_bytes(),
+            Some(provider_value(&provider)),
+        );
+        self.providers.insert(address, provider);
+    }
+
+    pub(crate) fn set_layout(&mut self, asset: AssetId, layout: StorageLayout) {
+        self.record(table::LAYOUT, asset.as_bytes(), Some(encode(&layout)));
+        self.layouts.insert(asset, layout);
+    }
+
+    pub(crate) fn set_next_deal_id(&mut self, next: DealId) {
+        let key = [meta::NEXT_DEAL_ID];
+        self.record_meta(&key, encode(&self.next_deal_id), encode(&next));
+        self.next_deal_id = next;
+    }
+
+    /// Writes a deal, keeping the live-deal index in step with its status.
+    pub(crate) fn set_deal(&mut self, deal: Deal) {
+        let key = deal.id.to_be_bytes();
+        let live = matches!(deal.status, DealStatus::Active | DealStatus::Failed);
+        if live != self.live_deals.contains_key(&deal.id) {
+            self.record(table::LIVE_DEAL, &key, live.then(Vec::new));
+            if live {
+                self.live_deals.insert(deal.id, ());
+            } else {
+                self.live_deals.remove(&deal.id);
+            }
+        }
+        self.record(table::DEAL, &key, Some(deal_value(&deal)));
+        self.deals.insert(deal.id, deal);
+    }
+
     pub(crate) fn set_license(&mut self, token: LicenseToken) {
         if !self.licenses.contains_key(&token.id) {
             let mut key = [0u8; 40];
@@ -715,6 +914,11 @@ mod tests {
             table::META,
             &[meta::NEXT_REWARD_POOL_ID],
             encode(&state.next_reward_pool_id),
+        );
+        add(
+            table::META,
+            &[meta::NEXT_DEAL_ID],
+            encode(&state.next_deal_id),
         );
         for (address, account) in &state.accounts {
             add(table::ACCOUNT, address.as_bytes(), account_value(account));

@@ -18,8 +18,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tributary_chain::{BlockRecord, ChainState, SubmitError, TransactionStatus};
 use tributary_types::{
-    AccountView, Address, AssetId, AssetView, LicenseTokenView, LineageView, Receipt,
-    ReceiptStatus, RewardPoolView, SignedTransaction, TxHash, limits,
+    AccountView, Address, AssetId, AssetView, DealView, LicenseTokenView, LineageView,
+    ProviderView, Receipt, ReceiptStatus, RewardPoolView, SignedTransaction, TxHash, limits,
 };
 use utoipa::{OpenApi, ToSchema};
 
@@ -196,6 +196,10 @@ pub struct Page {
         license,
         reward_pool,
         reward_pools,
+        providers,
+        deals,
+        deal,
+        asset_storage,
         transaction
     ),
     components(schemas(
@@ -235,6 +239,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/licenses/{id}", get(license))
         .route("/v1/pools", get(reward_pools))
         .route("/v1/pools/{id}", get(reward_pool))
+        .route("/v1/providers", get(providers))
+        .route("/v1/deals", get(deals))
+        .route("/v1/deals/{id}", get(deal))
+        .route("/v1/assets/{id}/storage", get(asset_storage))
         .route("/v1/evidence", get(evidence))
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .fallback(|| async {
@@ -463,6 +471,94 @@ async fn reward_pools(
         .min(limits::QUERY_PAGE_MAX);
     let after = u64::try_from(page.offset).unwrap_or(u64::MAX);
     Json(state.chain.lock().finalized.reward_pools(after, limit))
+}
+
+/// Storage providers: capacity, committed bytes, price per GiB-epoch, endpoint.
+#[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Object)))]
+async fn providers(State(state): State<ApiState>) -> Json<Vec<ProviderView>> {
+    Json(
+        state
+            .chain
+            .lock()
+            .finalized
+            .providers(None, limits::QUERY_PAGE_MAX),
+    )
+}
+
+/// Filter and paging for `/v1/deals`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DealQuery {
+    /// Only deals of this asset.
+    pub asset: Option<String>,
+    /// Deals with ids above this.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many (capped at `QUERY_PAGE_MAX`).
+    pub limit: Option<usize>,
+}
+
+/// Storage deals (by id), optionally of one asset.
+#[utoipa::path(get, path = "/v1/deals", params(DealQuery),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+async fn deals(
+    State(state): State<ApiState>,
+    Query(query): Query<DealQuery>,
+) -> Result<Json<Vec<DealView>>, ApiError> {
+    let asset = query
+        .asset
+        .as_deref()
+        .map(|text| parse_hash(text, "asset id"))
+        .transpose()?;
+    let limit = query
+        .limit
+        .unwrap_or(limits::QUERY_PAGE_MAX)
+        .min(limits::QUERY_PAGE_MAX);
+    Ok(Json(state.chain.lock().finalized.deals(
+        query.after,
+        limit,
+        asset.as_ref(),
+    )))
+}
+
+/// A storage deal: status, escrow, the open challenge.
+#[utoipa::path(get, path = "/v1/deals/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn deal(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<DealView>, ApiError> {
+    let deal: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_deal",
+            format!("`{id}` is not a deal id (a positive integer)"),
+        )
+    })?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .deal(deal)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("deal_not_found", format!("no storage deal {deal}")))
+}
+
+/// An asset's storage layout: manifest root, k + m, shard size and roots.
+#[utoipa::path(get, path = "/v1/assets/{id}/storage", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn asset_storage(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<tributary_types::StorageLayout>, ApiError> {
+    let asset = parse_hash(&id, "asset id")?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .storage_layout(&asset)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found("not_stored", format!("asset {asset} has no storage layout"))
+        })
 }
 
 /// A transaction's receipt: pending, finalized or failed.

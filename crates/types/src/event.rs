@@ -4,7 +4,7 @@ use crate::{
     address::Address,
     amount::{Amount, amount_string},
     hash::{AssetId, Hash32, TxHash},
-    transaction::{AssetKind, LicenseTokenId, RewardPoolId, Role},
+    transaction::{AssetKind, DealId, LicenseTokenId, RewardPoolId, Role},
 };
 use serde::{Deserialize, Serialize};
 
@@ -247,6 +247,99 @@ pub enum Event {
         /// The amount.
         #[serde(with = "amount_string")]
         amount: Amount,
+    },
+    /// storage: a provider registered (or updated) its offer.
+    ProviderRegistered {
+        /// The provider.
+        provider: Address,
+        /// Bytes offered.
+        capacity_bytes: u64,
+        /// Price per GiB per epoch.
+        #[serde(with = "amount_string")]
+        price_per_gib_epoch: Amount,
+    },
+    /// storage: an asset's shard layout was recorded.
+    AssetStored {
+        /// The asset.
+        asset: AssetId,
+        /// k + m shards.
+        shards: u8,
+        /// Bytes per shard.
+        shard_bytes: u64,
+    },
+    /// storage: a deal was proposed and its price escrowed.
+    DealCreated {
+        /// The deal.
+        deal: DealId,
+        /// The asset.
+        asset: AssetId,
+        /// Which shard.
+        shard_index: u8,
+        /// The provider.
+        provider: Address,
+        /// The escrow (every epoch's price).
+        #[serde(with = "amount_string")]
+        escrow: Amount,
+    },
+    /// storage: the provider accepted; challenges start at `first_epoch`.
+    DealAccepted {
+        /// The deal.
+        deal: DealId,
+        /// The provider.
+        provider: Address,
+        /// The first challenged epoch.
+        first_epoch: u64,
+    },
+    /// storage: a deal ended (cancelled, completed or abandoned) and its unspent escrow returned.
+    DealClosed {
+        /// The deal.
+        deal: DealId,
+        /// `cancelled` or `completed`.
+        reason: String,
+        /// Escrow returned to the client.
+        #[serde(with = "amount_string")]
+        refund: Amount,
+    },
+    /// storage: challenges for an epoch were issued from the block's beacon.
+    StorageChallengesIssued {
+        /// The epoch.
+        epoch: u64,
+        /// Deals challenged.
+        deals: u64,
+    },
+    /// storage: a valid proof; the provider was paid the epoch's price.
+    ProofAccepted {
+        /// The deal.
+        deal: DealId,
+        /// The epoch.
+        epoch: u64,
+        /// The provider.
+        provider: Address,
+        /// Paid from escrow.
+        #[serde(with = "amount_string")]
+        payment: Amount,
+    },
+    /// storage: a challenge went unanswered; the provider was slashed and the deal awaits repair.
+    ProofMissed {
+        /// The deal.
+        deal: DealId,
+        /// The epoch.
+        epoch: u64,
+        /// The provider.
+        provider: Address,
+        /// Stake taken (part to the client, part held as the repair bounty).
+        #[serde(with = "amount_string")]
+        slashed: Amount,
+    },
+    /// storage: a provider took over a failed deal with a rebuilt shard.
+    DealRepaired {
+        /// The deal.
+        deal: DealId,
+        /// The new provider.
+        provider: Address,
+        /// Bounty paid to it.
+        #[serde(with = "amount_string")]
+        bounty: Amount,
     },
     /// rewards: a pool was paid out in full and the evaluator's stake returned.
     RewardPoolPaid {

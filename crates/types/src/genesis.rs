@@ -35,6 +35,23 @@ pub struct Params {
     /// points, taken for each proven misbehaviour and paid to whoever reported it.
     #[serde(default = "defaults::misbehaviour_slash_bps")]
     pub misbehaviour_slash_bps: u16,
+    /// Storage: blocks per epoch. Challenges are issued at each epoch's first block and must be
+    /// answered before the next epoch starts.
+    #[serde(default = "defaults::epoch_blocks")]
+    pub epoch_blocks: u64,
+    /// Storage: 1 KiB chunks challenged per deal per epoch.
+    #[serde(default = "defaults::challenges_per_deal")]
+    pub challenges_per_deal: u16,
+    /// Storage: smallest `storage_provider` bond that may register and hold deals.
+    #[serde(with = "amount_string", default = "defaults::provider_bond_min")]
+    pub provider_bond_min: Amount,
+    /// Storage: share of a provider's stake, in basis points, taken for a missed challenge.
+    #[serde(default = "defaults::storage_slash_bps")]
+    pub storage_slash_bps: u16,
+    /// Storage: share of that slash, in basis points, held as the bounty for whoever repairs
+    /// the deal (the rest compensates the client).
+    #[serde(default = "defaults::repair_bounty_bps")]
+    pub repair_bounty_bps: u16,
 }
 
 /// Documented defaults of the parameters added after the first genesis files were written.
@@ -56,6 +73,21 @@ mod defaults {
     pub fn misbehaviour_slash_bps() -> u16 {
         5_000
     }
+    pub fn epoch_blocks() -> u64 {
+        10
+    }
+    pub fn challenges_per_deal() -> u16 {
+        1
+    }
+    pub fn provider_bond_min() -> Amount {
+        1_000
+    }
+    pub fn storage_slash_bps() -> u16 {
+        1_000
+    }
+    pub fn repair_bounty_bps() -> u16 {
+        5_000
+    }
 }
 
 impl Params {
@@ -70,6 +102,11 @@ impl Params {
             verifier_bond_min: defaults::verifier_bond_min(),
             verifier_absence_slash: defaults::verifier_absence_slash(),
             misbehaviour_slash_bps: defaults::misbehaviour_slash_bps(),
+            epoch_blocks: defaults::epoch_blocks(),
+            challenges_per_deal: defaults::challenges_per_deal(),
+            provider_bond_min: defaults::provider_bond_min(),
+            storage_slash_bps: defaults::storage_slash_bps(),
+            repair_bounty_bps: defaults::repair_bounty_bps(),
         }
     }
 }

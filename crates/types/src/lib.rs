@@ -33,13 +33,13 @@ pub use event::{Event, PayoutKind, Receipt, ReceiptStatus};
 pub use genesis::{Allocation, Genesis, GenesisBond, Params};
 pub use hash::{AssetId, Hash32, ParseHashError, StateRoot, TxHash};
 pub use transaction::{
-    AssetKind, Call, CreateRewardPool, LicenseTokenId, RegisterAsset, RewardPoolId, Role,
-    SignedTransaction, TRANSACTION_NAMESPACE, TRANSACTION_VERSION, Terms, Transaction,
-    ValuationClaim,
+    AssetKind, Call, CreateRewardPool, DealId, LicenseTokenId, RegisterAsset, RewardPoolId, Role,
+    SignedTransaction, StorageLayout, TRANSACTION_NAMESPACE, TRANSACTION_VERSION, Terms,
+    Transaction, ValuationClaim,
 };
 pub use views::{
-    AccountView, AssetShareView, AssetView, BondView, ChallengeView, LicenseTokenView, LineageView,
-    OwnerView, ParentView, RewardPoolView, ValuationView, VoteView,
+    AccountView, AssetShareView, AssetView, BondView, ChallengeView, DealView, LicenseTokenView,
+    LineageView, OwnerView, ParentView, ProviderView, RewardPoolView, ValuationView, VoteView,
 };
 
 /// Re-exports so dependants use the same crypto and codec versions.

@@ -128,3 +128,19 @@ const _: () = assert!(
         <= TRANSACTION_BYTES_MAX
 );
 const _: () = assert!(REWARD_POOL_ASSETS_MAX <= u8::MAX as usize);
+
+/// Most shards (k + m) an asset is coded into.
+pub const STORAGE_SHARDS_MAX: usize = 32;
+
+/// Longest provider endpoint, in bytes.
+pub const ENDPOINT_BYTES_MAX: usize = 200;
+
+/// Largest storage proof in a `SubmitProof` transaction, in bytes.
+pub const STORAGE_PROOF_BYTES_MAX: usize = 3_072;
+
+/// Most epochs one storage deal pays for.
+pub const DEAL_EPOCHS_MAX: u32 = 1_000_000;
+
+const _: () = assert!(STORAGE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
+const _: () = assert!(STORAGE_SHARDS_MAX <= u8::MAX as usize);
+const _: () = assert!(32 + 32 + 3 + 8 + 1 + STORAGE_SHARDS_MAX * 32 + 256 <= TRANSACTION_BYTES_MAX);

@@ -4,7 +4,8 @@
 //! `Transaction` = version (u8, [`TRANSACTION_VERSION`]) | chain id (u8 length + UTF-8) | sender (32) |
 //! nonce (u64 BE) | fee (u128 BE) | call. A call is one tag byte followed by its fields. Tags are grouped by
 //! module (bank `0x0_`, stake `0x1_`, registry `0x2_`, licensing `0x3_`, royalty `0x4_`, conduct `0x5_`,
-//! rewards `0x6_`) so later modules (storage, compute, training) add their own ranges without renumbering. Integers are fixed-width
+//! rewards `0x6_`, storage `0x7_`) so later modules (compute, training) add their own ranges without
+//! renumbering. Integers are fixed-width
 //! big-endian, lengths are one byte, booleans and option tags are exactly 0 or 1: every value has one
 //! encoding, decoding rejects anything else (and trailing bytes, through `Decode`), and the limits of
 //! [`crate::limits`] are enforced while decoding.
@@ -18,7 +19,8 @@ use crate::{
     hash::{AssetId, Hash32, TxHash},
     limits::{
         ASSET_NAME_BYTES_MAX, ASSET_OWNERS_MAX, ASSET_PARENTS_MAX, CHAIN_ID_BYTES_MAX,
-        REWARD_POOL_ASSETS_MAX, REWARD_TASK_BYTES_MAX, TRANSACTION_BYTES_MAX,
+        ENDPOINT_BYTES_MAX, REWARD_POOL_ASSETS_MAX, REWARD_TASK_BYTES_MAX, STORAGE_SHARDS_MAX,
+        TRANSACTION_BYTES_MAX,
     },
     wire::{
         option_u64_size, read_option_u64, read_str, read_u8_len, write_option_u64, write_str,
@@ -45,6 +47,9 @@ pub type LicenseTokenId = u64;
 
 /// A reward pool's id: sequential from 1.
 pub type RewardPoolId = u64;
+
+/// A storage deal's id: sequential from 1.
+pub type DealId = u64;
 
 /// Roles an account can bond stake for. Extensible: new roles take new tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -409,6 +414,64 @@ impl Read for ValuationClaim {
     }
 }
 
+/// How a stored asset is laid out across storage providers (`StoreAsset`): the commitments
+/// deals and proofs are checked against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageLayout {
+    /// BLAKE3 of the asset's manifest (chunking, cipher, coding, shard roots).
+    pub manifest_root: Hash32,
+    /// Data shards (k): any k of the k + m shards rebuild the asset.
+    pub data_shards: u8,
+    /// Parity shards (m).
+    pub parity_shards: u8,
+    /// Size of every shard, in bytes.
+    pub shard_bytes: u64,
+    /// BLAKE3 root of each shard, in shard order (k + m of them).
+    pub shard_roots: Vec<Hash32>,
+}
+
+impl Write for StorageLayout {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.manifest_root.write(buf);
+        self.data_shards.write(buf);
+        self.parity_shards.write(buf);
+        self.shard_bytes.write(buf);
+        write_u8_len(self.shard_roots.len(), buf);
+        for root in &self.shard_roots {
+            root.write(buf);
+        }
+    }
+}
+
+impl EncodeSize for StorageLayout {
+    fn encode_size(&self) -> usize {
+        32 + 1 + 1 + 8 + 1 + self.shard_roots.len() * 32
+    }
+}
+
+impl Read for StorageLayout {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let manifest_root = Hash32::read_cfg(buf, &())?;
+        let data_shards = u8::read_cfg(buf, &())?;
+        let parity_shards = u8::read_cfg(buf, &())?;
+        let shard_bytes = u64::read_cfg(buf, &())?;
+        let count = read_u8_len(buf, STORAGE_SHARDS_MAX, "StorageLayout.shard_roots")?;
+        let mut shard_roots = Vec::with_capacity(count);
+        for _ in 0..count {
+            shard_roots.push(Hash32::read_cfg(buf, &())?);
+        }
+        Ok(StorageLayout {
+            manifest_root,
+            data_shards,
+            parity_shards,
+            shard_bytes,
+            shard_roots,
+        })
+    }
+}
+
 /// The one action a transaction performs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -504,6 +567,63 @@ pub enum Call {
         /// The pool.
         pool: RewardPoolId,
     },
+    /// storage: offer storage (needs a `storage_provider` bond of at least
+    /// `provider_bond_min`); registering again updates the offer.
+    RegisterProvider {
+        /// Bytes offered.
+        capacity_bytes: u64,
+        /// Price per GiB per epoch, in base units (charged per byte, rounded up).
+        #[serde(with = "amount_string")]
+        price_per_gib_epoch: Amount,
+        /// Where clients reach it (e.g. an iroh node address), at most `ENDPOINT_BYTES_MAX` bytes.
+        endpoint: String,
+    },
+    /// storage: an owner of `asset` records how its encrypted, erasure-coded shards are laid out.
+    StoreAsset {
+        /// The asset.
+        asset: AssetId,
+        /// The layout.
+        layout: StorageLayout,
+    },
+    /// storage: an owner of a stored asset proposes a deal for one shard with a provider, moving
+    /// the whole price (`epochs` epochs) into escrow.
+    CreateDeal {
+        /// The asset.
+        asset: AssetId,
+        /// Which shard.
+        shard_index: u8,
+        /// The provider.
+        provider: Address,
+        /// Epochs of storage paid for.
+        epochs: u32,
+    },
+    /// storage: the provider confirms it holds the deal's shard (checked against its root); the
+    /// deal is challenged from the next epoch.
+    AcceptDeal {
+        /// The deal.
+        deal: DealId,
+    },
+    /// storage: the client withdraws a deal its provider has not accepted; the escrow returns.
+    CancelDeal {
+        /// The deal.
+        deal: DealId,
+    },
+    /// storage: the provider answers its deal's challenge for `epoch`.
+    SubmitProof {
+        /// The deal.
+        deal: DealId,
+        /// The challenged epoch.
+        epoch: u64,
+        /// The proof (bao slices of the challenged chunks), at most `STORAGE_PROOF_BYTES_MAX` bytes.
+        #[serde(with = "hex_bytes")]
+        proof: Vec<u8>,
+    },
+    /// storage: a registered provider that rebuilt a failed deal's shard takes the deal over for
+    /// its remaining epochs and collects the repair bounty.
+    ClaimRepair {
+        /// The failed deal.
+        deal: DealId,
+    },
 }
 
 /// Serde for byte vectors as lowercase hex.
@@ -547,6 +667,20 @@ impl Call {
     pub const TAG_VOTE_VALUATION: u8 = 0x64;
     /// Wire tag of `ClaimRewards`.
     pub const TAG_CLAIM_REWARDS: u8 = 0x65;
+    /// Wire tag of `RegisterProvider`.
+    pub const TAG_REGISTER_PROVIDER: u8 = 0x71;
+    /// Wire tag of `StoreAsset`.
+    pub const TAG_STORE_ASSET: u8 = 0x72;
+    /// Wire tag of `CreateDeal`.
+    pub const TAG_CREATE_DEAL: u8 = 0x73;
+    /// Wire tag of `AcceptDeal`.
+    pub const TAG_ACCEPT_DEAL: u8 = 0x74;
+    /// Wire tag of `CancelDeal`.
+    pub const TAG_CANCEL_DEAL: u8 = 0x75;
+    /// Wire tag of `SubmitProof`.
+    pub const TAG_SUBMIT_PROOF: u8 = 0x76;
+    /// Wire tag of `ClaimRepair`.
+    pub const TAG_CLAIM_REPAIR: u8 = 0x77;
 
     /// The call's wire tag.
     pub const fn tag(&self) -> u8 {
@@ -564,6 +698,13 @@ impl Call {
             Call::ChallengeValuation { .. } => Self::TAG_CHALLENGE_VALUATION,
             Call::VoteValuation { .. } => Self::TAG_VOTE_VALUATION,
             Call::ClaimRewards { .. } => Self::TAG_CLAIM_REWARDS,
+            Call::RegisterProvider { .. } => Self::TAG_REGISTER_PROVIDER,
+            Call::StoreAsset { .. } => Self::TAG_STORE_ASSET,
+            Call::CreateDeal { .. } => Self::TAG_CREATE_DEAL,
+            Call::AcceptDeal { .. } => Self::TAG_ACCEPT_DEAL,
+            Call::CancelDeal { .. } => Self::TAG_CANCEL_DEAL,
+            Call::SubmitProof { .. } => Self::TAG_SUBMIT_PROOF,
+            Call::ClaimRepair { .. } => Self::TAG_CLAIM_REPAIR,
         }
     }
 
@@ -583,6 +724,13 @@ impl Call {
             Call::ChallengeValuation { .. } => "challenge_valuation",
             Call::VoteValuation { .. } => "vote_valuation",
             Call::ClaimRewards { .. } => "claim_rewards",
+            Call::RegisterProvider { .. } => "register_provider",
+            Call::StoreAsset { .. } => "store_asset",
+            Call::CreateDeal { .. } => "create_deal",
+            Call::AcceptDeal { .. } => "accept_deal",
+            Call::CancelDeal { .. } => "cancel_deal",
+            Call::SubmitProof { .. } => "submit_proof",
+            Call::ClaimRepair { .. } => "claim_repair",
         }
     }
 }
@@ -634,6 +782,40 @@ impl Write for Call {
                 for_challenger.write(buf);
             }
             Call::ClaimRewards { pool } => pool.write(buf),
+            Call::RegisterProvider {
+                capacity_bytes,
+                price_per_gib_epoch,
+                endpoint,
+            } => {
+                capacity_bytes.write(buf);
+                price_per_gib_epoch.write(buf);
+                write_str(endpoint, buf);
+            }
+            Call::StoreAsset { asset, layout } => {
+                asset.write(buf);
+                layout.write(buf);
+            }
+            Call::CreateDeal {
+                asset,
+                shard_index,
+                provider,
+                epochs,
+            } => {
+                asset.write(buf);
+                shard_index.write(buf);
+                provider.write(buf);
+                epochs.write(buf);
+            }
+            Call::AcceptDeal { deal } | Call::CancelDeal { deal } | Call::ClaimRepair { deal } => {
+                deal.write(buf)
+            }
+            Call::SubmitProof { deal, epoch, proof } => {
+                deal.write(buf);
+                epoch.write(buf);
+                // The proof's length fits in u16: decoding refuses anything longer.
+                buf.put_u16(proof.len().min(usize::from(u16::MAX)) as u16);
+                buf.put_slice(proof);
+            }
         }
     }
 }
@@ -653,6 +835,11 @@ impl EncodeSize for Call {
             | Call::ChallengeValuation { valuation, .. } => 8 + valuation.encode_size(),
             Call::VoteValuation { .. } => 8 + 1,
             Call::ClaimRewards { .. } => 8,
+            Call::RegisterProvider { endpoint, .. } => 8 + 16 + 1 + endpoint.len(),
+            Call::StoreAsset { layout, .. } => 32 + layout.encode_size(),
+            Call::CreateDeal { .. } => 32 + 1 + 32 + 4,
+            Call::AcceptDeal { .. } | Call::CancelDeal { .. } | Call::ClaimRepair { .. } => 8,
+            Call::SubmitProof { proof, .. } => 8 + 8 + 2 + proof.len(),
         }
     }
 }
@@ -726,6 +913,47 @@ impl Read for Call {
             Self::TAG_CLAIM_REWARDS => Call::ClaimRewards {
                 pool: u64::read_cfg(buf, &())?,
             },
+            Self::TAG_REGISTER_PROVIDER => Call::RegisterProvider {
+                capacity_bytes: u64::read_cfg(buf, &())?,
+                price_per_gib_epoch: u128::read_cfg(buf, &())?,
+                endpoint: read_str(buf, ENDPOINT_BYTES_MAX, "RegisterProvider.endpoint")?,
+            },
+            Self::TAG_STORE_ASSET => Call::StoreAsset {
+                asset: Hash32::read_cfg(buf, &())?,
+                layout: StorageLayout::read_cfg(buf, &())?,
+            },
+            Self::TAG_CREATE_DEAL => Call::CreateDeal {
+                asset: Hash32::read_cfg(buf, &())?,
+                shard_index: u8::read_cfg(buf, &())?,
+                provider: Address::read_cfg(buf, &())?,
+                epochs: u32::read_cfg(buf, &())?,
+            },
+            Self::TAG_ACCEPT_DEAL => Call::AcceptDeal {
+                deal: u64::read_cfg(buf, &())?,
+            },
+            Self::TAG_CANCEL_DEAL => Call::CancelDeal {
+                deal: u64::read_cfg(buf, &())?,
+            },
+            Self::TAG_CLAIM_REPAIR => Call::ClaimRepair {
+                deal: u64::read_cfg(buf, &())?,
+            },
+            Self::TAG_SUBMIT_PROOF => {
+                let deal = u64::read_cfg(buf, &())?;
+                let epoch = u64::read_cfg(buf, &())?;
+                let length = usize::from(u16::read_cfg(buf, &())?);
+                if length == 0 || length > crate::limits::STORAGE_PROOF_BYTES_MAX {
+                    return Err(CodecError::Invalid(
+                        "SubmitProof.proof",
+                        "empty or longer than STORAGE_PROOF_BYTES_MAX",
+                    ));
+                }
+                if buf.remaining() < length {
+                    return Err(CodecError::EndOfBuffer);
+                }
+                let mut proof = vec![0u8; length];
+                buf.copy_to_slice(&mut proof);
+                Call::SubmitProof { deal, epoch, proof }
+            }
             _ => return Err(CodecError::InvalidEnum(tag)),
         })
     }

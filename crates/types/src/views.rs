@@ -185,3 +185,61 @@ pub struct RewardPoolView {
     /// Height paid out.
     pub paid_height: Option<u64>,
 }
+
+/// A storage provider's offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderView {
+    /// The provider.
+    pub address: Address,
+    /// Bytes offered.
+    pub capacity_bytes: u64,
+    /// Bytes under accepted deals.
+    pub committed_bytes: u64,
+    /// Price per GiB per epoch.
+    #[serde(with = "amount_string")]
+    pub price_per_gib_epoch: Amount,
+    /// Where clients reach it.
+    pub endpoint: String,
+}
+
+/// A storage deal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealView {
+    /// Id.
+    pub id: u64,
+    /// The asset.
+    pub asset: AssetId,
+    /// Which shard.
+    pub shard_index: u8,
+    /// Who pays.
+    pub client: Address,
+    /// Who stores.
+    pub provider: Address,
+    /// The shard's BLAKE3 root.
+    pub shard_root: Hash32,
+    /// The shard's size.
+    pub shard_bytes: u64,
+    /// Paid per proven epoch.
+    #[serde(with = "amount_string")]
+    pub price_per_epoch: Amount,
+    /// Epochs paid for.
+    pub epochs: u32,
+    /// Escrow left.
+    #[serde(with = "amount_string")]
+    pub escrow: Amount,
+    /// Repair bounty held.
+    #[serde(with = "amount_string")]
+    pub bounty: Amount,
+    /// `proposed`, `active`, `failed` or `closed`.
+    pub status: String,
+    /// First challenged epoch.
+    pub first_epoch: u64,
+    /// Epochs proven and paid.
+    pub epochs_paid: u32,
+    /// The open (or last) challenge's epoch.
+    pub challenge_epoch: Option<u64>,
+    /// Its beacon seed (the chunks are derived from it, the deal and the epoch).
+    pub challenge_seed: Option<Hash32>,
+    /// Whether it was answered.
+    pub challenge_answered: bool,
+}

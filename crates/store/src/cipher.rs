@@ -1,0 +1,261 @@
+//! Per-asset data keys and the chunk AEAD.
+//!
+//! Every asset gets a fresh random 32-byte [`DataKey`] (from the operating system's random source). Each
+//! chunk is sealed with AES-256-GCM when the CPU has AES instructions ([`CipherKind::preferred`]) and
+//! XChaCha20-Poly1305 otherwise; the choice is recorded in the manifest and decryption follows the
+//! manifest, so any node can read any asset.
+//!
+//! Nonces are derived, never random: the chunk's index, little-endian, zero-padded to 96 bits (AES-GCM) or
+//! 192 bits (XChaCha). Indices are distinct within an asset and the key is never reused across assets, so
+//! no (key, nonce) pair repeats. The associated data binds each chunk to its asset and place: a domain
+//! string, the asset id and the chunk's index, so chunks cannot be swapped or moved between assets (a
+//! dropped or added chunk changes the output, which must hash to the asset id).
+
+use aes_gcm::Aes256Gcm;
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::error::{Result, StoreError};
+use crate::limits::TAG_BYTES;
+use crate::manifest::ContentHash;
+
+/// Domain string at the start of every chunk's associated data.
+const CHUNK_DOMAIN: &[u8] = b"tributary-store chunk v1";
+
+/// The AEAD an asset's chunks are sealed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CipherKind {
+    /// AES-256-GCM, 96-bit derived nonces. Chosen when the CPU has AES and carry-less multiply instructions.
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    /// XChaCha20-Poly1305, 192-bit derived nonces. Chosen otherwise: fast in software, constant time.
+    #[serde(rename = "xchacha20-poly1305")]
+    XChaCha20Poly1305,
+}
+
+impl CipherKind {
+    /// AES-256-GCM if this CPU has hardware AES (and carry-less multiplication for GHASH), detected at run
+    /// time; XChaCha20-Poly1305 otherwise.
+    pub fn preferred() -> Self {
+        if hardware_aes() {
+            Self::Aes256Gcm
+        } else {
+            Self::XChaCha20Poly1305
+        }
+    }
+
+    /// The name used in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aes256Gcm => "aes-256-gcm",
+            Self::XChaCha20Poly1305 => "xchacha20-poly1305",
+        }
+    }
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn hardware_aes() -> bool {
+    std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[cfg(target_arch = "aarch64")]
+fn hardware_aes() -> bool {
+    std::arch::is_aarch64_feature_detected!("aes")
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+fn hardware_aes() -> bool {
+    false
+}
+
+/// A 32-byte symmetric key for one asset. Zeroed when dropped; never printed; not comparable (compare
+/// [`DataKey::as_bytes`] in constant time if you must).
+#[derive(Clone)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(StoreError::Random)?;
+        Ok(Self(bytes))
+    }
+
+    /// A key from its bytes (as stored by the asset's owner or opened by [`crate::keywrap::unwrap`]).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key's bytes. Handle with care: whoever has them can read the asset.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("DataKey(..)")
+    }
+}
+
+/// An initialised chunk cipher for one asset: seals and opens chunks by index.
+pub struct ChunkCipher {
+    aead: Aead,
+    asset_id: ContentHash,
+}
+
+enum Aead {
+    Aes(Box<Aes256Gcm>),
+    XChaCha(Box<XChaCha20Poly1305>),
+}
+
+/// Bytes of a chunk's associated data: the domain, the asset id and the chunk index.
+const ASSOCIATED_BYTES: usize = CHUNK_DOMAIN.len() + 32 + 8;
+
+impl ChunkCipher {
+    /// A cipher for the chunks of asset `asset_id` under `key`.
+    pub fn new(kind: CipherKind, key: &DataKey, asset_id: ContentHash) -> Self {
+        let aead = match kind {
+            CipherKind::Aes256Gcm => Aead::Aes(Box::new(Aes256Gcm::new(&key.0.into()))),
+            CipherKind::XChaCha20Poly1305 => {
+                Aead::XChaCha(Box::new(XChaCha20Poly1305::new(&key.0.into())))
+            }
+        };
+        Self { aead, asset_id }
+    }
+
+    fn associated_data(&self, chunk: u64) -> [u8; ASSOCIATED_BYTES] {
+        let mut data = [0u8; ASSOCIATED_BYTES];
+        let (domain, rest) = data.split_at_mut(CHUNK_DOMAIN.len());
+        domain.copy_from_slice(CHUNK_DOMAIN);
+        let (asset, index) = rest.split_at_mut(32);
+        asset.copy_from_slice(&self.asset_id.0);
+        index.copy_from_slice(&chunk.to_le_bytes());
+        data
+    }
+
+    /// Seals chunk `chunk`: `out` is `plaintext.len() + 16` bytes and receives the ciphertext then the tag.
+    pub fn seal(&self, chunk: u64, plaintext: &[u8], out: &mut [u8]) -> Result<()> {
+        let tag_at = plaintext.len();
+        if out.len() != tag_at + TAG_BYTES as usize {
+            return Err(StoreError::Encrypt { chunk });
+        }
+        let (body, tag_out) = out.split_at_mut(tag_at);
+        let buffer = InOutBuf::new(plaintext, body).map_err(|_| StoreError::Encrypt { chunk })?;
+        let associated = self.associated_data(chunk);
+        let tag: [u8; 16] = match &self.aead {
+            Aead::Aes(aead) => aead
+                .encrypt_inout_detached(&nonce::<12>(chunk).into(), &associated, buffer)
+                .map(Into::into),
+            Aead::XChaCha(aead) => aead
+                .encrypt_inout_detached(&nonce::<24>(chunk).into(), &associated, buffer)
+                .map(Into::into),
+        }
+        .map_err(|_| StoreError::Encrypt { chunk })?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Opens chunk `chunk`: `sealed` is ciphertext then tag; `out` (16 bytes shorter) receives the
+    /// plaintext. Fails with [`StoreError::Decrypt`] on a wrong key or any altered byte, leaving `out`
+    /// zeroed.
+    pub fn open(&self, chunk: u64, sealed: &[u8], out: &mut [u8]) -> Result<()> {
+        let Some(body_len) = sealed.len().checked_sub(TAG_BYTES as usize) else {
+            return Err(StoreError::Decrypt { chunk });
+        };
+        let (body, tag) = sealed.split_at(body_len);
+        let mut tag_bytes = [0u8; 16];
+        tag_bytes.copy_from_slice(tag);
+        let buffer = InOutBuf::new(body, &mut *out).map_err(|_| StoreError::Decrypt { chunk })?;
+        let associated = self.associated_data(chunk);
+        let opened = match &self.aead {
+            Aead::Aes(aead) => aead.decrypt_inout_detached(
+                &nonce::<12>(chunk).into(),
+                &associated,
+                buffer,
+                &tag_bytes.into(),
+            ),
+            Aead::XChaCha(aead) => aead.decrypt_inout_detached(
+                &nonce::<24>(chunk).into(),
+                &associated,
+                buffer,
+                &tag_bytes.into(),
+            ),
+        };
+        if opened.is_err() {
+            out.zeroize();
+            return Err(StoreError::Decrypt { chunk });
+        }
+        Ok(())
+    }
+}
+
+/// The derived nonce of a chunk: its index, little-endian, zero-padded to `N` bytes.
+fn nonce<const N: usize>(chunk: u64) -> [u8; N] {
+    let mut nonce = [0u8; N];
+    nonce[..8].copy_from_slice(&chunk.to_le_bytes());
+    nonce
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(kind: CipherKind) {
+        let key = DataKey::generate().unwrap();
+        let asset = ContentHash::of(b"asset");
+        let cipher = ChunkCipher::new(kind, &key, asset);
+        let plaintext = b"some chunk of data".to_vec();
+        let mut sealed = vec![0u8; plaintext.len() + 16];
+        cipher.seal(1, &plaintext, &mut sealed).unwrap();
+        assert_ne!(&sealed[..plaintext.len()], &plaintext[..]);
+        let mut opened = vec![0u8; plaintext.len()];
+        cipher.open(1, &sealed, &mut opened).unwrap();
+        assert_eq!(opened, plaintext);
+        // Another index, asset, chunk count or key fails.
+        assert!(cipher.open(2, &sealed, &mut opened).is_err());
+        let other_asset = ChunkCipher::new(kind, &key, ContentHash::of(b"other"));
+        assert!(other_asset.open(1, &sealed, &mut opened).is_err());
+        let other_key = ChunkCipher::new(kind, &DataKey::generate().unwrap(), asset);
+        assert!(other_key.open(1, &sealed, &mut opened).is_err());
+        let mut tampered = sealed.clone();
+        tampered[0] ^= 1;
+        assert!(cipher.open(1, &tampered, &mut opened).is_err());
+    }
+
+    #[test]
+    fn aes_round_trip_and_binding() {
+        round_trip(CipherKind::Aes256Gcm);
+    }
+
+    #[test]
+    fn xchacha_round_trip_and_binding() {
+        round_trip(CipherKind::XChaCha20Poly1305);
+    }
+
+    #[test]
+    fn keys_are_fresh_and_hidden() {
+        let first = DataKey::generate().unwrap();
+        assert_ne!(first.as_bytes(), DataKey::generate().unwrap().as_bytes());
+        assert_eq!(format!("{first:?}"), "DataKey(..)");
+    }
+
+    #[test]
+    fn cipher_names_match_serde() {
+        for kind in [CipherKind::Aes256Gcm, CipherKind::XChaCha20Poly1305] {
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.name())
+            );
+        }
+    }
+}

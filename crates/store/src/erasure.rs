@@ -1,0 +1,295 @@
+//! Reed-Solomon erasure coding of the ciphertext stream into `k` data and `m` parity shards.
+//!
+//! The stream (every chunk's ciphertext, in order) is laid out in stripes of `stripe_bytes`, the last one
+//! zero-padded. Each stripe splits into `k` equal pieces and yields `m` parity pieces
+//! (`reed-solomon-simd`, a systematic code over GF(2^16)); shard `j` is piece `j` of every stripe,
+//! concatenated. Data shards are thus the stream itself, cut into columns: with all of them present,
+//! decoding is a copy. Any `k` of the `k + m` shards rebuild every stripe.
+//!
+//! Stripes are coded in parallel (rayon), each worker reusing one encoder or decoder. Ingest writes the
+//! data shards itself (sealing chunks straight into them) and calls [`encode_parity`]; reassembly calls
+//! [`data_shards`], which rebuilds only the missing data shards. [`encode`] and [`decode`] work on a
+//! whole stream, for callers that have one.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+
+use crate::error::{Result, StoreError};
+use crate::limits::{PIECE_ALIGN_BYTES, SHARDS_MAX, STRIPE_BYTES_MAX};
+use crate::manifest::{ContentHash, Manifest};
+
+/// Checks a geometry: `1 <= k`, `1 <= m`, `k + m <= SHARDS_MAX`, and `stripe_bytes` splitting into `k`
+/// pieces of a non-zero multiple of [`PIECE_ALIGN_BYTES`].
+pub fn check_geometry(data_shards: usize, parity_shards: usize, stripe_bytes: u64) -> Result<()> {
+    if data_shards == 0 || parity_shards == 0 || data_shards + parity_shards > SHARDS_MAX {
+        return Err(StoreError::invalid_option(
+            "data_shards/parity_shards",
+            format!(
+                "k = {data_shards}, m = {parity_shards}: need k >= 1, m >= 1 and k + m <= {SHARDS_MAX}"
+            ),
+        ));
+    }
+    let piece_bytes = stripe_bytes / data_shards as u64;
+    if stripe_bytes == 0
+        || stripe_bytes > STRIPE_BYTES_MAX
+        || !stripe_bytes.is_multiple_of(data_shards as u64)
+        || !piece_bytes.is_multiple_of(PIECE_ALIGN_BYTES)
+    {
+        return Err(StoreError::invalid_option(
+            "stripe_bytes",
+            format!(
+                "{stripe_bytes} does not split into {data_shards} pieces of a multiple of {PIECE_ALIGN_BYTES} bytes (at most {STRIPE_BYTES_MAX} in all)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes `stream` into `k + m` shards of `ceil(stream.len() / stripe_bytes) * stripe_bytes / k` bytes
+/// each (the last stripe zero-padded). An empty stream gives empty shards.
+pub fn encode(
+    stream: &[u8],
+    data_shards: usize,
+    parity_shards: usize,
+    stripe_bytes: u64,
+) -> Result<Vec<Vec<u8>>> {
+    check_geometry(data_shards, parity_shards, stripe_bytes)?;
+    let stripe_bytes = stripe_bytes as usize;
+    let piece_bytes = stripe_bytes / data_shards;
+    let stripes = stream.len().div_ceil(stripe_bytes);
+    let shard_bytes = stripes * piece_bytes;
+
+    // Data shards: columns of the stream.
+    let mut shards: Vec<Vec<u8>> = (0..data_shards)
+        .into_par_iter()
+        .map(|column| {
+            let mut shard = vec![0u8; shard_bytes];
+            for (stripe, piece) in shard.chunks_exact_mut(piece_bytes).enumerate() {
+                let start = (stripe * stripe_bytes + column * piece_bytes).min(stream.len());
+                let end = (start + piece_bytes).min(stream.len());
+                piece[..end - start].copy_from_slice(&stream[start..end]);
+            }
+            shard
+        })
+        .collect();
+    let parity = encode_parity(&shards, parity_shards, piece_bytes)?;
+    shards.extend(parity);
+    Ok(shards)
+}
+
+/// Computes the `m` parity shards of `k` equal-length data shards whose stripes have pieces of
+/// `piece_bytes` (a non-zero multiple of [`PIECE_ALIGN_BYTES`] dividing the shards' length).
+pub fn encode_parity(
+    data: &[Vec<u8>],
+    parity_shards: usize,
+    piece_bytes: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let data_shards = data.len();
+    let shard_bytes = data.first().map_or(0, Vec::len);
+    if data.iter().any(|shard| shard.len() != shard_bytes)
+        || piece_bytes == 0
+        || !shard_bytes.is_multiple_of(piece_bytes)
+    {
+        return Err(StoreError::invalid_option(
+            "data shards",
+            format!("shards must have one length, a multiple of the piece size {piece_bytes}"),
+        ));
+    }
+    check_geometry(
+        data_shards,
+        parity_shards,
+        (data_shards * piece_bytes) as u64,
+    )?;
+    let stripes = shard_bytes / piece_bytes;
+    let mut parity: Vec<Vec<u8>> = (0..parity_shards).map(|_| vec![0u8; shard_bytes]).collect();
+    if stripes == 0 {
+        return Ok(parity);
+    }
+    // Parity pieces, grouped by stripe, written in place.
+    let mut outputs: Vec<Vec<&mut [u8]>> = (0..stripes)
+        .map(|_| Vec::with_capacity(parity_shards))
+        .collect();
+    for shard in &mut parity {
+        for (stripe, piece) in shard.chunks_exact_mut(piece_bytes).enumerate() {
+            outputs[stripe].push(piece);
+        }
+    }
+    outputs.into_par_iter().enumerate().try_for_each_init(
+        || ReedSolomonEncoder::new(data_shards, parity_shards, piece_bytes),
+        |encoder, (stripe, pieces)| {
+            let coding_error = |error: reed_solomon_simd::Error| StoreError::Erasure {
+                stripe: stripe as u64,
+                message: error.to_string(),
+            };
+            let encoder = encoder.as_mut().map_err(|error| coding_error(*error))?;
+            let range = stripe * piece_bytes..(stripe + 1) * piece_bytes;
+            for shard in data {
+                encoder
+                    .add_original_shard(&shard[range.clone()])
+                    .map_err(coding_error)?;
+            }
+            let result = encoder.encode().map_err(coding_error)?;
+            for (target, recovered) in pieces.into_iter().zip(result.recovery_iter()) {
+                target.copy_from_slice(recovered);
+            }
+            Ok::<(), StoreError>(())
+        },
+    )?;
+    Ok(parity)
+}
+
+/// Checks every supplied shard against the manifest (size and BLAKE3 root), in parallel.
+///
+/// Fails with [`StoreError::CorruptShards`] listing every bad index, so the caller can fetch those shards
+/// from another provider (or drop them, if `k` good ones remain) and retry.
+pub fn verify_shards(manifest: &Manifest, shards: &[Option<Vec<u8>>]) -> Result<()> {
+    let expected = manifest.shards.len();
+    if shards.len() != expected {
+        return Err(StoreError::ShardSlotCount {
+            expected,
+            found: shards.len(),
+        });
+    }
+    let mut indices: Vec<usize> = shards
+        .par_iter()
+        .zip(manifest.shards.par_iter())
+        .enumerate()
+        .filter_map(|(index, (shard, entry))| {
+            let shard = shard.as_ref()?;
+            let good =
+                shard.len() as u64 == entry.byte_size && ContentHash::of(shard) == entry.root;
+            (!good).then_some(index)
+        })
+        .collect();
+    if !indices.is_empty() {
+        indices.sort_unstable();
+        return Err(StoreError::CorruptShards { indices });
+    }
+    Ok(())
+}
+
+/// The `k` data shards of a manifest's asset from any `k` of its shards (`None` for missing ones), after
+/// checking every supplied shard with [`verify_shards`]. Present data shards are borrowed; missing ones
+/// are rebuilt, stripe by stripe in parallel.
+pub fn data_shards<'a>(
+    manifest: &Manifest,
+    shards: &'a [Option<Vec<u8>>],
+) -> Result<Vec<Cow<'a, [u8]>>> {
+    manifest.validate()?;
+    verify_shards(manifest, shards)?;
+    let data_shards = manifest.data_shards as usize;
+    let parity_shards = manifest.parity_shards as usize;
+    let present = shards.iter().filter(|shard| shard.is_some()).count();
+    if present < data_shards {
+        return Err(StoreError::NotEnoughShards {
+            present,
+            needed: data_shards,
+        });
+    }
+    let piece_bytes = manifest.piece_bytes() as usize;
+    let shard_bytes = manifest.stripe_count() as usize * piece_bytes;
+    let missing: Vec<usize> = (0..data_shards)
+        .filter(|&index| shards[index].is_none())
+        .collect();
+    let mut rebuilt: Vec<Vec<u8>> = missing.iter().map(|_| vec![0u8; shard_bytes]).collect();
+    if !missing.is_empty() && shard_bytes > 0 {
+        // Parity shards to feed the decoder: just enough to replace the missing data shards.
+        let parity_used: Vec<usize> = (data_shards..data_shards + parity_shards)
+            .filter(|&index| shards[index].is_some())
+            .take(missing.len())
+            .collect();
+        let stripes = shard_bytes / piece_bytes;
+        let mut outputs: Vec<Vec<&mut [u8]>> = (0..stripes)
+            .map(|_| Vec::with_capacity(missing.len()))
+            .collect();
+        for shard in &mut rebuilt {
+            for (stripe, piece) in shard.chunks_exact_mut(piece_bytes).enumerate() {
+                outputs[stripe].push(piece);
+            }
+        }
+        outputs.into_par_iter().enumerate().try_for_each_init(
+            || ReedSolomonDecoder::new(data_shards, parity_shards, piece_bytes),
+            |decoder, (stripe, targets)| {
+                let coding_error = |error: reed_solomon_simd::Error| StoreError::Erasure {
+                    stripe: stripe as u64,
+                    message: error.to_string(),
+                };
+                let decoder = decoder.as_mut().map_err(|error| coding_error(*error))?;
+                let range = stripe * piece_bytes..(stripe + 1) * piece_bytes;
+                for (index, shard) in shards.iter().enumerate().take(data_shards) {
+                    if let Some(shard) = shard {
+                        decoder
+                            .add_original_shard(index, &shard[range.clone()])
+                            .map_err(coding_error)?;
+                    }
+                }
+                for &index in &parity_used {
+                    if let Some(shard) = &shards[index] {
+                        decoder
+                            .add_recovery_shard(index - data_shards, &shard[range.clone()])
+                            .map_err(coding_error)?;
+                    }
+                }
+                let result = decoder.decode().map_err(coding_error)?;
+                for (target, &index) in targets.into_iter().zip(&missing) {
+                    let restored =
+                        result
+                            .restored_original(index)
+                            .ok_or_else(|| StoreError::Erasure {
+                                stripe: stripe as u64,
+                                message: format!("data shard {index} was not restored"),
+                            })?;
+                    target.copy_from_slice(restored);
+                }
+                Ok::<(), StoreError>(())
+            },
+        )?;
+    }
+    let mut rebuilt = rebuilt.into_iter();
+    (0..data_shards)
+        .map(|index| match &shards[index] {
+            Some(shard) => Ok(Cow::Borrowed(shard.as_slice())),
+            None => rebuilt
+                .next()
+                .map(Cow::Owned)
+                .ok_or(StoreError::NotEnoughShards {
+                    present,
+                    needed: data_shards,
+                }),
+        })
+        .collect()
+}
+
+/// Copies `out.len()` bytes of the ciphertext stream, from stream offset `offset`, out of the data shards
+/// (pieces of `piece_bytes`, `k` per stripe). The range must lie within the shards.
+pub(crate) fn read_stream(
+    data: &[Cow<'_, [u8]>],
+    piece_bytes: usize,
+    offset: usize,
+    out: &mut [u8],
+) {
+    let stripe_bytes = piece_bytes * data.len();
+    let mut offset = offset;
+    let mut filled = 0;
+    while filled < out.len() {
+        let stripe = offset / stripe_bytes;
+        let within = offset % stripe_bytes;
+        let column = within / piece_bytes;
+        let at = stripe * piece_bytes + within % piece_bytes;
+        let take = (piece_bytes - within % piece_bytes).min(out.len() - filled);
+        out[filled..filled + take].copy_from_slice(&data[column][at..at + take]);
+        filled += take;
+        offset += take;
+    }
+}
+
+/// Rebuilds the padded ciphertext stream (`stripes × stripe_bytes` bytes) from any `k` shards (`None`
+/// for missing ones), after checking every supplied shard with [`verify_shards`].
+pub fn decode(manifest: &Manifest, shards: &[Option<Vec<u8>>]) -> Result<Vec<u8>> {
+    let data = data_shards(manifest, shards)?;
+    let mut stream = vec![0u8; (manifest.stripe_count() * manifest.stripe_bytes) as usize];
+    read_stream(&data, manifest.piece_bytes() as usize, 0, &mut stream);
+    Ok(stream)
+}

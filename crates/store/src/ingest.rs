@@ -1,0 +1,353 @@
+//! Ingest: from a contributor's file to a manifest, a fresh data key and `k + m` shards.
+//!
+//! The pipeline, over the file held in memory:
+//!
+//! 1. **Check** the format ([`crate::validate`]).
+//! 2. **Hash** the plaintext (BLAKE3, the asset id) on all cores. The asset id is part of every chunk's
+//!    associated data, so hashing finishes before encryption starts.
+//! 3. **Chunk** it (FastCDC) on one thread, which is sequential by nature, while the other threads
+//!    **encrypt** each chunk as soon as it is cut ([`crate::cipher`]) and scatter its ciphertext straight
+//!    into its place in the data shards (data shards are columns of the ciphertext stream, so no stream
+//!    is ever built).
+//! 4. **Erasure-code** the parity shards stripe by stripe ([`crate::erasure`]), in parallel.
+//! 5. **Root** every shard (BLAKE3), in parallel, and write the manifest.
+//!
+//! Peak memory is about the file and the shards: `asset × (1 + (k + m) / k)`.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::chunking::{ChunkSpan, chunk_spans_iter};
+use crate::cipher::{ChunkCipher, CipherKind, DataKey};
+use crate::erasure;
+use crate::error::{Result, StoreError};
+use crate::limits::{
+    ASSET_BYTES_MAX, CHUNK_BYTES_MIN, PIECE_ALIGN_BYTES, PIECE_BYTES_MAX, TAG_BYTES,
+};
+use crate::manifest::{ChunkEntry, ContentHash, MANIFEST_VERSION, Manifest, ShardEntry};
+use crate::validate::{self, DataFormat};
+
+/// How to store an asset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// `k`: data shards; any `k` shards rebuild the asset.
+    pub data_shards: usize,
+    /// `m`: parity shards; up to `m` shards may be lost.
+    pub parity_shards: usize,
+    /// The AEAD to use; `None` picks [`CipherKind::preferred`] for this CPU.
+    pub cipher: Option<CipherKind>,
+}
+
+impl IngestOptions {
+    /// `k` data and `m` parity shards, cipher chosen for this CPU.
+    pub fn new(data_shards: usize, parity_shards: usize) -> Self {
+        Self {
+            data_shards,
+            parity_shards,
+            cipher: None,
+        }
+    }
+}
+
+impl Default for IngestOptions {
+    /// 4 data + 2 parity shards: 1.5× the size, survives the loss of any 2 of 6 providers.
+    fn default() -> Self {
+        Self::new(4, 2)
+    }
+}
+
+/// The result of ingesting an asset: hand the shards to storage providers, keep the key secret (wrap it
+/// to licensees with [`crate::keywrap::wrap`]), publish the manifest.
+#[derive(Debug)]
+pub struct Ingested {
+    /// What was stored, and how.
+    pub manifest: Manifest,
+    /// The asset's fresh data key.
+    pub key: DataKey,
+    /// The `k + m` shards, in index order.
+    pub shards: Vec<Vec<u8>>,
+}
+
+/// Reads, checks and stores the file at `path` (see the module docs). The file's name picks the format.
+pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
+    let name = path.display().to_string();
+    DataFormat::from_name(&name)?;
+    let bytes_on_disk = std::fs::metadata(path)
+        .map_err(|error| StoreError::io(path, error))?
+        .len();
+    check_size(&name, bytes_on_disk)?;
+    let bytes = std::fs::read(path).map_err(|error| StoreError::io(path, error))?;
+    ingest_bytes(&name, &bytes, options)
+}
+
+/// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the format).
+pub fn ingest_bytes(name: &str, bytes: &[u8], options: &IngestOptions) -> Result<Ingested> {
+    erasure::check_geometry(
+        options.data_shards,
+        options.parity_shards,
+        (options.data_shards as u64) * PIECE_ALIGN_BYTES,
+    )?;
+    check_size(name, bytes.len() as u64)?;
+    let format = validate::check(name, bytes)?;
+    let key = DataKey::generate()?;
+    let cipher = options.cipher.unwrap_or_else(CipherKind::preferred);
+    let (manifest, shards) = seal(bytes, format, cipher, &key, options)?;
+    Ok(Ingested {
+        manifest,
+        key,
+        shards,
+    })
+}
+
+fn check_size(name: &str, bytes: u64) -> Result<()> {
+    if bytes > ASSET_BYTES_MAX {
+        return Err(StoreError::AssetTooLarge {
+            name: name.to_string(),
+            bytes,
+            max: ASSET_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The piece size ingest uses for a stream of `ciphertext_bytes` and `k` data shards: the stream split in
+/// `k`, rounded up to [`PIECE_ALIGN_BYTES`], capped at [`PIECE_BYTES_MAX`].
+pub fn piece_bytes_for(ciphertext_bytes: u64, data_shards: usize) -> u64 {
+    let share = ciphertext_bytes.div_ceil(data_shards.max(1) as u64);
+    share
+        .div_ceil(PIECE_ALIGN_BYTES)
+        .saturating_mul(PIECE_ALIGN_BYTES)
+        .clamp(PIECE_ALIGN_BYTES, PIECE_BYTES_MAX)
+}
+
+/// Steps 2–5 of the pipeline.
+fn seal(
+    bytes: &[u8],
+    format: DataFormat,
+    cipher: CipherKind,
+    key: &DataKey,
+    options: &IngestOptions,
+) -> Result<(Manifest, Vec<Vec<u8>>)> {
+    let data_shards = options.data_shards;
+    // The stripe geometry is fixed before chunking, from an upper bound on the ciphertext's length (every
+    // chunk but the last is at least CHUNK_BYTES_MIN); the shards are trimmed to the real length after.
+    let chunks_bound = bytes.len() as u64 / u64::from(CHUNK_BYTES_MIN) + 1;
+    let ciphertext_bound = bytes.len() as u64 + chunks_bound * u64::from(TAG_BYTES);
+    let piece_bytes = piece_bytes_for(ciphertext_bound, data_shards);
+    let stripe_bytes = piece_bytes * data_shards as u64;
+    let stripes_bound = ciphertext_bound.div_ceil(stripe_bytes);
+    let shard_bytes_bound = (stripes_bound * piece_bytes) as usize;
+    let mut data: Vec<Vec<u8>> = (0..data_shards)
+        .map(|_| vec![0u8; shard_bytes_bound])
+        .collect();
+
+    let asset_id = ContentHash(
+        *blake3::Hasher::new()
+            .update_rayon(bytes)
+            .finalize()
+            .as_bytes(),
+    );
+    let spans = chunk_and_encrypt(
+        bytes,
+        cipher,
+        key,
+        asset_id,
+        &mut data,
+        piece_bytes as usize,
+    )?;
+
+    let ciphertext_bytes: u64 = spans
+        .iter()
+        .map(|span| span.len as u64 + u64::from(TAG_BYTES))
+        .sum();
+    let shard_bytes = (ciphertext_bytes.div_ceil(stripe_bytes) * piece_bytes) as usize;
+    for shard in &mut data {
+        shard.truncate(shard_bytes);
+    }
+    let parity = erasure::encode_parity(&data, options.parity_shards, piece_bytes as usize)?;
+    let mut shards = data;
+    shards.extend(parity);
+    let roots: Vec<ContentHash> = shards
+        .par_iter()
+        .map(|shard| ContentHash::of(shard))
+        .collect();
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        format,
+        asset_id,
+        byte_size: bytes.len() as u64,
+        cipher,
+        chunks: spans
+            .iter()
+            .map(|span| ChunkEntry {
+                plaintext_offset: span.offset as u64,
+                plaintext_len: span.len as u64,
+                ciphertext_len: span.len as u64 + u64::from(TAG_BYTES),
+            })
+            .collect(),
+        data_shards: data_shards as u32,
+        parity_shards: options.parity_shards as u32,
+        stripe_bytes,
+        shards: shards
+            .iter()
+            .zip(roots)
+            .enumerate()
+            .map(|(index, (shard, root))| ShardEntry {
+                index: index as u32,
+                byte_size: shard.len() as u64,
+                root,
+            })
+            .collect(),
+    };
+    // What we write, we could read: a failure here is a bug, reported rather than stored.
+    manifest.validate()?;
+    Ok((manifest, shards))
+}
+
+/// Chunks `bytes` on this thread while other workers seal each chunk as soon as it is cut, straight into
+/// its place in the data shards (the ciphertext stream cut into pieces of `piece_bytes`, `k` per
+/// stripe). Returns the chunks.
+fn chunk_and_encrypt(
+    bytes: &[u8],
+    cipher: CipherKind,
+    key: &DataKey,
+    asset_id: ContentHash,
+    data: &mut [Vec<u8>],
+    piece_bytes: usize,
+) -> Result<Vec<ChunkSpan>> {
+    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id);
+    let chunk_cipher = &chunk_cipher;
+    // The data shards' pieces in stream order: stripe by stripe, shard by shard.
+    let mut columns: Vec<_> = data
+        .iter_mut()
+        .map(|shard| shard.chunks_exact_mut(piece_bytes))
+        .collect();
+    let mut pieces: Vec<&mut [u8]> = Vec::new();
+    'stripes: loop {
+        for column in &mut columns {
+            match column.next() {
+                Some(piece) => pieces.push(piece),
+                None => break 'stripes,
+            }
+        }
+    }
+    let mut cursor = StreamCursor {
+        pieces: pieces.into_iter(),
+        current: &mut [],
+    };
+    let failure: Mutex<Option<StoreError>> = Mutex::new(None);
+    let failure = &failure;
+    let mut spans = Vec::new();
+    rayon::scope(|scope| {
+        for (index, span) in chunk_spans_iter(bytes).enumerate() {
+            let Some(targets) = cursor.take(span.len + TAG_BYTES as usize) else {
+                record(
+                    failure,
+                    StoreError::Encrypt {
+                        chunk: index as u64,
+                    },
+                );
+                return;
+            };
+            spans.push(span);
+            let plaintext = &bytes[span.offset..span.offset + span.len];
+            scope.spawn(move |_| {
+                if let Err(error) = seal_scattered(chunk_cipher, index as u64, plaintext, targets) {
+                    record(failure, error);
+                }
+            });
+        }
+    });
+    if let Some(error) = failure.lock().ok().and_then(|mut slot| slot.take()) {
+        return Err(error);
+    }
+    Ok(spans)
+}
+
+fn record(failure: &Mutex<Option<StoreError>>, error: StoreError) {
+    if let Ok(mut slot) = failure.lock() {
+        slot.get_or_insert(error);
+    }
+}
+
+thread_local! {
+    /// Per-thread buffer a chunk is sealed into before it is scattered over shard pieces.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn seal_scattered(
+    cipher: &ChunkCipher,
+    index: u64,
+    plaintext: &[u8],
+    targets: Vec<&mut [u8]>,
+) -> Result<()> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        scratch.resize(plaintext.len() + TAG_BYTES as usize, 0);
+        cipher.seal(index, plaintext, &mut scratch)?;
+        let mut from = 0;
+        for target in targets {
+            target.copy_from_slice(&scratch[from..from + target.len()]);
+            from += target.len();
+        }
+        Ok(())
+    })
+}
+
+/// Hands out consecutive, disjoint ranges of the stream as lists of piece segments.
+struct StreamCursor<'a> {
+    pieces: std::vec::IntoIter<&'a mut [u8]>,
+    current: &'a mut [u8],
+}
+
+impl<'a> StreamCursor<'a> {
+    /// The next `len` bytes of the stream, or `None` past its end.
+    fn take(&mut self, mut len: usize) -> Option<Vec<&'a mut [u8]>> {
+        let mut segments = Vec::new();
+        while len > 0 {
+            if self.current.is_empty() {
+                self.current = self.pieces.next()?;
+            }
+            let take = len.min(self.current.len());
+            let (head, tail) = std::mem::take(&mut self.current).split_at_mut(take);
+            segments.push(head);
+            self.current = tail;
+            len -= take;
+        }
+        Some(segments)
+    }
+}
+
+/// Seals every chunk in parallel into one contiguous ciphertext stream (for measuring the encryption
+/// stage alone; ingest seals straight into the shards).
+pub fn encrypt_chunks(
+    bytes: &[u8],
+    spans: &[ChunkSpan],
+    cipher: CipherKind,
+    key: &DataKey,
+    asset_id: ContentHash,
+) -> Result<Vec<u8>> {
+    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id);
+    let total: usize = spans.iter().map(|span| span.len + TAG_BYTES as usize).sum();
+    let mut stream = vec![0u8; total];
+    let mut targets: Vec<(usize, &ChunkSpan, &mut [u8])> = Vec::with_capacity(spans.len());
+    let mut rest = stream.as_mut_slice();
+    for (index, span) in spans.iter().enumerate() {
+        let (target, tail) = rest.split_at_mut(span.len + TAG_BYTES as usize);
+        targets.push((index, span, target));
+        rest = tail;
+    }
+    targets
+        .into_par_iter()
+        .try_for_each(|(index, span, target)| {
+            chunk_cipher.seal(
+                index as u64,
+                &bytes[span.offset..span.offset + span.len],
+                target,
+            )
+        })?;
+    Ok(stream)
+}

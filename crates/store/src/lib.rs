@@ -1,0 +1,56 @@
+//! The Tributary data plane: how a contributor's file becomes encrypted, erasure-coded shards that
+//! storage providers hold, and how a licensee turns shards back into the file.
+//!
+//! ```text
+//! file ──validate──▶ bytes ──FastCDC──▶ chunks ──AEAD(data key)──▶ ciphertext stream
+//!      ──stripes × Reed-Solomon(k, m)──▶ k + m shards (each committed by its BLAKE3 root)
+//! ```
+//!
+//! * [`ingest()`] / [`ingest_bytes`] run the whole pipeline and return the [`Manifest`], a fresh
+//!   [`DataKey`] and the shards.
+//! * [`reassemble()`] takes any `k` shards (each checked against its root first; a corrupt one is named by
+//!   index), decodes, decrypts and checks the result against the asset id.
+//! * [`keywrap`] seals a data key to an account's ed25519 public key (converted to X25519), so a licensee
+//!   can open it with its seed.
+//! * [`ShardStore`] keeps shards on a provider's disk, crash-safely, and answers proofs of storage
+//!   (`tributary-proof`) from an outboard beside each shard.
+//!
+//! # Design choices
+//!
+//! * **One fresh key per asset, derived nonces.** A key never encrypts two assets, so the chunk index is a
+//!   safe nonce; no random nonce can collide. The chunk's associated data binds the asset id, the index
+//!   and the chunk count.
+//! * **AES-256-GCM where the CPU has AES instructions, XChaCha20-Poly1305 elsewhere**, chosen at run time
+//!   and recorded in the manifest; readers follow the manifest.
+//! * **Systematic erasure code over stripes.** Data shards are columns of the ciphertext stream, so reading
+//!   with all data shards present is a copy; any `k` of `k + m` rebuild it. Stripes are coded in parallel.
+//! * **Verify before use.** Shards are checked against manifest roots before decoding; manifests are
+//!   validated on parse; the output is checked against the asset id.
+//! * **Limits everywhere** ([`limits`]), with compile-time checks of how they relate.
+//! * **No networking.** Transport (iroh-blobs) lives elsewhere and hands this crate bytes.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![warn(missing_docs)]
+
+pub mod chunking;
+pub mod cipher;
+pub mod erasure;
+pub mod error;
+pub mod ingest;
+pub mod keywrap;
+pub mod limits;
+pub mod manifest;
+pub mod reassemble;
+pub mod shard_store;
+pub mod validate;
+
+pub use cipher::{CipherKind, DataKey};
+pub use error::{Result, StoreError};
+pub use ingest::{IngestOptions, Ingested, ingest, ingest_bytes};
+pub use keywrap::{WrappedKey, unwrap, wrap};
+pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry};
+pub use reassemble::{reassemble, reassemble_to};
+pub use shard_store::ShardStore;
+pub use validate::DataFormat;

@@ -1,0 +1,335 @@
+//! A crash-safe store of shards on local disk, for storage providers (and owners keeping their own).
+//!
+//! Layout under the store's directory:
+//!
+//! ```text
+//! LOCK                            held (advisory lock) while a ShardStore is open
+//! <asset id hex>/<index>.shard    the shard's bytes
+//! <asset id hex>/<index>.outboard its proof-of-storage outboard (tributary-proof), 0.2% of the shard
+//! <asset id hex>/.tmp-*           a write in progress; removed when the store is opened
+//! ```
+//!
+//! [`ShardStore::put`] checks the bytes against the expected BLAKE3 root, then writes a temporary file,
+//! fsyncs it, renames it into place and fsyncs the directory, for the outboard and then the shard. A
+//! rename is atomic, so a reader sees either no shard or the whole of it, never half; a crash leaves at
+//! most a temporary file, which [`ShardStore::open`] deletes. An outboard that does not match its shard
+//! (a crash between the two renames while replacing a shard) is detected and rebuilt by
+//! [`ShardStore::prove`]. One process uses a store at a time, enforced by the `LOCK` file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tributary_proof::{ProofError, StorageProof, outboard, prove_from_outboard};
+
+use crate::error::{Result, StoreError};
+use crate::limits::SHARD_BYTES_MAX;
+use crate::manifest::ContentHash;
+
+/// Prefix of temporary files.
+const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// Distinguishes temporary files written by one process.
+static TEMPORARY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A directory of shards. See the module docs.
+#[derive(Debug)]
+pub struct ShardStore {
+    directory: PathBuf,
+    /// Held open for its advisory lock.
+    _lock: File,
+}
+
+impl ShardStore {
+    /// Opens (creating if needed) the store at `directory`, takes its lock and deletes any temporary
+    /// files left by a crash.
+    pub fn open(directory: impl Into<PathBuf>) -> Result<Self> {
+        let directory = directory.into();
+        fs::create_dir_all(&directory).map_err(|error| StoreError::io(&directory, error))?;
+        let lock_path = directory.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|error| StoreError::io(&lock_path, error))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::StoreLocked { path: lock_path });
+        }
+        let store = Self {
+            directory,
+            _lock: lock,
+        };
+        store.remove_temporary_files()?;
+        Ok(store)
+    }
+
+    fn remove_temporary_files(&self) -> Result<()> {
+        for asset_directory in self.asset_directories()? {
+            for entry in read_directory(&asset_directory)? {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(TEMPORARY_PREFIX))
+                {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(|error| StoreError::io(&path, error))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn asset_directories(&self) -> Result<Vec<PathBuf>> {
+        Ok(read_directory(&self.directory)?
+            .into_iter()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.parse::<ContentHash>().is_ok())
+            })
+            .map(|entry| entry.path())
+            .collect())
+    }
+
+    fn asset_directory(&self, asset_id: &ContentHash) -> PathBuf {
+        self.directory.join(asset_id.to_hex())
+    }
+
+    fn shard_path(&self, asset_id: &ContentHash, index: u32) -> PathBuf {
+        self.asset_directory(asset_id)
+            .join(format!("{index}.shard"))
+    }
+
+    fn outboard_path(&self, asset_id: &ContentHash, index: u32) -> PathBuf {
+        self.asset_directory(asset_id)
+            .join(format!("{index}.outboard"))
+    }
+
+    /// Stores shard `index` of `asset_id` after checking that `bytes` hash to `expected_root`, replacing
+    /// any shard stored there before. Durable when it returns.
+    pub fn put(
+        &self,
+        asset_id: &ContentHash,
+        index: u32,
+        bytes: &[u8],
+        expected_root: &ContentHash,
+    ) -> Result<()> {
+        let shard_len = bytes.len() as u64;
+        if shard_len > SHARD_BYTES_MAX {
+            return Err(StoreError::invalid_option(
+                "shard",
+                format!("{shard_len} bytes, more than the limit of {SHARD_BYTES_MAX}"),
+            ));
+        }
+        // One pass gives both the root check and the outboard.
+        let mut outboard_bytes = Vec::new();
+        let root = outboard(bytes, shard_len, &mut outboard_bytes)
+            .map_err(|source| self.proof_error(asset_id, index, source))?;
+        let actual = ContentHash(root);
+        if actual != *expected_root {
+            return Err(StoreError::ShardRootMismatch {
+                asset: asset_id.to_hex(),
+                index,
+                expected: expected_root.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        let directory = self.asset_directory(asset_id);
+        fs::create_dir_all(&directory).map_err(|error| StoreError::io(&directory, error))?;
+        sync_directory(&self.directory)?;
+        write_atomically(
+            &directory,
+            &self.outboard_path(asset_id, index),
+            &outboard_bytes,
+        )?;
+        write_atomically(&directory, &self.shard_path(asset_id, index), bytes)?;
+        Ok(())
+    }
+
+    /// Reads shard `index` of `asset_id`, checking it against `expected_root`; `None` if not stored.
+    /// Fails with [`StoreError::ShardRootMismatch`] if the bytes on disk have rotted.
+    pub fn get(
+        &self,
+        asset_id: &ContentHash,
+        index: u32,
+        expected_root: &ContentHash,
+    ) -> Result<Option<Vec<u8>>> {
+        let path = self.shard_path(asset_id, index);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(StoreError::io(&path, error)),
+        };
+        let actual = ContentHash::of(&bytes);
+        if actual != *expected_root {
+            return Err(StoreError::ShardRootMismatch {
+                asset: asset_id.to_hex(),
+                index,
+                expected: expected_root.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Deletes shard `index` of `asset_id` (and its outboard); returns whether it was stored.
+    pub fn delete(&self, asset_id: &ContentHash, index: u32) -> Result<bool> {
+        let shard_path = self.shard_path(asset_id, index);
+        let existed = match fs::remove_file(&shard_path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => return Err(StoreError::io(&shard_path, error)),
+        };
+        let outboard_path = self.outboard_path(asset_id, index);
+        match fs::remove_file(&outboard_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::io(&outboard_path, error)),
+        }
+        let directory = self.asset_directory(asset_id);
+        if existed {
+            sync_directory(&directory)?;
+        }
+        // Remove the asset's directory once empty (fails harmlessly if not).
+        if fs::remove_dir(&directory).is_ok() {
+            sync_directory(&self.directory)?;
+        }
+        Ok(existed)
+    }
+
+    /// Every stored shard as `(asset id, index)`, sorted.
+    pub fn list(&self) -> Result<Vec<(ContentHash, u32)>> {
+        let mut shards = Vec::new();
+        for directory in self.asset_directories()? {
+            let Some(asset_id) = directory
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.parse::<ContentHash>().ok())
+            else {
+                continue;
+            };
+            for entry in read_directory(&directory)? {
+                let name = entry.file_name();
+                let Some(index) = name
+                    .to_str()
+                    .and_then(|name| name.strip_suffix(".shard"))
+                    .and_then(|index| index.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                shards.push((asset_id, index));
+            }
+        }
+        shards.sort_unstable();
+        Ok(shards)
+    }
+
+    /// Proves that this store holds `chunks` of shard `index` of `asset_id` (root `expected_root`),
+    /// reading only the challenged chunks' 16 KiB groups and the outboard. An outboard that does not match
+    /// its shard is rebuilt from the shard; a shard that does not match its root is an error
+    /// ([`StoreError::ShardRootMismatch`]): repair it from other providers.
+    pub fn prove(
+        &self,
+        asset_id: &ContentHash,
+        index: u32,
+        expected_root: &ContentHash,
+        chunks: &[u64],
+    ) -> Result<StorageProof> {
+        let shard_path = self.shard_path(asset_id, index);
+        let shard = File::open(&shard_path).map_err(|error| StoreError::io(&shard_path, error))?;
+        let shard_len = shard
+            .metadata()
+            .map_err(|error| StoreError::io(&shard_path, error))?
+            .len();
+        let outboard_path = self.outboard_path(asset_id, index);
+        let attempt = File::open(&outboard_path)
+            .map_err(|error| ProofError::Io {
+                what: "outboard",
+                offset: 0,
+                source: error,
+            })
+            .and_then(|outboard_file| {
+                prove_from_outboard(&shard, &outboard_file, shard_len, &expected_root.0, chunks)
+            });
+        match attempt {
+            Ok(proof) => Ok(proof),
+            Err(ProofError::LocalCopyCorrupt | ProofError::Io { .. }) => {
+                // Rebuild the outboard from the shard, checking the shard's root on the way.
+                let mut outboard_bytes = Vec::new();
+                let root = outboard(&shard, shard_len, &mut outboard_bytes)
+                    .map_err(|source| self.proof_error(asset_id, index, source))?;
+                if root != expected_root.0 {
+                    return Err(StoreError::ShardRootMismatch {
+                        asset: asset_id.to_hex(),
+                        index,
+                        expected: expected_root.to_hex(),
+                        actual: ContentHash(root).to_hex(),
+                    });
+                }
+                let directory = self.asset_directory(asset_id);
+                write_atomically(&directory, &outboard_path, &outboard_bytes)?;
+                prove_from_outboard(&shard, &outboard_bytes, shard_len, &expected_root.0, chunks)
+                    .map_err(|source| self.proof_error(asset_id, index, source))
+            }
+            Err(source) => Err(self.proof_error(asset_id, index, source)),
+        }
+    }
+
+    fn proof_error(&self, asset_id: &ContentHash, index: u32, source: ProofError) -> StoreError {
+        StoreError::Proof {
+            asset: asset_id.to_hex(),
+            index,
+            source,
+        }
+    }
+}
+
+fn read_directory(directory: &Path) -> Result<Vec<fs::DirEntry>> {
+    fs::read_dir(directory)
+        .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
+        .map_err(|error| StoreError::io(directory, error))
+}
+
+/// Writes `bytes` to `target` through a fsynced temporary file in `directory`, a rename, and a directory
+/// fsync.
+fn write_atomically(directory: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = target
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("file");
+    let temporary = directory.join(format!(
+        "{TEMPORARY_PREFIX}{file_name}.{}.{}",
+        std::process::id(),
+        TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file =
+            File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|error| StoreError::io(&temporary, error))?;
+        drop(file);
+        fs::rename(&temporary, target).map_err(|error| StoreError::io(target, error))?;
+        sync_directory(directory)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+fn sync_directory(directory: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(directory)
+            .and_then(|handle| handle.sync_all())
+            .map_err(|error| StoreError::io(directory, error))?;
+    }
+    #[cfg(not(unix))]
+    let _ = directory;
+    Ok(())
+}
