@@ -222,6 +222,22 @@ fn check_token_for_parent(
 }
 
 /// `UpdateTerms`: any listed owner may change the terms offered for future licenses.
+/// The asset, when `account` is one of its owners.
+pub(crate) fn require_owner(
+    state: &State,
+    account: Address,
+    asset: AssetId,
+) -> Result<&Asset, ExecutionError> {
+    let record = state
+        .assets
+        .get(&asset)
+        .ok_or(ExecutionError::AssetNotFound(asset))?;
+    if !record.owners.iter().any(|(owner, _)| *owner == account) {
+        return Err(ExecutionError::NotAnOwner { account, asset });
+    }
+    Ok(record)
+}
+
 pub(crate) fn update_terms(
     state: &mut State,
     sender: Address,
@@ -229,16 +245,7 @@ pub(crate) fn update_terms(
     terms: &Terms,
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
-    let asset = state
-        .assets
-        .get(&asset_id)
-        .ok_or(ExecutionError::AssetNotFound(asset_id))?;
-    if !asset.owners.iter().any(|(owner, _)| *owner == sender) {
-        return Err(ExecutionError::NotAnOwner {
-            account: sender,
-            asset: asset_id,
-        });
-    }
+    let asset = require_owner(state, sender, asset_id)?;
     validate_terms(terms)?;
     let updated = Asset {
         terms: terms.clone(),

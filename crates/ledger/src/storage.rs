@@ -28,6 +28,7 @@
 use crate::{
     bank,
     error::ExecutionError,
+    registry,
     royalty::apply_bps,
     stake,
     state::{Deal, DealStatus, Provider, State},
@@ -113,17 +114,6 @@ pub(crate) fn register_provider(
     Ok(())
 }
 
-fn require_owner(state: &State, account: Address, asset: AssetId) -> Result<(), ExecutionError> {
-    let record = state
-        .assets
-        .get(&asset)
-        .ok_or(ExecutionError::AssetNotFound(asset))?;
-    if !record.owners.iter().any(|(owner, _)| *owner == account) {
-        return Err(ExecutionError::NotAnOwner { account, asset });
-    }
-    Ok(())
-}
-
 /// `StoreAsset`.
 pub(crate) fn store_asset(
     state: &mut State,
@@ -132,7 +122,7 @@ pub(crate) fn store_asset(
     layout: &StorageLayout,
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
-    require_owner(state, owner, asset)?;
+    registry::require_owner(state, owner, asset)?;
     if state.layouts.contains_key(&asset) {
         return Err(ExecutionError::AlreadyStored(asset));
     }
@@ -169,7 +159,7 @@ pub(crate) fn create_deal(
     epochs: u32,
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
-    require_owner(state, client, asset)?;
+    registry::require_owner(state, client, asset)?;
     let layout = state
         .layouts
         .get(&asset)

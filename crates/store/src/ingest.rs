@@ -218,7 +218,7 @@ fn chunk_and_encrypt(
     data: &mut [Vec<u8>],
     piece_bytes: usize,
 ) -> Result<Vec<ChunkSpan>> {
-    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id);
+    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id)?;
     let chunk_cipher = &chunk_cipher;
     // The data shards' pieces in stream order: stripe by stripe, shard by shard.
     let mut columns: Vec<_> = data
@@ -330,7 +330,7 @@ pub fn encrypt_chunks(
     key: &DataKey,
     asset_id: ContentHash,
 ) -> Result<Vec<u8>> {
-    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id);
+    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id)?;
     let total: usize = spans.iter().map(|span| span.len + TAG_BYTES as usize).sum();
     let mut stream = vec![0u8; total];
     let mut targets: Vec<(usize, &ChunkSpan, &mut [u8])> = Vec::with_capacity(spans.len());

@@ -24,7 +24,7 @@ pub fn reassemble(
 ) -> Result<Vec<u8>> {
     let data = erasure::data_shards(manifest, shards)?;
     let piece_bytes = manifest.piece_bytes() as usize;
-    let cipher = ChunkCipher::new(manifest.cipher, key, manifest.asset_id);
+    let cipher = ChunkCipher::new(manifest.cipher, key, manifest.asset_id)?;
     let mut output = vec![0u8; manifest.byte_size as usize];
     let mut targets: Vec<(usize, usize, &mut [u8])> = Vec::with_capacity(manifest.chunks.len());
     let mut rest = output.as_mut_slice();

@@ -10,15 +10,9 @@ use tributary_store::{
     reassemble, reassemble_to,
 };
 
-/// Deterministic pseudo-random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut bytes);
-    bytes
-}
+mod common;
+
+use common::random_bytes;
 
 /// Wraps arbitrary bytes as a structurally valid Parquet file (magic, body, footer length, magic).
 fn parquet_like(body: &[u8]) -> Vec<u8> {

@@ -4,14 +4,9 @@
 use tributary_proof::{StorageProof, challenge_chunks};
 use tributary_store::{ContentHash, ShardStore, StoreError};
 
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&seed.to_le_bytes())
-        .finalize_xof()
-        .fill(&mut bytes);
-    bytes
-}
+mod common;
+
+use common::random_bytes;
 
 #[test]
 fn put_get_list_delete() {
