@@ -327,6 +327,14 @@ impl ChainState {
         Ok(hash)
     }
 
+    /// The nonce `sender`'s next transaction must carry: its finalized nonce plus its
+    /// transactions waiting in the mempool.
+    pub fn next_nonce(&self, sender: &Address) -> u64 {
+        let inner = self.lock();
+        let finalized = inner.finalized.nonce(sender);
+        finalized + inner.mempool.pending_from(sender, finalized)
+    }
+
     /// Where a transaction stands, if the node knows it.
     pub fn transaction_status(&self, hash: &TxHash) -> Option<TransactionStatus> {
         let inner = self.lock();

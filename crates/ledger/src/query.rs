@@ -282,6 +282,43 @@ impl Ledger {
             .collect()
     }
 
+    /// Deals of `provider` that are not closed, by id. Scans every deal: fine for devnets; an index
+    /// by provider comes with many deals.
+    pub fn provider_deals(&self, provider: &Address) -> Vec<DealView> {
+        self.state
+            .deals
+            .values()
+            .filter(|deal| {
+                deal.provider == *provider && deal.status != crate::state::DealStatus::Closed
+            })
+            .map(deal_view)
+            .collect()
+    }
+
+    /// Whether `reader` may read `asset`'s data: one of its owners, or the holder of a license
+    /// token for it that has not expired.
+    pub fn may_read(&self, reader: &Address, asset: &AssetId) -> bool {
+        let Some(record) = self.state.assets.get(asset) else {
+            return false;
+        };
+        if record.owners.iter().any(|(owner, _)| owner == reader) {
+            return true;
+        }
+        let height = self.state.height;
+        self.state
+            .holders
+            .range((*reader, 0)..)
+            .take_while(|((holder, _), ())| holder == reader)
+            .filter_map(|((_, id), ())| self.state.licenses.get(id))
+            .any(|token| {
+                token.asset == *asset
+                    && token
+                        .terms
+                        .expiry_height
+                        .is_none_or(|expiry| height <= expiry)
+            })
+    }
+
     /// The storage epoch the next block falls in.
     pub fn storage_epoch(&self) -> u64 {
         crate::storage::epoch_of(self.state.height.saturating_add(1), &self.params)

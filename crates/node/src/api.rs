@@ -30,6 +30,10 @@ pub struct ApiState {
     pub chain: ChainState,
     /// Number of validators (shown in status).
     pub validators: usize,
+    /// Storage providers this node runs, by address (their upload and read endpoints).
+    pub providers: std::sync::Arc<
+        std::collections::BTreeMap<Address, std::sync::Arc<crate::provider::StorageProvider>>,
+    >,
 }
 
 /// A JSON error response.
@@ -200,6 +204,8 @@ pub struct Page {
         deals,
         deal,
         asset_storage,
+        upload_shard,
+        read_shard,
         transaction
     ),
     components(schemas(
@@ -243,6 +249,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/assets/{id}/storage", get(asset_storage))
+        .route(
+            "/v1/storage/{provider}/deals/{deal}/shard",
+            axum::routing::put(upload_shard)
+                .layer(DefaultBodyLimit::max(limits::API_SHARD_BYTES_MAX)),
+        )
+        .route("/v1/storage/{provider}/read", post(read_shard))
         .route("/v1/evidence", get(evidence))
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .fallback(|| async {
@@ -559,6 +571,86 @@ async fn asset_storage(
         .ok_or_else(|| {
             ApiError::not_found("not_stored", format!("asset {asset} has no storage layout"))
         })
+}
+
+fn provider_of(
+    state: &ApiState,
+    provider: &str,
+) -> Result<std::sync::Arc<crate::provider::StorageProvider>, ApiError> {
+    let address = parse_address(provider)?;
+    state.providers.get(&address).cloned().ok_or_else(|| {
+        ApiError::not_found(
+            "provider_not_here",
+            format!("this node runs no storage provider {address}"),
+        )
+    })
+}
+
+fn provider_error(error: crate::provider::ProviderError) -> ApiError {
+    use crate::provider::ProviderError;
+    let status = match &error {
+        ProviderError::DealNotFound(_) | ProviderError::NoShard { .. } => StatusCode::NOT_FOUND,
+        ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+        ProviderError::NotAuthorised { .. } => StatusCode::FORBIDDEN,
+        ProviderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, error.code(), error.to_string())
+}
+
+/// Upload the shard of a storage deal proposed to this node's provider (raw bytes). Checked
+/// against the deal's shard root and size before anything is stored.
+#[utoipa::path(put, path = "/v1/storage/{provider}/deals/{deal}/shard",
+    params(("provider" = String, Path), ("deal" = u64, Path)),
+    request_body(content = String, content_type = "application/octet-stream", description = "the shard's bytes"),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload_shard(
+    State(state): State<ApiState>,
+    Path((provider, deal)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    let deal: u64 = deal
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_deal", format!("`{deal}` is not a deal id")))?;
+    tokio::task::spawn_blocking(move || provider.upload(deal, &body))
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.to_string(),
+            )
+        })?
+        .map_err(provider_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Read a shard: the request is signed by the reader, whom the ledger must allow (an owner, or
+/// the holder of an unexpired license). Returns the shard's bytes.
+#[utoipa::path(post, path = "/v1/storage/{provider}/read",
+    params(("provider" = String, Path)), request_body = crate::provider::ReadRequest,
+    responses((status = 200), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn read_shard(
+    State(state): State<ApiState>,
+    Path(provider): Path<String>,
+    ApiJson(request): ApiJson<crate::provider::ReadRequest>,
+) -> Result<Vec<u8>, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    tokio::task::spawn_blocking(move || provider.read(&request, now_ms))
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.to_string(),
+            )
+        })?
+        .map_err(provider_error)
 }
 
 /// A transaction's receipt: pending, finalized or failed.

@@ -354,6 +354,7 @@ pub fn run_validators(
         let router = api::router(ApiState {
             chain,
             validators: set.validators.len(),
+            providers: std::sync::Arc::new(std::collections::BTreeMap::new()),
         });
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|source| DevnetError::Listen {

@@ -6,3 +6,4 @@ pub mod api;
 pub mod devnet;
 pub mod keystore;
 pub mod operator;
+pub mod provider;

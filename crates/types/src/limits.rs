@@ -144,3 +144,6 @@ pub const DEAL_EPOCHS_MAX: u32 = 1_000_000;
 const _: () = assert!(STORAGE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
 const _: () = assert!(STORAGE_SHARDS_MAX <= u8::MAX as usize);
 const _: () = assert!(32 + 32 + 3 + 8 + 1 + STORAGE_SHARDS_MAX * 32 + 256 <= TRANSACTION_BYTES_MAX);
+
+/// Largest shard upload the API accepts, in bytes.
+pub const API_SHARD_BYTES_MAX: usize = 256 * 1024 * 1024;

@@ -1,0 +1,697 @@
+//! A storage provider's service: holds shards for the deals it is party to, accepts and proves
+//! them on chain, and serves them to readers the ledger allows.
+//!
+//! It owns an account key (its provider address on the ledger) and a crash-safe
+//! [`ShardStore`]. What it does:
+//! - [`StorageProvider::upload`]: takes a shard for a deal proposed to it, after checking the deal
+//!   (this provider, still proposed) and that the bytes hash to the deal's shard root and size.
+//! - [`StorageProvider::tick`] (run every few hundred milliseconds): registers the provider's offer
+//!   if the ledger does not have it, accepts proposed deals whose shard it holds, and answers the
+//!   open challenge of each active deal with a proof from disk. Each transaction is sent once per
+//!   (deal, epoch); a dropped one is sent again once it leaves the mempool unfinalized.
+//! - [`StorageProvider::read`]: serves a shard to a reader whose signed request verifies and whom
+//!   the ledger allows (an owner of the asset, or the holder of an unexpired license for it).
+//!   Shards are ciphertext; this check keeps the provider from serving anyone the asset's terms
+//!   exclude.
+
+use commonware_cryptography::{Signer, Verifier as _, ed25519};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+use tributary_chain::ChainState;
+use tributary_store::{ContentHash, ShardStore};
+use tributary_types::{
+    Address, Amount, AssetId, Call, DealId, DealView, SignedTransaction, Transaction, TxHash,
+};
+
+/// Namespace of a reader's signature on a shard request.
+pub const READ_NAMESPACE: &[u8] = b"tributary-shard-read-v1";
+
+/// Fee the provider pays per transaction, in base units (the devnet minimum).
+const PROVIDER_FEE: Amount = 1;
+
+/// What a provider offers on the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// Bytes offered.
+    pub capacity_bytes: u64,
+    /// Price per GiB per epoch.
+    pub price_per_gib_epoch: Amount,
+    /// Where readers and clients reach it.
+    pub endpoint: String,
+}
+
+/// Why a provider refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// No such deal on the finalized ledger.
+    #[error("storage deal {0} not found")]
+    DealNotFound(DealId),
+    /// The deal names another provider.
+    #[error("storage deal {deal} is with {provider}, not this provider")]
+    NotMyDeal {
+        /// The deal.
+        deal: DealId,
+        /// Its provider.
+        provider: Address,
+    },
+    /// The deal is not waiting for its shard.
+    #[error("storage deal {deal} is {status}; shards are taken only for proposed deals")]
+    NotProposed {
+        /// The deal.
+        deal: DealId,
+        /// Its status.
+        status: String,
+    },
+    /// The bytes are not the deal's shard.
+    #[error("the upload is not the shard of deal {deal}: {reason}")]
+    WrongShard {
+        /// The deal.
+        deal: DealId,
+        /// What differs.
+        reason: String,
+    },
+    /// The reader's signature does not verify, or the request expired.
+    #[error("the read request is not validly signed by {0}, or has expired")]
+    BadSignature(Address),
+    /// The ledger does not let the reader read the asset.
+    #[error(
+        "{reader} may not read asset {asset}: it is neither an owner nor holds an unexpired license"
+    )]
+    NotAuthorised {
+        /// The reader.
+        reader: Address,
+        /// The asset.
+        asset: AssetId,
+    },
+    /// This provider does not hold that shard.
+    #[error("this provider holds no shard {shard_index} of asset {asset}")]
+    NoShard {
+        /// The asset.
+        asset: AssetId,
+        /// The shard.
+        shard_index: u8,
+    },
+    /// The local store failed.
+    #[error("shard store: {0}")]
+    Store(#[from] tributary_store::StoreError),
+}
+
+impl ProviderError {
+    /// A stable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DealNotFound(_) => "deal_not_found",
+            Self::NotMyDeal { .. } => "not_my_deal",
+            Self::NotProposed { .. } => "deal_not_proposed",
+            Self::WrongShard { .. } => "wrong_shard",
+            Self::BadSignature(_) => "bad_signature",
+            Self::NotAuthorised { .. } => "not_authorised",
+            Self::NoShard { .. } => "no_shard",
+            Self::Store(_) => "store_error",
+        }
+    }
+}
+
+/// A reader's signed request for one shard.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ReadRequest {
+    /// The asset.
+    #[schema(value_type = String)]
+    pub asset: AssetId,
+    /// Which shard.
+    pub shard_index: u8,
+    /// The reader's address (its key verifies the signature).
+    #[schema(value_type = String)]
+    pub reader: Address,
+    /// The provider asked (so a request cannot be replayed to another provider).
+    #[schema(value_type = String)]
+    pub provider: Address,
+    /// Unix time in milliseconds after which the request is void.
+    pub expires_ms: u64,
+    /// ed25519 signature over [`ReadRequest::message`], hex.
+    pub signature: String,
+}
+
+impl ReadRequest {
+    /// The signed bytes: asset, shard index, provider and expiry.
+    pub fn message(
+        asset: &AssetId,
+        shard_index: u8,
+        provider: &Address,
+        expires_ms: u64,
+    ) -> Vec<u8> {
+        let mut message = Vec::with_capacity(32 + 1 + 32 + 8);
+        message.extend_from_slice(asset.as_bytes());
+        message.push(shard_index);
+        message.extend_from_slice(provider.as_bytes());
+        message.extend_from_slice(&expires_ms.to_be_bytes());
+        message
+    }
+
+    /// A request signed by `reader`.
+    pub fn sign(
+        reader: &ed25519::PrivateKey,
+        asset: AssetId,
+        shard_index: u8,
+        provider: Address,
+        expires_ms: u64,
+    ) -> Self {
+        let message = Self::message(&asset, shard_index, &provider, expires_ms);
+        let signature = reader.sign(READ_NAMESPACE, &message);
+        Self {
+            asset,
+            shard_index,
+            reader: Address::from_public_key(&reader.public_key()),
+            provider,
+            expires_ms,
+            signature: hex::encode(commonware_codec::Encode::encode(&signature)),
+        }
+    }
+
+    fn verifies(&self, now_ms: u64) -> bool {
+        if now_ms > self.expires_ms {
+            return false;
+        }
+        let Ok(key) = self.reader.public_key() else {
+            return false;
+        };
+        let Ok(bytes) = hex::decode(&self.signature) else {
+            return false;
+        };
+        let Ok(signature) = <ed25519::Signature as commonware_codec::DecodeExt<()>>::decode(
+            commonware_codec::Copying(bytes.as_slice()),
+        ) else {
+            return false;
+        };
+        let message = Self::message(
+            &self.asset,
+            self.shard_index,
+            &self.provider,
+            self.expires_ms,
+        );
+        key.verify(READ_NAMESPACE, &message, &signature)
+    }
+}
+
+/// One provider.
+pub struct StorageProvider {
+    signer: ed25519::PrivateKey,
+    address: Address,
+    store: ShardStore,
+    chain: ChainState,
+    offer: Offer,
+    /// Transactions sent and not yet finalized or dropped, by what they were for.
+    sent: Mutex<BTreeMap<Duty, TxHash>>,
+}
+
+/// What a provider transaction is for (so each is sent once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Duty {
+    Register,
+    Accept(DealId),
+    Prove(DealId, u64),
+}
+
+impl StorageProvider {
+    /// A provider with account key `signer`, keeping shards under `directory`, reading and
+    /// writing the chain through `chain`.
+    pub fn open(
+        signer: ed25519::PrivateKey,
+        directory: &Path,
+        chain: ChainState,
+        offer: Offer,
+    ) -> Result<Arc<Self>, ProviderError> {
+        let store = ShardStore::open(directory)?;
+        let address = Address::from_public_key(&signer.public_key());
+        Ok(Arc::new(Self {
+            signer,
+            address,
+            store,
+            chain,
+            offer,
+            sent: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    /// The provider's account address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    fn deal(&self, id: DealId) -> Result<DealView, ProviderError> {
+        self.chain
+            .lock()
+            .finalized
+            .deal(id)
+            .ok_or(ProviderError::DealNotFound(id))
+    }
+
+    /// Takes the shard of proposed deal `id`.
+    pub fn upload(&self, id: DealId, bytes: &[u8]) -> Result<(), ProviderError> {
+        let deal = self.deal(id)?;
+        if deal.provider != self.address {
+            return Err(ProviderError::NotMyDeal {
+                deal: id,
+                provider: deal.provider,
+            });
+        }
+        if deal.status != "proposed" {
+            return Err(ProviderError::NotProposed {
+                deal: id,
+                status: deal.status,
+            });
+        }
+        if bytes.len() as u64 != deal.shard_bytes {
+            return Err(ProviderError::WrongShard {
+                deal: id,
+                reason: format!(
+                    "{} bytes, the deal's shard has {}",
+                    bytes.len(),
+                    deal.shard_bytes
+                ),
+            });
+        }
+        let root = ContentHash(deal.shard_root.0);
+        if ContentHash::of(bytes) != root {
+            return Err(ProviderError::WrongShard {
+                deal: id,
+                reason: "its BLAKE3 root differs from the deal's".into(),
+            });
+        }
+        self.store.put(
+            &ContentHash(deal.asset.0),
+            u32::from(deal.shard_index),
+            bytes,
+            &root,
+        )?;
+        tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = bytes.len(), "stored a shard");
+        Ok(())
+    }
+
+    /// Serves a shard to a reader the ledger allows.
+    pub fn read(&self, request: &ReadRequest, now_ms: u64) -> Result<Vec<u8>, ProviderError> {
+        if request.provider != self.address || !request.verifies(now_ms) {
+            return Err(ProviderError::BadSignature(request.reader));
+        }
+        let (allowed, layout) = {
+            let inner = self.chain.lock();
+            (
+                inner.finalized.may_read(&request.reader, &request.asset),
+                inner.finalized.storage_layout(&request.asset),
+            )
+        };
+        if !allowed {
+            return Err(ProviderError::NotAuthorised {
+                reader: request.reader,
+                asset: request.asset,
+            });
+        }
+        let no_shard = || ProviderError::NoShard {
+            asset: request.asset,
+            shard_index: request.shard_index,
+        };
+        let root = layout
+            .and_then(|layout| {
+                layout
+                    .shard_roots
+                    .get(usize::from(request.shard_index))
+                    .copied()
+            })
+            .ok_or_else(no_shard)?;
+        self.store
+            .get(
+                &ContentHash(request.asset.0),
+                u32::from(request.shard_index),
+                &ContentHash(root.0),
+            )?
+            .ok_or_else(no_shard)
+    }
+
+    /// Sends `call` for `duty` unless a transaction for it is still pending. Returns its hash.
+    fn send(&self, duty: Duty, call: Call) -> Option<TxHash> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hash) = sent.get(&duty)
+            && self.chain.transaction_status(hash).is_some()
+        {
+            return None;
+        }
+        // One statement per lock: a guard held across `next_nonce` would deadlock.
+        let chain_id = self.chain.lock().finalized.params().chain_id.clone();
+        let nonce = self.chain.next_nonce(&self.address);
+        let transaction = Transaction {
+            chain_id,
+            sender: self.address,
+            nonce,
+            fee: PROVIDER_FEE,
+            call,
+        };
+        let signed = SignedTransaction::sign(&self.signer, transaction);
+        match self.chain.submit(signed) {
+            Ok(hash) => {
+                sent.insert(duty, hash);
+                Some(hash)
+            }
+            Err(error) => {
+                tracing::warn!(target: "tributary::provider", provider = %self.address, ?duty, %error, "could not send a provider transaction");
+                None
+            }
+        }
+    }
+
+    /// One round of duties; returns the transactions sent.
+    pub fn tick(&self) -> Vec<TxHash> {
+        let (registered, deals) = {
+            let inner = self.chain.lock();
+            (
+                inner.finalized.provider(&self.address).is_some(),
+                inner.finalized.provider_deals(&self.address),
+            )
+        };
+        let mut sent = Vec::new();
+        if !registered {
+            sent.extend(self.send(
+                Duty::Register,
+                Call::RegisterProvider {
+                    capacity_bytes: self.offer.capacity_bytes,
+                    price_per_gib_epoch: self.offer.price_per_gib_epoch,
+                    endpoint: self.offer.endpoint.clone(),
+                },
+            ));
+            return sent;
+        }
+        for deal in deals {
+            let asset = ContentHash(deal.asset.0);
+            let index = u32::from(deal.shard_index);
+            let root = ContentHash(deal.shard_root.0);
+            match deal.status.as_str() {
+                "proposed" => {
+                    let held = matches!(self.store.get(&asset, index, &root), Ok(Some(_)));
+                    if held {
+                        sent.extend(
+                            self.send(Duty::Accept(deal.id), Call::AcceptDeal { deal: deal.id }),
+                        );
+                    }
+                }
+                "active" => {
+                    let (Some(epoch), Some(seed), false) = (
+                        deal.challenge_epoch,
+                        deal.challenge_seed,
+                        deal.challenge_answered,
+                    ) else {
+                        continue;
+                    };
+                    let count =
+                        usize::from(self.chain.lock().finalized.params().challenges_per_deal);
+                    let chunks = tributary_proof::challenge_chunks(
+                        seed.0,
+                        deal.id,
+                        epoch,
+                        deal.shard_bytes,
+                        count.max(1),
+                    );
+                    match self.store.prove(&asset, index, &root, &chunks) {
+                        Ok(proof) => sent.extend(self.send(
+                            Duty::Prove(deal.id, epoch),
+                            Call::SubmitProof {
+                                deal: deal.id,
+                                epoch,
+                                proof: proof.encode(),
+                            },
+                        )),
+                        Err(error) => {
+                            tracing::error!(target: "tributary::provider", provider = %self.address, deal = deal.id, %error, "cannot prove a shard it should hold");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_chain::Block;
+    use tributary_ledger::Ledger;
+    use tributary_types::{
+        AssetKind, BlockInput, Genesis, GenesisBond, Hash32, ReceiptStatus, RegisterAsset, Role,
+        StorageLayout, Terms,
+    };
+
+    const SHARD: &[u8] = &[7u8; 3000];
+
+    fn key(seed: u64) -> ed25519::PrivateKey {
+        ed25519::PrivateKey::from_seed(seed)
+    }
+
+    fn address(seed: u64) -> Address {
+        Address::from_public_key(&key(seed).public_key())
+    }
+
+    struct World {
+        ledger: Ledger,
+        asset: AssetId,
+    }
+
+    impl World {
+        /// Executes one block of calls (signed by the seeds' keys) with a beacon.
+        fn block(&mut self, calls: Vec<(u64, Call)>) {
+            let height = self.ledger.height() + 1;
+            let mut nonces: BTreeMap<u64, u64> = BTreeMap::new();
+            let transactions = calls
+                .into_iter()
+                .map(|(seed, call)| {
+                    let nonce = nonces
+                        .entry(seed)
+                        .or_insert_with(|| self.ledger.nonce(&address(seed)));
+                    let transaction = Transaction {
+                        chain_id: self.ledger.params().chain_id.clone(),
+                        sender: address(seed),
+                        nonce: *nonce,
+                        fee: 1,
+                        call,
+                    };
+                    *nonce += 1;
+                    SignedTransaction::sign(&key(seed), transaction)
+                })
+                .collect();
+            let outcome = self
+                .ledger
+                .execute_block(&BlockInput {
+                    height,
+                    proposer: address(99),
+                    transactions,
+                    beacon: Some(Hash32::blake3(&height.to_be_bytes())),
+                })
+                .unwrap();
+            for receipt in outcome.receipts {
+                assert_eq!(receipt.status, ReceiptStatus::Success, "{receipt:?}");
+            }
+        }
+    }
+
+    /// Owner (1) registers and stores an asset and proposes a deal with provider (2); reader (3)
+    /// buys a license; stranger (4) has none.
+    fn world() -> World {
+        let mut genesis = Genesis::devnet(
+            "provider-test",
+            [
+                (address(1), 1_000_000_000),
+                (address(2), 1_000_000),
+                (address(3), 1_000_000),
+                (address(4), 1_000_000),
+            ],
+        );
+        genesis.bonds.push(GenesisBond {
+            address: address(2),
+            role: Role::StorageProvider,
+            amount: 10_000,
+        });
+        let mut world = World {
+            ledger: Ledger::from_genesis(&genesis).unwrap(),
+            asset: Hash32::blake3(b"the asset"),
+        };
+        let asset = world.asset;
+        world.block(vec![
+            (
+                1,
+                Call::RegisterAsset(RegisterAsset {
+                    content_root: asset,
+                    kind: AssetKind::Dataset,
+                    name: "data".into(),
+                    byte_size: 9000,
+                    owners: vec![],
+                    parents: vec![],
+                    terms: Terms {
+                        ai_training: true,
+                        price: 10,
+                        ..Terms::default()
+                    },
+                }),
+            ),
+            (
+                2,
+                Call::RegisterProvider {
+                    capacity_bytes: 1 << 20,
+                    price_per_gib_epoch: 1 << 30,
+                    endpoint: "http://127.0.0.1:1/v1/storage/x".into(),
+                },
+            ),
+            (
+                1,
+                Call::StoreAsset {
+                    asset,
+                    layout: StorageLayout {
+                        manifest_root: Hash32([1; 32]),
+                        data_shards: 1,
+                        parity_shards: 1,
+                        shard_bytes: SHARD.len() as u64,
+                        shard_roots: vec![Hash32::blake3(SHARD), Hash32::blake3(SHARD)],
+                    },
+                },
+            ),
+            (
+                1,
+                Call::CreateDeal {
+                    asset,
+                    shard_index: 0,
+                    provider: address(2),
+                    epochs: 5,
+                },
+            ),
+            (3, Call::BuyLicense { asset }),
+        ]);
+        world
+    }
+
+    fn chain(ledger: &Ledger) -> ChainState {
+        let genesis = Block::genesis(ledger.state_root().0, key(99).public_key());
+        ChainState::new(ledger.clone(), &genesis)
+    }
+
+    fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
+        StorageProvider::open(
+            key(2),
+            directory,
+            chain.clone(),
+            Offer {
+                capacity_bytes: 1 << 20,
+                price_per_gib_epoch: 1 << 30,
+                endpoint: "http://127.0.0.1:1/v1/storage/x".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn pending_calls(chain: &ChainState) -> Vec<Call> {
+        chain
+            .lock()
+            .mempool
+            .iter()
+            .map(|(_, transaction)| transaction.transaction.call.clone())
+            .collect()
+    }
+
+    #[test]
+    fn takes_the_right_shard_accepts_once_and_serves_only_allowed_readers() {
+        let world = world();
+        let chain = chain(&world.ledger);
+        let directory = tempfile::tempdir().unwrap();
+        let provider = provider(&chain, directory.path());
+        assert_eq!(
+            provider.upload(9, SHARD).unwrap_err().code(),
+            "deal_not_found"
+        );
+        assert_eq!(
+            provider.upload(1, &SHARD[1..]).unwrap_err().code(),
+            "wrong_shard"
+        );
+        let mut altered = SHARD.to_vec();
+        altered[0] ^= 1;
+        assert_eq!(
+            provider.upload(1, &altered).unwrap_err().code(),
+            "wrong_shard"
+        );
+        // Nothing is accepted before the shard is held.
+        assert!(provider.tick().is_empty());
+        provider.upload(1, SHARD).unwrap();
+        assert_eq!(provider.tick().len(), 1);
+        assert_eq!(pending_calls(&chain), vec![Call::AcceptDeal { deal: 1 }]);
+        assert!(provider.tick().is_empty(), "sent once while pending");
+
+        let now = 1_000;
+        let request = |seed: u64, expires_ms: u64| {
+            ReadRequest::sign(&key(seed), world.asset, 0, address(2), expires_ms)
+        };
+        // The licensee and the owner read; a stranger, an expired or altered request, do not.
+        assert_eq!(provider.read(&request(3, now + 1), now).unwrap(), SHARD);
+        assert_eq!(provider.read(&request(1, now + 1), now).unwrap(), SHARD);
+        assert_eq!(
+            provider.read(&request(4, now + 1), now).unwrap_err().code(),
+            "not_authorised"
+        );
+        assert_eq!(
+            provider.read(&request(3, now - 1), now).unwrap_err().code(),
+            "bad_signature"
+        );
+        let mut forged = request(4, now + 1);
+        forged.reader = address(3);
+        assert_eq!(
+            provider.read(&forged, now).unwrap_err().code(),
+            "bad_signature"
+        );
+        let mut other_shard = request(3, now + 1);
+        other_shard.shard_index = 1;
+        assert_eq!(
+            provider.read(&other_shard, now).unwrap_err().code(),
+            "bad_signature"
+        );
+    }
+
+    #[test]
+    fn answers_a_challenge_with_a_proof_the_ledger_accepts() {
+        let mut world = world();
+        world.block(vec![(2, Call::AcceptDeal { deal: 1 })]);
+        let epoch_blocks = world.ledger.params().epoch_blocks;
+        while !(world.ledger.height() + 1).is_multiple_of(epoch_blocks) {
+            world.block(vec![]);
+        }
+        world.block(vec![]);
+        let deal = world.ledger.deal(1).unwrap();
+        assert!(deal.challenge_epoch.is_some() && !deal.challenge_answered);
+        let chain = chain(&world.ledger);
+        let directory = tempfile::tempdir().unwrap();
+        // The provider holds the shard (stored when the deal was proposed).
+        ShardStore::open(directory.path())
+            .and_then(|store| {
+                store.put(
+                    &ContentHash(world.asset.0),
+                    0,
+                    SHARD,
+                    &ContentHash::of(SHARD),
+                )
+            })
+            .unwrap();
+        let provider = provider(&chain, directory.path());
+        assert_eq!(provider.tick().len(), 1);
+        let calls = pending_calls(&chain);
+        let Some(Call::SubmitProof { deal, epoch, proof }) = calls.first().cloned() else {
+            panic!("expected a proof, got {calls:?}");
+        };
+        assert_eq!(
+            (deal, Some(epoch)),
+            (1, world.ledger.deal(1).unwrap().challenge_epoch)
+        );
+        // The ledger accepts it and pays the provider.
+        let before = world.ledger.balance(&address(2));
+        world.block(vec![(2, Call::SubmitProof { deal, epoch, proof })]);
+        assert!(world.ledger.deal(1).unwrap().challenge_answered);
+        assert_eq!(world.ledger.balance(&address(2)), before + 3000 - 1);
+    }
+}
