@@ -35,6 +35,10 @@ pub struct DevnetArgs {
     /// Run each validator as its own `tributary node run` process (listed in devnet.json).
     #[arg(long)]
     pub processes: bool,
+    /// Storage providers to run (funded and bonded at genesis, serving on the API), used when
+    /// the chain is created.
+    #[arg(long, default_value_t = 6)]
+    pub storage_providers: usize,
     /// With --processes: also run this many full (non-voting) nodes that follow the chain
     /// (used when the chain is created).
     #[arg(long, default_value_t = 0, requires = "processes")]
@@ -298,6 +302,7 @@ pub fn devnet(cli: &Cli, args: &DevnetArgs) -> Result<()> {
         validators: args.validators,
         http: args.http,
         reset: args.reset,
+        storage_providers: args.storage_providers,
     };
     let info = devnet::prepare(&options)?;
     let json = cli.json;

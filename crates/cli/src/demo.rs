@@ -126,6 +126,9 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> Result<()> {
         validators: args.validators,
         http,
         reset: false,
+        // The storage part of the demo comes with `asset add`; until then no providers, so the
+        // books hold only the demo's own transactions.
+        storage_providers: 0,
     };
     let info = devnet::prepare(&options)?;
     let validator_addresses: Vec<Address> =

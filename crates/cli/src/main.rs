@@ -12,6 +12,7 @@ mod load;
 mod output;
 mod processes;
 mod rewards;
+mod storage;
 mod value;
 
 use anyhow::Result;
@@ -82,6 +83,9 @@ pub enum Command {
     /// claim.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
+    /// Storage providers and deals on the ledger.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// Run benchmarks on this machine.
     #[command(subcommand)]
     Bench(commands::BenchCommand),
@@ -134,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Asset(command) => commands::asset(&cli, command),
         Command::License(command) => commands::license(&cli, command),
         Command::Rewards(command) => rewards::rewards(&cli, command),
+        Command::Storage(command) => storage::storage(&cli, command),
         Command::Status => commands::status(&cli),
         Command::Evidence(command) => commands::evidence(&cli, command),
         Command::Block(command) => commands::block(&cli, command),

@@ -141,6 +141,23 @@ fn devnet_cli_bad_input_and_crash_recovery() {
     let key = devnet.ok(home.path(), &["keys", "show", "alice"]);
     assert_eq!(key["address"], alice["address"]);
 
+    // The devnet's six storage providers register themselves on the ledger.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while devnet.ok(home.path(), &["storage", "status"])["providers"] != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "storage providers did not register"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let providers = devnet.ok(home.path(), &["storage", "providers"]);
+    assert!(providers.as_array().unwrap().iter().all(|provider| {
+        provider["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://127.0.0.1:{port}/v1/storage/trib1"))
+    }));
+
     // A transfer, to the unit.
     let transfer = devnet.ok(
         home.path(),

@@ -15,7 +15,7 @@ use crate::{
     keystore::{Keystore, KeystoreError, write_private},
 };
 use commonware_cryptography::Signer;
-use commonware_runtime::{Runner, Supervisor, tokio as runtime};
+use commonware_runtime::{Clock, Runner, Spawner, Supervisor, tokio as runtime};
 use std::{
     fs,
     net::{SocketAddr, TcpListener},
@@ -35,6 +35,16 @@ pub const DEV_ACCOUNTS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000;
 /// Each validator's genesis stake (its `validator` bond, slashed for proven misbehaviour).
 pub const VALIDATOR_BOND: Amount = 10_000_000_000;
+/// Each devnet storage provider's starting balance, base units.
+pub const PROVIDER_BALANCE: Amount = 1_000_000_000;
+/// Each devnet storage provider's genesis `storage_provider` bond.
+pub const PROVIDER_BOND: Amount = 1_000_000;
+/// What each devnet storage provider offers: capacity in bytes and price per GiB-epoch.
+pub const PROVIDER_CAPACITY_BYTES: u64 = 64 << 30;
+/// Price per GiB per epoch each devnet provider asks, base units.
+pub const PROVIDER_PRICE_PER_GIB_EPOCH: Amount = 1_000_000;
+/// How often a provider looks for deals to accept and challenges to answer.
+pub const PROVIDER_TICK_MS: u64 = 250;
 /// The devnet's chain id.
 pub const DEVNET_CHAIN_ID: &str = "tributary-devnet";
 /// The default API address.
@@ -107,6 +117,9 @@ pub struct DevnetOptions {
     pub http: SocketAddr,
     /// Delete the devnet's chain data and genesis first (keys are kept).
     pub reset: bool,
+    /// Storage providers to run (used when the genesis is created): accounts `provider-0`…,
+    /// funded and bonded at genesis, serving on this node's API.
+    pub storage_providers: usize,
 }
 
 /// Where a prepared devnet lives.
@@ -122,6 +135,8 @@ pub struct DevnetInfo {
     pub genesis: ChainGenesis,
     /// Dev accounts: name and address.
     pub accounts: Vec<(String, Address)>,
+    /// Storage provider accounts (keys `provider-0`… in the home): name and address.
+    pub providers: Vec<(String, Address)>,
     /// The API address.
     pub http: SocketAddr,
     /// Whether an existing chain is resumed.
@@ -147,9 +162,18 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 /// The dev accounts' names and addresses, creating their keys in `home` where missing.
 pub fn dev_accounts(home: &Path) -> Result<Vec<(String, Address)>, DevnetError> {
+    named_accounts(home, DEV_ACCOUNTS.iter().map(|name| name.to_string()))
+}
+
+/// Keys `names` in `home`'s keystore (created where missing): name and address.
+fn named_accounts(
+    home: &Path,
+    names: impl IntoIterator<Item = String>,
+) -> Result<Vec<(String, Address)>, DevnetError> {
     let keystore = Keystore::new(home);
     let mut accounts = Vec::new();
-    for name in DEV_ACCOUNTS {
+    for name in names {
+        let name = name.as_str();
         let key = match keystore.load(name) {
             Ok(key) => key,
             Err(KeystoreError::NotFound { .. }) => keystore.create(name)?,
@@ -176,6 +200,21 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
     let accounts = dev_accounts(&options.home)?;
     let genesis_path = dir.join("genesis.json");
     let resumed = genesis_path.exists();
+    // A resumed chain keeps the providers its genesis bonded.
+    let provider_count = if resumed {
+        read_json::<ChainGenesis>(&genesis_path)?
+            .ledger
+            .bonds
+            .iter()
+            .filter(|bond| bond.role == Role::StorageProvider)
+            .count()
+    } else {
+        options.storage_providers
+    };
+    let providers = named_accounts(
+        &options.home,
+        (0..provider_count).map(|index| format!("provider-{index}")),
+    )?;
     let genesis = if resumed {
         read_json::<ChainGenesis>(&genesis_path)?
     } else {
@@ -213,6 +252,17 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
                 amount: VALIDATOR_BOND,
             })
             .collect();
+        for (_, address) in &providers {
+            ledger.allocations.push(tributary_types::Allocation {
+                address: *address,
+                amount: PROVIDER_BALANCE,
+            });
+            ledger.bonds.push(GenesisBond {
+                address: *address,
+                role: Role::StorageProvider,
+                amount: PROVIDER_BOND,
+            });
+        }
         let genesis = ChainGenesis {
             ledger,
             validators,
@@ -230,6 +280,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
         data_dir: dir.join("data"),
         genesis,
         accounts,
+        providers,
         http: options.http,
         resumed,
     })
@@ -259,17 +310,34 @@ pub fn run(
         let key_file: ValidatorKeyFile = read_json(&path)?;
         identities.push((Seat::Validator(index), key_file.identity()?));
     }
+    let keystore = Keystore::new(&info.home);
+    let mut providers = Vec::new();
+    for (index, (name, _)) in info.providers.iter().enumerate() {
+        providers.push(LocalProvider {
+            signer: keystore.load(name)?.signer,
+            directory: info.data_dir.join("providers").join(index.to_string()),
+        });
+    }
     let genesis = info.genesis.clone();
     let data_dir = info.data_dir.clone();
     let http = info.http;
     run_validators(
         &genesis,
         identities,
+        providers,
         &data_dir,
         http,
         move || on_ready(&info),
         shutdown,
     )
+}
+
+/// A storage provider run by this process: its account key and its shard directory.
+pub struct LocalProvider {
+    /// The provider's account key.
+    pub signer: commonware_cryptography::ed25519::PrivateKey,
+    /// Where its shards live.
+    pub directory: PathBuf,
 }
 
 /// Which genesis entry a locally run node is.
@@ -287,6 +355,7 @@ pub enum Seat {
 pub fn run_validators(
     genesis: &ChainGenesis,
     identities: Vec<(Seat, tributary_chain::NodeIdentity)>,
+    local_providers: Vec<LocalProvider>,
     data_dir: &Path,
     http: SocketAddr,
     on_ready: impl FnOnce() + Send + 'static,
@@ -351,10 +420,39 @@ pub fn run_validators(
         let Some(chain) = api_state else {
             return Err(DevnetError::Options("no validators".into()));
         };
+        // Storage providers serve on this API and act through node 0's chain state.
+        let mut providers = std::collections::BTreeMap::new();
+        for local in local_providers {
+            let address = Address::from_public_key(&local.signer.public_key());
+            let offer = crate::provider::Offer {
+                capacity_bytes: PROVIDER_CAPACITY_BYTES,
+                price_per_gib_epoch: PROVIDER_PRICE_PER_GIB_EPOCH,
+                endpoint: format!("http://{http}/v1/storage/{address}"),
+            };
+            let provider = crate::provider::StorageProvider::open(
+                local.signer,
+                &local.directory,
+                chain.clone(),
+                offer,
+            )
+            .map_err(|error| {
+                DevnetError::Options(format!("storage provider {address}: {error}"))
+            })?;
+            let ticking = provider.clone();
+            context.child("provider").spawn(move |context| async move {
+                loop {
+                    ticking.tick();
+                    context
+                        .sleep(std::time::Duration::from_millis(PROVIDER_TICK_MS))
+                        .await;
+                }
+            });
+            providers.insert(address, provider);
+        }
         let router = api::router(ApiState {
             chain,
             validators: set.validators.len(),
-            providers: std::sync::Arc::new(std::collections::BTreeMap::new()),
+            providers: std::sync::Arc::new(providers),
         });
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|source| DevnetError::Listen {

@@ -367,6 +367,7 @@ pub fn run(
     run_validators(
         &genesis,
         vec![(seat, identity)],
+        Vec::new(),
         &data_dir,
         api,
         move || on_ready(&config),
