@@ -153,6 +153,44 @@ pub enum AssetCommand {
         #[arg(long)]
         fee: Option<Amount>,
     },
+    /// Store a file on the network: check its format, chunk, encrypt with a fresh data key,
+    /// erasure-code into k + m shards, register it, and place each shard with its own storage
+    /// provider under a deal (waits until every provider has accepted).
+    Add {
+        /// The file (CSV, Parquet or JSONL).
+        file: PathBuf,
+        /// The owner's key.
+        #[arg(long)]
+        from: String,
+        /// What the file is.
+        #[arg(long, value_enum, default_value = "dataset")]
+        kind: KindArg,
+        /// A display name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        terms: TermsArgs,
+        /// Data shards (k): any k rebuild the file.
+        #[arg(long, default_value_t = 4)]
+        data_shards: usize,
+        /// Parity shards (m): the file survives the loss of any m providers.
+        #[arg(long, default_value_t = 2)]
+        parity_shards: usize,
+        /// Epochs each storage deal pays for.
+        #[arg(long, default_value_t = 100)]
+        epochs: u32,
+    },
+    /// Fetch an asset added from this home: any k shards, verified, decoded and decrypted.
+    Get {
+        /// The asset id.
+        id: String,
+        /// The reading key (an owner).
+        #[arg(long)]
+        from: String,
+        /// Where to write the file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Change an asset's terms for future licenses (owners only).
     Terms {
         /// The asset id.
@@ -589,6 +627,59 @@ pub fn register(
 pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
     let client = client(cli);
     match command {
+        AssetCommand::Add {
+            file,
+            from,
+            kind,
+            name,
+            terms,
+            data_shards,
+            parity_shards,
+            epochs,
+        } => {
+            let outcome = crate::data::add(
+                cli,
+                &client,
+                crate::data::AddRequest {
+                    file,
+                    from,
+                    kind: match kind {
+                        KindArg::Dataset => AssetKind::Dataset,
+                        KindArg::Model => AssetKind::Model,
+                    },
+                    name: name.as_deref(),
+                    terms: terms_from(terms),
+                    data_shards: *data_shards,
+                    parity_shards: *parity_shards,
+                    epochs: *epochs,
+                },
+            )?;
+            if cli.json {
+                return output::json(&outcome);
+            }
+            println!(
+                "{} stored as {} shards with {} providers; manifest and key in {}",
+                outcome.asset_id,
+                outcome.shards.len(),
+                outcome.shards.len(),
+                outcome.saved.display()
+            );
+            Ok(())
+        }
+        AssetCommand::Get { id, from, out } => {
+            let outcome = crate::data::get(cli, &client, parse_asset_id(id)?, from, out)?;
+            if cli.json {
+                return output::json(&outcome);
+            }
+            println!(
+                "{} bytes written to {} (BLAKE3 {} verified) from shards {:?}",
+                outcome.bytes,
+                outcome.out.display(),
+                outcome.asset_id,
+                outcome.shards_used
+            );
+            Ok(())
+        }
         AssetCommand::Register {
             file,
             from,

@@ -6,6 +6,7 @@
 
 mod client;
 mod commands;
+mod data;
 mod demo;
 mod demo_rewards;
 mod load;

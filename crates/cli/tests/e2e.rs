@@ -828,3 +828,98 @@ fn rewards_pool_pays_by_a_valuation_report_through_the_cli() {
         1
     );
 }
+
+#[test]
+fn asset_add_places_shards_and_get_survives_corrupt_shards() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let wine = data.join("wine.csv");
+    let added = devnet.ok(
+        home.path(),
+        &["asset", "add", wine.to_str().unwrap(), "--from", "alice"],
+    );
+    let asset = added["asset_id"].as_str().unwrap().to_string();
+    assert_eq!(added["shards"].as_array().unwrap().len(), 6);
+    let status = devnet.ok(home.path(), &["storage", "status"]);
+    assert_eq!(status["deals"]["active"], 6, "{status}");
+
+    let out = home.path().join("wine.out");
+    let get = |from: &str| {
+        devnet.cli(
+            home.path(),
+            &[
+                "asset",
+                "get",
+                &asset,
+                "--from",
+                from,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let (success, fetched, stderr) = get("alice");
+    assert!(success, "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
+    assert_eq!(fetched["shards_used"].as_array().unwrap().len(), 4);
+
+    // Corrupt data shards 0 and 1 on their providers' disks: the reader skips them and uses
+    // the parity shards instead.
+    let mut corrupted = 0;
+    for entry in walk(&home.path().join("devnet/data/providers")) {
+        let name = entry.file_name().unwrap().to_string_lossy().to_string();
+        if name == "0.shard" || name == "1.shard" {
+            let mut bytes = std::fs::read(&entry).unwrap();
+            bytes[0] ^= 0xff;
+            std::fs::write(&entry, bytes).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert_eq!(corrupted, 2);
+    std::fs::remove_file(&out).unwrap();
+    let (success, fetched, stderr) = get("alice");
+    assert!(success, "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
+    assert_eq!(fetched["shards_skipped"].as_array().unwrap().len(), 2);
+
+    // Someone without the data key gets a clear error; so does an unsupported file.
+    let (success, _, stderr) = get("bob");
+    assert!(!success && stderr.contains("does not open"), "{stderr}");
+    let binary = home.path().join("blob.bin");
+    std::fs::write(&binary, [0u8, 159, 146, 150]).unwrap();
+    let (success, _, stderr) = devnet.cli(
+        home.path(),
+        &["asset", "add", binary.to_str().unwrap(), "--from", "alice"],
+    );
+    assert!(!success && stderr.contains("blob.bin"), "{stderr}");
+
+    // Every epoch the providers prove their shards.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while devnet.ok(home.path(), &["storage", "status"])["proven_epochs"]
+        .as_u64()
+        .unwrap()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "no storage challenge was proven");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file under `directory`, recursively, sorted.
+fn walk(directory: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
