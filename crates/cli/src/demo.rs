@@ -126,9 +126,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> Result<()> {
         validators: args.validators,
         http,
         reset: false,
-        // The storage part of the demo comes with `asset add`; until then no providers, so the
-        // books hold only the demo's own transactions.
-        storage_providers: 0,
+        storage_providers: 6,
     };
     let info = devnet::prepare(&options)?;
     let validator_addresses: Vec<Address> =
@@ -252,6 +250,20 @@ fn walk(
             })
             .collect()
     };
+    // The storage providers register themselves as the devnet starts: wait for them, so the
+    // books below see only the demo's own transactions.
+    let started = std::time::Instant::now();
+    while client
+        .get::<Vec<tributary_types::ProviderView>>("/v1/providers")?
+        .len()
+        < 6
+    {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the storage providers did not register within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let start_status: StatusResponse = client.status()?;
     let before = balances(client)?;
     let mut book = Ledgerbook {

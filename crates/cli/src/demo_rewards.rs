@@ -7,7 +7,7 @@
 use crate::{
     Cli,
     client::Client,
-    commands::{RegisterRequest, hash_file, register},
+    commands::hash_file,
     output,
     rewards::{allocations, created_pool, decide, report_claim},
 };
@@ -76,7 +76,21 @@ pub struct RewardsOutcome {
     committee: Vec<Address>,
     challenger_won: bool,
     contributors: Vec<ContributorOutcome>,
+    storage: StorageOutcome,
     pub problems: Vec<String>,
+}
+
+/// What the shards' storage showed.
+#[derive(Serialize)]
+pub struct StorageOutcome {
+    /// Storage deals made (6 per contributor's shard).
+    deals: usize,
+    /// Distinct providers holding them.
+    providers: usize,
+    /// Epochs proven across those deals (each a challenge answered and paid).
+    proven_epochs: u64,
+    /// Whether alice's shard read back from the providers equals her file.
+    read_back_identical: bool,
 }
 
 /// Each contributor's shard file and its row count.
@@ -250,31 +264,35 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
         verifiers.push(verifier);
     }
 
-    // Contributors register their shards as assets.
+    // Contributors store their shards on the network (`asset add`): each becomes an asset whose
+    // encrypted, erasure-coded shards sit with six providers under deals.
     let mut assets: BTreeMap<String, AssetId> = BTreeMap::new();
+    let mut deals: Vec<u64> = Vec::new();
     for (name, description) in CONTRIBUTORS {
         let (path, rows) = &shards[name];
-        let (response, asset) = register(
+        let added = crate::data::add(
             demo_cli,
             client,
-            RegisterRequest {
+            crate::data::AddRequest {
                 file: path,
                 from: name,
                 kind: AssetKind::Dataset,
                 name: Some(&format!("digits shard ({name})")),
-                owners: Vec::new(),
-                parents: Vec::new(),
                 terms: Terms {
                     ai_training: true,
                     ..Terms::default()
                 },
-                fee: None,
+                data_shards: 4,
+                parity_shards: 2,
+                epochs: 100,
             },
         )?;
-        expect_finalized(
-            &format!("{name} registers a shard of {rows} digits rows ({description})"),
-            &response,
-        )?;
+        eprintln!(
+            "  ✓ {name} stores a shard of {rows} digits rows ({description}): encrypted, 4+2 shards, {} deals",
+            added.shards.len()
+        );
+        let asset = added.asset_id;
+        deals.extend(added.shards.iter().map(|placement| placement.deal));
         assets.insert(name.to_string(), asset);
     }
 
@@ -491,6 +509,46 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
             ));
         }
     }
+    // Storage: alice reads her shard back from the providers, and every deal proves an epoch.
+    let read_path = home.join("alice.read.csv");
+    crate::data::get(demo_cli, client, assets["alice"], "alice", &read_path)?;
+    let read_back_identical = std::fs::read(&read_path)? == std::fs::read(&shards["alice"].0)?;
+    eprintln!(
+        "  ✓ alice reads her shard back from 4 of its 6 providers: {}",
+        if read_back_identical {
+            "identical bytes"
+        } else {
+            "DIFFERENT BYTES"
+        }
+    );
+    if !read_back_identical {
+        problems.push("alice's shard read back differs from her file".into());
+    }
+    let started = Instant::now();
+    let (proven_epochs, providers) = loop {
+        let mut proven = 0u64;
+        let mut providers = std::collections::BTreeSet::new();
+        let mut all_proven = true;
+        for deal in &deals {
+            let view: tributary_types::DealView = client.get(&format!("/v1/deals/{deal}"))?;
+            proven += u64::from(view.epochs_paid);
+            all_proven &= view.epochs_paid > 0;
+            providers.insert(view.provider);
+        }
+        if all_proven {
+            break (proven, providers.len());
+        }
+        ensure!(
+            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
+            "waited {} s for every storage deal to prove an epoch",
+            CHAIN_WAIT_MS_MAX / 1000
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "  ✓ each of the {} storage deals answered a beacon-drawn challenge with a proof ({proven_epochs} epochs proven)",
+        deals.len()
+    );
     Ok(RewardsOutcome {
         pool,
         amount: POOL_AMOUNT.to_string(),
@@ -499,6 +557,12 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
         committee,
         challenger_won,
         contributors,
+        storage: StorageOutcome {
+            deals: deals.len(),
+            providers,
+            proven_epochs,
+            read_back_identical,
+        },
         problems,
     })
 }
@@ -539,5 +603,16 @@ pub fn print(outcome: &RewardsOutcome) {
         },
         outcome.committee.len(),
         &outcome.honest_report_root[..12],
+    );
+    println!(
+        "Storage: {} deals across {} providers (encrypted, 4+2 shards per contributor), {} epochs proven; alice read hers back: {}",
+        outcome.storage.deals,
+        outcome.storage.providers,
+        outcome.storage.proven_epochs,
+        if outcome.storage.read_back_identical {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
     );
 }

@@ -456,6 +456,16 @@ fn demo_balances_the_books_on_four_validators() {
             "{rewards}"
         );
     }
+    // The shards were stored with `asset add` (4+2 with six providers each), alice read hers
+    // back, and every deal proved at least one epoch.
+    let storage = &rewards["storage"];
+    assert_eq!(storage["deals"], 30, "{storage}");
+    assert_eq!(storage["providers"], 6, "{storage}");
+    assert_eq!(storage["read_back_identical"], true, "{storage}");
+    assert!(
+        storage["proven_epochs"].as_u64().unwrap() >= 30,
+        "{storage}"
+    );
 }
 
 #[test]
