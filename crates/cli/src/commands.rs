@@ -123,21 +123,37 @@ pub enum KindArg {
     Model,
 }
 
+/// The file an asset comes from and who registers it.
+#[derive(clap::Args, Debug)]
+pub struct AssetSource {
+    /// The file (for `add`: CSV, Parquet or JSONL).
+    pub file: PathBuf,
+    /// The registering (owner's) key.
+    #[arg(long)]
+    pub from: String,
+    /// What the file is.
+    #[arg(long, value_enum, default_value = "dataset")]
+    pub kind: KindArg,
+    /// A display name (default: the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl AssetSource {
+    fn asset_kind(&self) -> AssetKind {
+        match self.kind {
+            KindArg::Dataset => AssetKind::Dataset,
+            KindArg::Model => AssetKind::Model,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AssetCommand {
     /// Register a file as an IP asset (its id is the file's BLAKE3 hash, as `b3sum` prints).
     Register {
-        /// The file.
-        file: PathBuf,
-        /// The registering key.
-        #[arg(long)]
-        from: String,
-        /// What the file is.
-        #[arg(long, value_enum, default_value = "dataset")]
-        kind: KindArg,
-        /// A display name (default: the file name).
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        source: AssetSource,
         /// An owner and its share, NAME:BPS or ADDRESS:BPS (repeat; shares sum to 10000).
         #[arg(long = "owner")]
         owners: Vec<String>,
@@ -157,17 +173,8 @@ pub enum AssetCommand {
     /// erasure-code into k + m shards, register it, and place each shard with its own storage
     /// provider under a deal (waits until every provider has accepted).
     Add {
-        /// The file (CSV, Parquet or JSONL).
-        file: PathBuf,
-        /// The owner's key.
-        #[arg(long)]
-        from: String,
-        /// What the file is.
-        #[arg(long, value_enum, default_value = "dataset")]
-        kind: KindArg,
-        /// A display name (default: the file name).
-        #[arg(long)]
-        name: Option<String>,
+        #[command(flatten)]
+        source: AssetSource,
         #[command(flatten)]
         terms: TermsArgs,
         /// Data shards (k): any k rebuild the file.
@@ -628,10 +635,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
     let client = client(cli);
     match command {
         AssetCommand::Add {
-            file,
-            from,
-            kind,
-            name,
+            source,
             terms,
             data_shards,
             parity_shards,
@@ -641,13 +645,10 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                 cli,
                 &client,
                 crate::data::AddRequest {
-                    file,
-                    from,
-                    kind: match kind {
-                        KindArg::Dataset => AssetKind::Dataset,
-                        KindArg::Model => AssetKind::Model,
-                    },
-                    name: name.as_deref(),
+                    file: &source.file,
+                    from: &source.from,
+                    kind: source.asset_kind(),
+                    name: source.name.as_deref(),
                     terms: terms_from(terms),
                     data_shards: *data_shards,
                     parity_shards: *parity_shards,
@@ -681,10 +682,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
             Ok(())
         }
         AssetCommand::Register {
-            file,
-            from,
-            kind,
-            name,
+            source,
             owners,
             parents,
             licenses,
@@ -707,13 +705,10 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                 cli,
                 &client,
                 RegisterRequest {
-                    file,
-                    from,
-                    kind: match kind {
-                        KindArg::Dataset => AssetKind::Dataset,
-                        KindArg::Model => AssetKind::Model,
-                    },
-                    name: name.as_deref(),
+                    file: &source.file,
+                    from: &source.from,
+                    kind: source.asset_kind(),
+                    name: source.name.as_deref(),
                     owners: parse_owners(cli, owners)?,
                     parents,
                     terms: terms_from(terms),

@@ -613,16 +613,7 @@ async fn upload_shard(
     let deal: u64 = deal
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_deal", format!("`{deal}` is not a deal id")))?;
-    tokio::task::spawn_blocking(move || provider.upload(deal, &body))
-        .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                error.to_string(),
-            )
-        })?
-        .map_err(provider_error)?;
+    on_provider(move || provider.upload(deal, &body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -641,7 +632,14 @@ async fn read_shard(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    tokio::task::spawn_blocking(move || provider.read(&request, now_ms))
+    on_provider(move || provider.read(&request, now_ms)).await
+}
+
+/// Runs a provider's (disk-bound) work off the async runtime, mapping its errors.
+async fn on_provider<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::provider::ProviderError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| {
             ApiError::new(
