@@ -294,6 +294,34 @@ pub fn read_table_header(path: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// Checks a table's column names (CSV header or Parquet schema): each a valid name, none twice,
+/// at most the feature limit plus the label and contributor columns. Returns each name's column
+/// index.
+pub(crate) fn check_header<'a>(
+    path: &Path,
+    header: &'a [String],
+) -> Result<BTreeMap<&'a str, usize>> {
+    let mut seen = BTreeMap::new();
+    for (index, name) in header.iter().enumerate() {
+        check_name(path, 1, &format!("#{}", index + 1), name)?;
+        if seen.insert(name.as_str(), index).is_some() {
+            return Err(ValuationError::DuplicateColumn {
+                path: path.to_owned(),
+                column: name.clone(),
+            });
+        }
+    }
+    if header.len() > limits::FEATURES_MAX + 2 {
+        return Err(ValuationError::LimitExceeded {
+            context: path.display().to_string(),
+            what: "number of columns",
+            value: header.len(),
+            max: limits::FEATURES_MAX + 2,
+        });
+    }
+    Ok(seen)
+}
+
 /// The header cells of a CSV file (trimmed).
 ///
 /// # Errors
@@ -353,24 +381,7 @@ pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<Table> {
         });
     }
     let header: Vec<String> = record.iter().map(|cell| cell.trim().to_owned()).collect();
-    let mut seen = BTreeMap::new();
-    for (index, name) in header.iter().enumerate() {
-        check_name(path, 1, &format!("#{}", index + 1), name)?;
-        if seen.insert(name.as_str(), index).is_some() {
-            return Err(ValuationError::DuplicateColumn {
-                path: path.to_owned(),
-                column: name.clone(),
-            });
-        }
-    }
-    if header.len() > limits::FEATURES_MAX + 2 {
-        return Err(ValuationError::LimitExceeded {
-            context: path.display().to_string(),
-            what: "number of columns",
-            value: header.len(),
-            max: limits::FEATURES_MAX + 2,
-        });
-    }
+    let seen = check_header(path, &header)?;
     let label_index =
         *seen
             .get(options.label_column.as_str())

@@ -41,7 +41,7 @@ use parquet::file::reader::{ChunkReader, FileReader, Length};
 use parquet::file::serialized_reader::SerializedFileReader;
 use parquet::schema::types::ColumnDescriptor;
 
-use super::{CsvOptions, Matrix, Table, check_name, hash_open_file, open_checked};
+use super::{CsvOptions, Matrix, Table, check_header, check_name, hash_open_file, open_checked};
 use crate::error::{Result, ValuationError};
 use crate::limits;
 
@@ -656,24 +656,7 @@ fn decode(path: &Path, sized: SizedFile, options: &CsvOptions, blake3: [u8; 32])
     let header = column_names(&reader);
 
     // The header, checked as the CSV reader checks it.
-    let mut seen = std::collections::BTreeMap::new();
-    for (index, name) in header.iter().enumerate() {
-        check_name(path, 1, &format!("#{}", index + 1), name)?;
-        if seen.insert(name.as_str(), index).is_some() {
-            return Err(ValuationError::DuplicateColumn {
-                path: path.to_owned(),
-                column: name.clone(),
-            });
-        }
-    }
-    if header.len() > limits::FEATURES_MAX + 2 {
-        return Err(ValuationError::LimitExceeded {
-            context: path.display().to_string(),
-            what: "number of columns",
-            value: header.len(),
-            max: limits::FEATURES_MAX + 2,
-        });
-    }
+    let seen = check_header(path, &header)?;
     let find = |column: &String| {
         seen.get(column.as_str())
             .copied()
