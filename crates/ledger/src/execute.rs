@@ -163,18 +163,14 @@ impl Ledger {
             work.set_account(tx.sender, sender);
             bank::credit(&mut work, block.proposer, tx.fee).map_err(|_| BlockError::Overflow)?;
 
-            let snapshot = work.clone();
             let mut events = Vec::new();
-            let status = match apply_call(&mut work, &self.params, tx.sender, &tx.call, &mut events)
-            {
+            let status = match work.atomically(&mut events, |state, events| {
+                apply_call(state, &self.params, tx.sender, &tx.call, events)
+            }) {
                 Ok(()) => ReceiptStatus::Success,
-                Err(error) => {
-                    work = snapshot;
-                    events.clear();
-                    ReceiptStatus::Failed {
-                        reason: error.reason(),
-                    }
-                }
+                Err(error) => ReceiptStatus::Failed {
+                    reason: error.reason(),
+                },
             };
             receipts.push(Receipt {
                 tx_hash: item.hash,

@@ -298,10 +298,7 @@ impl Ledger {
     /// Whether `reader` may read `asset`'s data: one of its owners, or the holder of a license
     /// token for it that has not expired.
     pub fn may_read(&self, reader: &Address, asset: &AssetId) -> bool {
-        let Some(record) = self.state.assets.get(asset) else {
-            return false;
-        };
-        if record.owners.iter().any(|(owner, _)| owner == reader) {
+        if registry::require_owner(&self.state, *reader, *asset).is_ok() {
             return true;
         }
         let height = self.state.height;

@@ -422,26 +422,22 @@ pub(crate) fn begin_block(state: &mut State, params: &Params, events: &mut Vec<E
         // Each pool's step lands whole or not at all. A step that fails (an overflow crediting a
         // winner) leaves that pool as it was, to be retried next block, rather than invalidating
         // every block at this height and halting the chain.
-        let snapshot = state.clone();
-        let mut step_events = Vec::new();
-        let step = if challenge.committee.is_empty() {
-            match state.beacon {
-                Some(beacon) if challenge.filed_height < state.height => {
-                    draw(state, params, pool, challenge, beacon, &mut step_events)
+        let step = state.atomically(events, |state, events| {
+            if challenge.committee.is_empty() {
+                match state.beacon {
+                    Some(beacon) if challenge.filed_height < state.height => {
+                        draw(state, params, pool, challenge, beacon, events)
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
+            } else if state.height > challenge.vote_deadline_height {
+                resolve(state, params, pool, true, events)
+            } else {
+                Ok(())
             }
-        } else if state.height > challenge.vote_deadline_height {
-            resolve(state, params, pool, true, &mut step_events)
-        } else {
-            Ok(())
-        };
-        match step {
-            Ok(()) => events.append(&mut step_events),
-            Err(error) => {
-                *state = snapshot;
-                tracing::warn!(target: "tributary::ledger", pool = id, %error, "reward pool step failed; retrying next block");
-            }
+        });
+        if let Err(error) = step {
+            tracing::warn!(target: "tributary::ledger", pool = id, %error, "reward pool step failed; retrying next block");
         }
     }
 }

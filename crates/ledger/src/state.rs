@@ -14,12 +14,13 @@
 //! rolls its root updates back too. Public entry points of the ledger flush before they return, so
 //! [`State::root`] is always current outside execution.
 
+use crate::error::ExecutionError;
 use commonware_codec::Write;
 use commonware_cryptography::lthash::LtHash;
 use imbl::OrdMap;
 use tributary_types::{
-    Address, Amount, AssetId, AssetKind, DealId, Hash32, LicenseTokenId, Params, RewardPoolId,
-    Role, StateRoot, StorageLayout, Terms, ValuationClaim,
+    Address, Amount, AssetId, AssetKind, DealId, Event, Hash32, LicenseTokenId, Params,
+    RewardPoolId, Role, StateRoot, StorageLayout, Terms, ValuationClaim,
 };
 
 /// Domain tag hashed in front of the LtHash checksum.
@@ -616,6 +617,29 @@ impl State {
             }
             if let Some(new) = &change.current {
                 self.lthash.add(new);
+            }
+        }
+    }
+
+    /// Runs `step` so it lands whole or not at all: its events are appended to `events` only if
+    /// it succeeds; on an error the state is restored to what it was (an O(1) persistent clone)
+    /// and the error returned. Every transaction's call, and each pool's or deal's step at the
+    /// start of a block, runs this way.
+    pub(crate) fn atomically<T>(
+        &mut self,
+        events: &mut Vec<Event>,
+        step: impl FnOnce(&mut State, &mut Vec<Event>) -> Result<T, ExecutionError>,
+    ) -> Result<T, ExecutionError> {
+        let snapshot = self.clone();
+        let mut step_events = Vec::new();
+        match step(self, &mut step_events) {
+            Ok(value) => {
+                events.append(&mut step_events);
+                Ok(value)
+            }
+            Err(error) => {
+                *self = snapshot;
+                Err(error)
             }
         }
     }

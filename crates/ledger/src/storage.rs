@@ -445,15 +445,12 @@ pub(crate) fn begin_block(state: &mut State, params: &Params, events: &mut Vec<E
         let Some(deal) = state.deals.get(&id).cloned() else {
             continue;
         };
-        let snapshot = state.clone();
-        let mut step_events = Vec::new();
-        match epoch_step(state, params, deal, epoch, beacon, &mut step_events) {
-            Ok(issued) => {
-                challenged += u64::from(issued);
-                events.append(&mut step_events);
-            }
+        // Each deal's step lands whole or not at all (see `State::atomically`).
+        match state.atomically(events, |state, events| {
+            epoch_step(state, params, deal, epoch, beacon, events)
+        }) {
+            Ok(issued) => challenged += u64::from(issued),
             Err(error) => {
-                *state = snapshot;
                 tracing::warn!(target: "tributary::ledger", deal = id, %error, "storage epoch step failed; retrying next epoch");
             }
         }
