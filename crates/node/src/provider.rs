@@ -331,14 +331,17 @@ impl StorageProvider {
             .ok_or_else(no_shard)
     }
 
-    /// Sends `call` for `duty` unless a transaction for it is still pending. Returns its hash.
-    fn send(&self, duty: Duty, call: Call) -> Option<TxHash> {
+    /// Sends the call `make` builds for `duty`, unless a transaction for it is pending or
+    /// finalized already: then `make` (which may read or hash a shard) is not run at all.
+    /// Returns the new transaction's hash.
+    fn send(&self, duty: Duty, make: impl FnOnce() -> Option<Call>) -> Option<TxHash> {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hash) = sent.get(&duty)
             && self.chain.transaction_status(hash).is_some()
         {
             return None;
         }
+        let call = make()?;
         // One statement per lock: a guard held across `next_nonce` would deadlock.
         let chain_id = self.chain.lock().finalized.params().chain_id.clone();
         let nonce = self.chain.next_nonce(&self.address);
@@ -364,23 +367,23 @@ impl StorageProvider {
 
     /// One round of duties; returns the transactions sent.
     pub fn tick(&self) -> Vec<TxHash> {
-        let (registered, deals) = {
+        let (registered, deals, challenge_count) = {
             let inner = self.chain.lock();
             (
                 inner.finalized.provider(&self.address).is_some(),
                 inner.finalized.provider_deals(&self.address),
+                usize::from(inner.finalized.params().challenges_per_deal).max(1),
             )
         };
         let mut sent = Vec::new();
         if !registered {
-            sent.extend(self.send(
-                Duty::Register,
-                Call::RegisterProvider {
+            sent.extend(self.send(Duty::Register, || {
+                Some(Call::RegisterProvider {
                     capacity_bytes: self.offer.capacity_bytes,
                     price_per_gib_epoch: self.offer.price_per_gib_epoch,
                     endpoint: self.offer.endpoint.clone(),
-                },
-            ));
+                })
+            }));
             return sent;
         }
         for deal in deals {
@@ -388,14 +391,10 @@ impl StorageProvider {
             let index = u32::from(deal.shard_index);
             let root = ContentHash(deal.shard_root.0);
             match deal.status.as_str() {
-                "proposed" => {
+                "proposed" => sent.extend(self.send(Duty::Accept(deal.id), || {
                     let held = matches!(self.store.get(&asset, index, &root), Ok(Some(_)));
-                    if held {
-                        sent.extend(
-                            self.send(Duty::Accept(deal.id), Call::AcceptDeal { deal: deal.id }),
-                        );
-                    }
-                }
+                    held.then_some(Call::AcceptDeal { deal: deal.id })
+                })),
                 "active" => {
                     let (Some(epoch), Some(seed), false) = (
                         deal.challenge_epoch,
@@ -404,28 +403,26 @@ impl StorageProvider {
                     ) else {
                         continue;
                     };
-                    let count =
-                        usize::from(self.chain.lock().finalized.params().challenges_per_deal);
-                    let chunks = tributary_proof::challenge_chunks(
-                        seed.0,
-                        deal.id,
-                        epoch,
-                        deal.shard_bytes,
-                        count.max(1),
-                    );
-                    match self.store.prove(&asset, index, &root, &chunks) {
-                        Ok(proof) => sent.extend(self.send(
-                            Duty::Prove(deal.id, epoch),
-                            Call::SubmitProof {
+                    sent.extend(self.send(Duty::Prove(deal.id, epoch), || {
+                        let chunks = tributary_proof::challenge_chunks(
+                            seed.0,
+                            deal.id,
+                            epoch,
+                            deal.shard_bytes,
+                            challenge_count,
+                        );
+                        match self.store.prove(&asset, index, &root, &chunks) {
+                            Ok(proof) => Some(Call::SubmitProof {
                                 deal: deal.id,
                                 epoch,
                                 proof: proof.encode(),
-                            },
-                        )),
-                        Err(error) => {
-                            tracing::error!(target: "tributary::provider", provider = %self.address, deal = deal.id, %error, "cannot prove a shard it should hold");
+                            }),
+                            Err(error) => {
+                                tracing::error!(target: "tributary::provider", provider = %self.address, deal = deal.id, %error, "cannot prove a shard it should hold");
+                                None
+                            }
                         }
-                    }
+                    }));
                 }
                 _ => {}
             }
