@@ -62,10 +62,11 @@ impl Client {
         if status.is_success() {
             serde_json::from_str(&text)
                 .with_context(|| format!("unexpected response from {path}: {text}"))
-        } else if let Ok(error) = serde_json::from_str::<ErrorBody>(&text) {
-            Err(anyhow!("{} ({})", error.error.message, error.error.code))
         } else {
-            Err(anyhow!("{path}: HTTP {status}: {text}"))
+            Err(anyhow!(
+                "{}",
+                error_message(&text).unwrap_or_else(|| format!("{path}: HTTP {status}: {text}"))
+            ))
         }
     }
 
@@ -132,5 +133,34 @@ impl Client {
             }
             std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
         }
+    }
+}
+
+/// `message (code)` of an API error body (`{"error": {"code", "message"}}`), if `text` is one.
+pub fn error_message(text: &str) -> Option<String> {
+    serde_json::from_str::<ErrorBody>(text)
+        .ok()
+        .map(|error| format!("{} ({})", error.error.message, error.error.code))
+}
+
+/// How often [`poll_until`] asks again.
+const POLL_UNTIL_INTERVAL_MS: u64 = 100;
+
+/// Calls `check` until it returns a value, every [`POLL_UNTIL_INTERVAL_MS`]; fails with
+/// "waited N s for `what`" after `timeout_ms`, or with `check`'s own error.
+pub fn poll_until<T>(
+    what: &str,
+    timeout_ms: u64,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        if started.elapsed() >= Duration::from_millis(timeout_ms) {
+            bail!("waited {} s for {what}", timeout_ms / 1000);
+        }
+        std::thread::sleep(Duration::from_millis(POLL_UNTIL_INTERVAL_MS));
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::{
     Cli,
-    client::Client,
+    client::{Client, poll_until},
     commands::{RegisterRequest, keystore, register},
 };
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -19,7 +19,7 @@ use commonware_codec::Encode;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tributary_node::{api::TransactionResponse, provider::ReadRequest};
 use tributary_store::{IngestOptions, Manifest, WrappedKey};
@@ -108,19 +108,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Reads an error body (`{"error": {"code", "message"}}`) into one line.
+/// A provider's error response as one line (see [`crate::client::error_message`]).
 fn error_text(response: &mut ureq::http::Response<ureq::Body>) -> String {
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|value| {
-            Some(format!(
-                "{} ({})",
-                value["error"]["message"].as_str()?,
-                value["error"]["code"].as_str()?
-            ))
-        })
-        .unwrap_or(text)
+    crate::client::error_message(&text).unwrap_or(text)
 }
 
 pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOutcome> {
@@ -259,28 +250,19 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         });
     }
     // Every provider accepts once it holds its shard.
-    let started = Instant::now();
-    loop {
-        let deals: Vec<DealView> = client.get(&format!("/v1/deals?asset={asset}"))?;
-        let accepted = shards
-            .iter()
-            .filter(|placement| {
+    poll_until(
+        &format!("every provider to accept (see `tributary storage deals --asset {asset}`)"),
+        ACCEPT_WAIT_MS_MAX,
+        || {
+            let deals: Vec<DealView> = client.get(&format!("/v1/deals?asset={asset}"))?;
+            let accepted = shards.iter().all(|placement| {
                 deals
                     .iter()
                     .any(|deal| deal.id == placement.deal && deal.status == "active")
-            })
-            .count();
-        if accepted == shards.len() {
-            break;
-        }
-        ensure!(
-            started.elapsed() < Duration::from_millis(ACCEPT_WAIT_MS_MAX),
-            "{accepted} of {} providers accepted within {} s; see `tributary storage deals --asset {asset}`",
-            shards.len(),
-            ACCEPT_WAIT_MS_MAX / 1000
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            });
+            Ok(accepted.then_some(()))
+        },
+    )?;
     Ok(AddOutcome {
         asset_id: asset,
         saved,

@@ -252,18 +252,10 @@ fn walk(
     };
     // The storage providers register themselves as the devnet starts: wait for them, so the
     // books below see only the demo's own transactions.
-    let started = std::time::Instant::now();
-    while client
-        .get::<Vec<tributary_types::ProviderView>>("/v1/providers")?
-        .len()
-        < 6
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "the storage providers did not register within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::client::poll_until("the storage providers to register", 60_000, || {
+        let providers: Vec<tributary_types::ProviderView> = client.get("/v1/providers")?;
+        Ok((providers.len() >= 6).then_some(()))
+    })?;
     let start_status: StatusResponse = client.status()?;
     let before = balances(client)?;
     let mut book = Ledgerbook {

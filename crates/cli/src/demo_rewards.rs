@@ -6,7 +6,7 @@
 
 use crate::{
     Cli,
-    client::Client,
+    client::{Client, poll_until},
     commands::hash_file,
     output,
     rewards::{allocations, created_pool, decide, report_claim},
@@ -16,7 +16,6 @@ use serde::Serialize;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 use tributary_node::{api::TransactionResponse, keystore::Keystore};
 use tributary_types::{
@@ -188,32 +187,16 @@ fn wait_for_pool(
     what: &str,
     ready: impl Fn(&RewardPoolView) -> bool,
 ) -> Result<RewardPoolView> {
-    let started = Instant::now();
-    loop {
+    poll_until(what, CHAIN_WAIT_MS_MAX, || {
         let view = pool_view(client, pool)?;
-        if ready(&view) {
-            return Ok(view);
-        }
-        ensure!(
-            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
-            "waited {} s for {what}",
-            CHAIN_WAIT_MS_MAX / 1000
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok(ready(&view).then_some(view))
+    })
 }
 
 fn wait_for_height(client: &Client, height: u64) -> Result<()> {
-    let started = Instant::now();
-    while client.status()?.height < height {
-        ensure!(
-            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
-            "waited {} s for height {height}",
-            CHAIN_WAIT_MS_MAX / 1000
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
+    poll_until(&format!("height {height}"), CHAIN_WAIT_MS_MAX, || {
+        Ok((client.status()?.height >= height).then_some(()))
+    })
 }
 
 /// Runs the rewards part on the demo's devnet. `demo_cli` points at it and its home.
@@ -524,27 +507,22 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
     if !read_back_identical {
         problems.push("alice's shard read back differs from her file".into());
     }
-    let started = Instant::now();
-    let (proven_epochs, providers) = loop {
-        let mut proven = 0u64;
-        let mut providers = std::collections::BTreeSet::new();
-        let mut all_proven = true;
-        for deal in &deals {
-            let view: tributary_types::DealView = client.get(&format!("/v1/deals/{deal}"))?;
-            proven += u64::from(view.epochs_paid);
-            all_proven &= view.epochs_paid > 0;
-            providers.insert(view.provider);
-        }
-        if all_proven {
-            break (proven, providers.len());
-        }
-        ensure!(
-            started.elapsed() < Duration::from_millis(CHAIN_WAIT_MS_MAX),
-            "waited {} s for every storage deal to prove an epoch",
-            CHAIN_WAIT_MS_MAX / 1000
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (proven_epochs, providers) = poll_until(
+        "every storage deal to prove an epoch",
+        CHAIN_WAIT_MS_MAX,
+        || {
+            let mut proven = 0u64;
+            let mut providers = std::collections::BTreeSet::new();
+            let mut all_proven = true;
+            for deal in &deals {
+                let view: tributary_types::DealView = client.get(&format!("/v1/deals/{deal}"))?;
+                proven += u64::from(view.epochs_paid);
+                all_proven &= view.epochs_paid > 0;
+                providers.insert(view.provider);
+            }
+            Ok(all_proven.then_some((proven, providers.len())))
+        },
+    )?;
     eprintln!(
         "  ✓ each of the {} storage deals answered a beacon-drawn challenge with a proof ({proven_epochs} epochs proven)",
         deals.len()
