@@ -344,7 +344,13 @@ pub fn get(
     let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
     let mut used = Vec::new();
     let mut skipped = Vec::new();
-    for deal in deals.iter().filter(|deal| deal.status == "active") {
+    // Active deals first; a failed deal's provider missed a challenge but may still hold its
+    // shard (every shard is checked against its root anyway).
+    let candidates = deals
+        .iter()
+        .filter(|deal| deal.status == "active")
+        .chain(deals.iter().filter(|deal| deal.status == "failed"));
+    for deal in candidates {
         if used.len() >= needed {
             break;
         }

@@ -439,14 +439,19 @@ pub fn run_validators(
                 DevnetError::Options(format!("storage provider {address}: {error}"))
             })?;
             let ticking = provider.clone();
-            context.child("provider").spawn(move |context| async move {
-                loop {
-                    ticking.tick();
-                    context
-                        .sleep(std::time::Duration::from_millis(PROVIDER_TICK_MS))
-                        .await;
-                }
-            });
+            // Provider work reads and hashes shards on disk: give it its own thread, off the
+            // ones that drive consensus.
+            context
+                .child("provider")
+                .dedicated()
+                .spawn(move |context| async move {
+                    loop {
+                        ticking.tick();
+                        context
+                            .sleep(std::time::Duration::from_millis(PROVIDER_TICK_MS))
+                            .await;
+                    }
+                });
             providers.insert(address, provider);
         }
         let router = api::router(ApiState {
