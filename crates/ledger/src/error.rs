@@ -1,7 +1,7 @@
 //! Error types. Each has a stable machine code (`code()`) for APIs and receipts.
 
 use tributary_types::{
-    Address, Amount, AssetId, DealId, LicenseTokenId, RewardPoolId, Role, TxHash,
+    Address, Amount, AssetId, DealId, LicenseTokenId, RewardPoolId, Role, TrainingSessionId, TxHash,
 };
 
 /// Why a transaction is refused at admission (and why a block containing it is invalid).
@@ -552,6 +552,160 @@ pub enum ExecutionError {
         /// Deal.
         deal: DealId,
     },
+    /// Unknown training session.
+    #[error("training session {0} not found")]
+    TrainingSessionNotFound(TrainingSessionId),
+    /// A session planning no rounds, or more than the limit.
+    #[error("a training session plans 1..={max} rounds, got {rounds}")]
+    BadRounds {
+        /// Planned.
+        rounds: u32,
+        /// Limit.
+        max: u32,
+    },
+    /// Inconsistent participant bounds.
+    #[error("participant bounds {min}..={max} are invalid: {reason}")]
+    BadParticipantBounds {
+        /// `participants_min`.
+        min: u16,
+        /// `participants_max`.
+        max: u16,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Invalid differential-privacy settings.
+    #[error("differential privacy settings are invalid: {0}")]
+    BadPrivacy(&'static str),
+    /// Invalid aggregation settings.
+    #[error("aggregation settings are invalid: {0}")]
+    BadAggregation(&'static str),
+    /// The asset is not among the session's eligible assets.
+    #[error("asset {asset} is not eligible for training session {session}")]
+    AssetNotEligible {
+        /// Session.
+        session: TrainingSessionId,
+        /// Asset.
+        asset: AssetId,
+    },
+    /// The asset's terms do not grant a right a training session needs.
+    #[error(
+        "the terms of asset {asset} do not allow {right}, which joining a training session needs"
+    )]
+    TermsForbidTraining {
+        /// Asset.
+        asset: AssetId,
+        /// The right missing (`ai_training` or `derivatives`).
+        right: &'static str,
+    },
+    /// The asset's terms expire: a session's license must stay valid until its model is registered.
+    #[error(
+        "the terms of asset {asset} expire at height {expiry_height}; a training session's license must not expire"
+    )]
+    TermsExpire {
+        /// Asset.
+        asset: AssetId,
+        /// Expiry height.
+        expiry_height: u64,
+    },
+    /// Joins closed with the session's first committed round.
+    #[error("training session {0} closed joins at its first committed round")]
+    JoinsClosed(TrainingSessionId),
+    /// The asset already joined the session.
+    #[error("asset {asset} already joined training session {session}")]
+    AlreadyJoined {
+        /// Session.
+        session: TrainingSessionId,
+        /// Asset.
+        asset: AssetId,
+    },
+    /// The session has its most participants.
+    #[error("training session {session} is full ({max} participants)")]
+    SessionFull {
+        /// Session.
+        session: TrainingSessionId,
+        /// `participants_max`.
+        max: u16,
+    },
+    /// The session was finalized already.
+    #[error("training session {0} is already finalized")]
+    SessionFinalized(TrainingSessionId),
+    /// The sender is not the session's aggregator.
+    #[error("{account} is not the aggregator of training session {session}")]
+    NotAggregator {
+        /// Session.
+        session: TrainingSessionId,
+        /// Sender.
+        account: Address,
+    },
+    /// A round that is not the last committed one plus one.
+    #[error("training session {session} expects round {expected}, got round {round}")]
+    RoundOutOfOrder {
+        /// Session.
+        session: TrainingSessionId,
+        /// Committed.
+        round: u32,
+        /// Expected.
+        expected: u32,
+    },
+    /// A round past the session's planned rounds.
+    #[error("training session {session} plans {rounds} rounds, got round {round}")]
+    RoundBeyondPlan {
+        /// Session.
+        session: TrainingSessionId,
+        /// Committed.
+        round: u32,
+        /// Planned.
+        rounds: u32,
+    },
+    /// A round aggregating fewer participants than the session's minimum.
+    #[error(
+        "a round of training session {session} aggregates at least {min} participants, got {count}"
+    )]
+    TooFewRoundParticipants {
+        /// Session.
+        session: TrainingSessionId,
+        /// Listed.
+        count: usize,
+        /// `participants_min`.
+        min: u16,
+    },
+    /// The asset has not joined the session.
+    #[error("asset {asset} is not a participant of training session {session}")]
+    NotParticipant {
+        /// Session.
+        session: TrainingSessionId,
+        /// Asset.
+        asset: AssetId,
+    },
+    /// Finalizing before any round was committed.
+    #[error("training session {0} has no committed round to finalize")]
+    NoRoundsCommitted(TrainingSessionId),
+    /// ε and δ at finalization do not match the session's privacy settings.
+    #[error("privacy accounting for training session {session} is invalid: {reason}")]
+    BadPrivacyReport {
+        /// Session.
+        session: TrainingSessionId,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The pool belongs to a training session: only its `FinalizeSession` posts a valuation.
+    #[error(
+        "reward pool {pool} belongs to training session {session}; its valuation comes from FinalizeSession"
+    )]
+    PoolReservedForSession {
+        /// Pool.
+        pool: RewardPoolId,
+        /// Session.
+        session: TrainingSessionId,
+    },
+    /// The token was minted for a training session: only that session's model may consume it.
+    #[error("license token {token} is reserved for the model of training session {session}")]
+    LicenseReserved {
+        /// Token.
+        token: LicenseTokenId,
+        /// Session.
+        session: TrainingSessionId,
+    },
 }
 
 impl ExecutionError {
@@ -621,6 +775,27 @@ impl ExecutionError {
             ExecutionError::NoStorageChallenge { .. } => "no_storage_challenge",
             ExecutionError::BadStorageProof { .. } => "bad_storage_proof",
             ExecutionError::OwnFailedDeal { .. } => "own_failed_deal",
+            ExecutionError::TrainingSessionNotFound(_) => "training_session_not_found",
+            ExecutionError::BadRounds { .. } => "bad_rounds",
+            ExecutionError::BadParticipantBounds { .. } => "bad_participant_bounds",
+            ExecutionError::BadPrivacy(_) => "bad_privacy",
+            ExecutionError::BadAggregation(_) => "bad_aggregation",
+            ExecutionError::AssetNotEligible { .. } => "asset_not_eligible",
+            ExecutionError::TermsForbidTraining { .. } => "terms_forbid_training",
+            ExecutionError::TermsExpire { .. } => "terms_expire",
+            ExecutionError::JoinsClosed(_) => "joins_closed",
+            ExecutionError::AlreadyJoined { .. } => "already_joined",
+            ExecutionError::SessionFull { .. } => "session_full",
+            ExecutionError::SessionFinalized(_) => "session_finalized",
+            ExecutionError::NotAggregator { .. } => "not_aggregator",
+            ExecutionError::RoundOutOfOrder { .. } => "round_out_of_order",
+            ExecutionError::RoundBeyondPlan { .. } => "round_beyond_plan",
+            ExecutionError::TooFewRoundParticipants { .. } => "too_few_round_participants",
+            ExecutionError::NotParticipant { .. } => "not_participant",
+            ExecutionError::NoRoundsCommitted(_) => "no_rounds_committed",
+            ExecutionError::BadPrivacyReport { .. } => "bad_privacy_report",
+            ExecutionError::PoolReservedForSession { .. } => "pool_reserved_for_session",
+            ExecutionError::LicenseReserved { .. } => "license_reserved",
         }
     }
 

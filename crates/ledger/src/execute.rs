@@ -5,7 +5,7 @@ use crate::{
     error::{AdmissionError, BlockError, ExecutionError},
     licensing, registry, rewards, royalty, stake,
     state::State,
-    storage,
+    storage, training,
 };
 use commonware_cryptography::{BatchEntry, BatchVerifier, Verifier, ed25519::PublicKey};
 use commonware_parallel::Sequential;
@@ -312,7 +312,9 @@ pub(crate) fn apply_call(
         Call::ReportMisbehaviour {
             validator, view, ..
         } => conduct::report(state, params, sender, *validator, *view, events),
-        Call::CreateRewardPool(create) => rewards::create(state, sender, create, events),
+        Call::CreateRewardPool(create) => {
+            rewards::create(state, sender, create, events).map(|_| ())
+        }
         Call::SubmitValuation { pool, valuation } => {
             rewards::submit(state, sender, *pool, valuation, events)
         }
@@ -361,6 +363,25 @@ pub(crate) fn apply_call(
             storage::submit_proof(state, params, sender, *deal, *epoch, proof, events)
         }
         Call::ClaimRepair { deal } => storage::claim_repair(state, params, sender, *deal, events),
+        Call::OpenSession(open) => training::open(state, sender, open, events),
+        Call::JoinSession { session, asset } => {
+            training::join(state, sender, *session, *asset, events)
+        }
+        Call::CommitRound {
+            session,
+            round,
+            aggregate_root,
+            participants,
+        } => training::commit_round(
+            state,
+            sender,
+            *session,
+            *round,
+            *aggregate_root,
+            participants,
+            events,
+        ),
+        Call::FinalizeSession(finalize) => training::finalize(state, sender, finalize, events),
         #[allow(unreachable_patterns)]
         _ => Err(ExecutionError::UnsupportedCall),
     }

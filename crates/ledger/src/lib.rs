@@ -4,8 +4,9 @@
 //! [`Ledger`] holds the [`state`] (typed ordered maps) and the chain's parameters. Consensus hands it
 //! [`BlockInput`](tributary_types::BlockInput)s through [`Ledger::execute_block`]; the mempool asks
 //! [`Ledger::check_admission`]; the API reads through the queries in [`query`]. Modules — [`bank`],
-//! [`stake`], [`registry`], [`licensing`], [`royalty`], [`conduct`], [`rewards`], [`storage`] — each own their rules and touch each other only
-//! through narrow functions (`bank::credit`/`debit`, `royalty::pay`).
+//! [`stake`], [`registry`], [`licensing`], [`royalty`], [`conduct`], [`rewards`], [`storage`],
+//! [`training`] — each own their rules and touch each other only through narrow functions
+//! (`bank::credit`/`debit`, `royalty::pay`, `licensing::mint`, `rewards::post_valuation`).
 //!
 //! # Design choices
 //! - **Persistent maps (`imbl::OrdMap`).** Cloning the state is O(1), so a block executes on a copy that
@@ -43,6 +44,7 @@ pub mod royalty;
 pub mod stake;
 pub(crate) mod state;
 pub mod storage;
+pub mod training;
 
 #[cfg(test)]
 mod proptests;

@@ -4,21 +4,20 @@
 //! Buying is refused when the asset's license cap is reached or its terms' expiry height has passed. There
 //! is no separate "not offered" flag: the default terms allow nothing and cost 0, so a token under them
 //! grants no rights.
+//!
+//! The training module mints through the same [`offered`] / [`mint`] path when an asset joins a
+//! session (no price: the session's reward pays for it), so session tokens count against the cap too.
 
 use crate::{
     error::ExecutionError,
     royalty,
     state::{Asset, LicenseToken, State},
 };
-use tributary_types::{Address, AssetId, Event};
+use tributary_types::{Address, Amount, AssetId, Event, LicenseTokenId};
 
-/// `BuyLicense`.
-pub(crate) fn buy(
-    state: &mut State,
-    buyer: Address,
-    asset_id: AssetId,
-    events: &mut Vec<Event>,
-) -> Result<(), ExecutionError> {
+/// The asset, when a license for it can be minted now: its cap is not reached and its terms have not
+/// expired.
+pub(crate) fn offered(state: &State, asset_id: AssetId) -> Result<Asset, ExecutionError> {
     let asset = state
         .assets
         .get(&asset_id)
@@ -40,9 +39,18 @@ pub(crate) fn buy(
             expiry_height,
         });
     }
-    let price = asset.terms.price;
-    royalty::pay(state, buyer, asset_id, price, events)?;
+    Ok(asset)
+}
 
+/// Mints a token for `asset` (as returned by [`offered`]) to `holder` under a snapshot of its terms,
+/// counting it against the license cap; `price` is what was paid, for the event.
+pub(crate) fn mint(
+    state: &mut State,
+    asset: Asset,
+    holder: Address,
+    price: Amount,
+    events: &mut Vec<Event>,
+) -> Result<LicenseTokenId, ExecutionError> {
     let id = state.next_license_id;
     let next = id.checked_add(1).ok_or(ExecutionError::Overflow)?;
     state.set_next_license_id(next);
@@ -50,6 +58,7 @@ pub(crate) fn buy(
         .licenses_minted
         .checked_add(1)
         .ok_or(ExecutionError::Overflow)?;
+    let asset_id = asset.id;
     let terms = asset.terms.clone();
     state.set_asset(Asset {
         licenses_minted,
@@ -59,15 +68,30 @@ pub(crate) fn buy(
         id,
         asset: asset_id,
         terms,
-        holder: buyer,
+        holder,
         minted_height: state.height,
         consumed_by: None,
     });
     events.push(Event::LicenseMinted {
         token: id,
         asset: asset_id,
-        holder: buyer,
+        holder,
         price,
     });
+    Ok(id)
+}
+
+/// `BuyLicense`.
+pub(crate) fn buy(
+    state: &mut State,
+    buyer: Address,
+    asset_id: AssetId,
+    events: &mut Vec<Event>,
+) -> Result<(), ExecutionError> {
+    let asset = offered(state, asset_id)?;
+    let price = asset.terms.price;
+    // Paying moves balances only; the asset record read above is still current.
+    royalty::pay(state, buyer, asset_id, price, events)?;
+    mint(state, asset, buyer, price, events)?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Property tests: conservation, exact royalty splits on random lineage DAGs, deterministic replay, and
-//! failed calls changing nothing but fee and nonce. Transactions are unsigned here (signature checks are
+//! failed calls changing nothing but fee and nonce — with training sessions in the mix. Transactions are unsigned here (signature checks are
 //! covered by the signed tests), which keeps these fast.
 
 use crate::tests::{Fixture, addr, asset_id, derivative_terms, register};
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 use tributary_types::{
-    Address, Amount, AssetKind, Call, Event, ReceiptStatus, RegisterAsset, Role, Terms,
+    Address, Aggregation, Amount, AssetId, AssetKind, Call, Event, FinalizeSession, Hash32,
+    OpenSession, ReceiptStatus, RegisterAsset, Role, Terms,
 };
 
 fn role() -> impl Strategy<Value = Role> {
@@ -13,6 +15,104 @@ fn role() -> impl Strategy<Value = Role> {
         Just(Role::StorageProvider),
         Just(Role::Verifier),
         Just(Role::ComputeProvider)
+    ]
+}
+
+/// Assets among the 6 of `call`, as a strictly ascending list.
+fn asset_set(size: std::ops::Range<usize>) -> impl Strategy<Value = Vec<AssetId>> {
+    proptest::collection::btree_set(0u64..6, size).prop_map(|picks| {
+        picks
+            .into_iter()
+            .map(asset_id)
+            .collect::<BTreeSet<AssetId>>()
+            .into_iter()
+            .collect()
+    })
+}
+
+/// A session spec over some of the 6 assets, aggregated by one of the 4 accounts.
+fn open_session() -> impl Strategy<Value = OpenSession> {
+    (
+        asset_set(1..4),
+        prop_oneof![4 => 1u128..2_000, 1 => Just(u128::MAX)],
+        1u128..50,
+        1u64..3,
+        1u32..4,
+        1u8..=2,
+        1u16..3,
+    )
+        .prop_map(
+            |(eligible_assets, reward, evaluator_stake, window, rounds, aggregator, max)| {
+                OpenSession {
+                    model_spec_root: Hash32([7; 32]),
+                    task: "task".into(),
+                    eligible_assets,
+                    reward,
+                    evaluator_stake,
+                    challenge_window_blocks: window,
+                    rounds,
+                    privacy: None,
+                    aggregation: Aggregation::FedAvg,
+                    secure_aggregation: false,
+                    aggregator: addr(aggregator),
+                    endpoint: "127.0.0.1:7400".into(),
+                    participants_min: 1,
+                    participants_max: max,
+                }
+            },
+        )
+}
+
+/// Training calls on sessions 1..=2: opens, joins, rounds, finalizations (all the reward to one
+/// asset, or split between two) and claims of their pools.
+fn training_call() -> impl Strategy<Value = (u8, Call)> {
+    let sender = 1u8..=4;
+    let session = 1u64..=2;
+    let asset = (0u64..6).prop_map(asset_id);
+    prop_oneof![
+        (sender.clone(), open_session()).prop_map(|(s, open)| (s, Call::OpenSession(open))),
+        (sender.clone(), session.clone(), asset.clone())
+            .prop_map(|(s, session, asset)| (s, Call::JoinSession { session, asset })),
+        (sender.clone(), session.clone(), 1u32..4, asset_set(1..3)).prop_map(
+            |(s, session, round, participants)| (
+                s,
+                Call::CommitRound {
+                    session,
+                    round,
+                    aggregate_root: Hash32([round as u8; 32]),
+                    participants,
+                }
+            )
+        ),
+        (
+            sender.clone(),
+            session,
+            6u64..9,
+            asset_set(1..3),
+            0u16..=10_000
+        )
+            .prop_map(|(s, session, model, assets, first_bps)| {
+                let shares = match assets.as_slice() {
+                    [only] => vec![(*only, 10_000)],
+                    [first, second, ..] => vec![(*first, first_bps), (*second, 10_000 - first_bps)],
+                    [] => vec![],
+                };
+                (
+                    s,
+                    Call::FinalizeSession(FinalizeSession {
+                        session,
+                        model_root: asset_id(model),
+                        model_name: "model".into(),
+                        byte_size: 1,
+                        epsilon_milli: None,
+                        delta_atto: 0,
+                        shares,
+                        report_root: None,
+                        terms: derivative_terms(100, 1),
+                    }),
+                )
+            }),
+        (sender, 1u64..=2).prop_map(|(s, pool)| (s, Call::ClaimRewards { pool })),
     ]
 }
 
@@ -61,6 +161,8 @@ fn call() -> impl Strategy<Value = (u8, Call)> {
                 terms: derivative_terms(rate, price)
             }
         )),
+        training_call(),
+        training_call(),
     ]
 }
 
@@ -215,6 +317,307 @@ proptest! {
                 prop_assert!(*allocated == exact || *allocated == exact + 1);
             }
         }
+        prop_assert_eq!(fixture.ledger.total_supply(), supply);
+    }
+}
+
+/// Genesis plus the 6 assets of `call`, asset `i` owned by account `1 + i % 4`, all allowing
+/// training and derivatives at a 5% royalty.
+fn training_fixture() -> Fixture {
+    let mut fixture = Fixture::new(&genesis());
+    for index in 0..6u64 {
+        fixture.ok(
+            addr(1 + (index % 4) as u8),
+            register(asset_id(index), vec![], derivative_terms(500, 3)),
+        );
+    }
+    fixture
+}
+
+/// One step of a random training history. The `*Joined` and `Join*` steps are completed from the
+/// ledger when they run (an eligible asset and its owner, the next round, the participants, the
+/// session's aggregator when `sender` is `None`), so histories reach finalization and payout
+/// often; each completed call is kept for the replay.
+#[derive(Clone, Debug)]
+enum TrainingStep {
+    /// A call as generated.
+    Call(u8, Box<Call>),
+    /// The owner of the session's eligible asset number `pick` (modulo their count) joins it.
+    JoinEligible { session: u64, pick: usize },
+    /// `sender` (`None`: the aggregator) commits the session's next round over every participant.
+    CommitJoined { sender: Option<u8>, session: u64 },
+    /// `sender` (`None`: the aggregator) finalizes the session: `first_bps` to its first
+    /// participant, the rest to its last.
+    FinalizeJoined {
+        sender: Option<u8>,
+        session: u64,
+        model: u64,
+        first_bps: u16,
+    },
+    /// An empty block (challenge windows pass).
+    Wait,
+}
+
+fn training_step() -> impl Strategy<Value = TrainingStep> {
+    let sender = proptest::option::weighted(0.2, 1u8..=4);
+    let session = 1u64..=2;
+    prop_oneof![
+        3 => training_call().prop_map(|(sender, call)| TrainingStep::Call(sender, Box::new(call))),
+        3 => (session.clone(), 0usize..4)
+            .prop_map(|(session, pick)| TrainingStep::JoinEligible { session, pick }),
+        3 => (sender.clone(), session.clone())
+            .prop_map(|(sender, session)| TrainingStep::CommitJoined { sender, session }),
+        2 => (sender, session, 6u64..9, 0u16..=10_000).prop_map(
+            |(sender, session, model, first_bps)| TrainingStep::FinalizeJoined {
+                sender,
+                session,
+                model,
+                first_bps,
+            }
+        ),
+        2 => Just(TrainingStep::Wait),
+    ]
+}
+
+/// The call a step makes in `fixture`'s current state (`None`: an empty block).
+fn resolve(fixture: &Fixture, step: &TrainingStep) -> Option<(u8, Call)> {
+    let session_of = |session: u64| fixture.ledger.training_session(session);
+    let joined = |session: u64| {
+        session_of(session)
+            .map(|view| {
+                let assets: Vec<AssetId> = view.participants.iter().map(|p| p.asset).collect();
+                (assets, view.rounds_committed)
+            })
+            .unwrap_or_default()
+    };
+    // Accounts are `addr(i)` for i in 1..=4: the byte of an address is its index.
+    let sender_or_aggregator = |sender: Option<u8>, session: u64| {
+        sender.unwrap_or_else(|| session_of(session).map_or(1, |view| view.spec.aggregator.0[0]))
+    };
+    match step {
+        TrainingStep::Call(sender, call) => Some((*sender, (**call).clone())),
+        TrainingStep::JoinEligible { session, pick } => {
+            let eligible = session_of(*session)
+                .map(|view| view.spec.eligible_assets)
+                .unwrap_or_default();
+            let asset = eligible
+                .get(pick % eligible.len().max(1))
+                .copied()
+                .unwrap_or(asset_id(0));
+            let owner = fixture
+                .ledger
+                .asset(&asset)
+                .map_or(1, |view| view.owners[0].address.0[0]);
+            Some((
+                owner,
+                Call::JoinSession {
+                    session: *session,
+                    asset,
+                },
+            ))
+        }
+        TrainingStep::CommitJoined { sender, session } => {
+            let (participants, rounds_committed) = joined(*session);
+            let round = rounds_committed + 1;
+            Some((
+                sender_or_aggregator(*sender, *session),
+                Call::CommitRound {
+                    session: *session,
+                    round,
+                    aggregate_root: Hash32([round as u8; 32]),
+                    participants,
+                },
+            ))
+        }
+        TrainingStep::FinalizeJoined {
+            sender,
+            session,
+            model,
+            first_bps,
+        } => {
+            let (participants, _) = joined(*session);
+            let shares = match participants.as_slice() {
+                [] => vec![],
+                [only] => vec![(*only, 10_000)],
+                [first, .., last] => vec![(*first, *first_bps), (*last, 10_000 - first_bps)],
+            };
+            Some((
+                sender_or_aggregator(*sender, *session),
+                Call::FinalizeSession(FinalizeSession {
+                    session: *session,
+                    model_root: asset_id(*model),
+                    model_name: "model".into(),
+                    byte_size: 1,
+                    epsilon_milli: None,
+                    delta_atto: 0,
+                    shares,
+                    report_root: None,
+                    terms: derivative_terms(100, 1),
+                }),
+            ))
+        }
+        TrainingStep::Wait => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Random training histories (opens, joins, rounds, finalizations, claims, empty blocks) on
+    /// assets that allow training: total supply is conserved, failed calls change only fee and
+    /// nonce, and replaying the same calls gives the same roots.
+    #[test]
+    fn random_training_calls_conserve_supply_and_replay(
+        steps in proptest::collection::vec(training_step(), 1..80),
+    ) {
+        let mut fixture = training_fixture();
+        let supply = fixture.ledger.total_supply();
+        let mut history = Vec::new();
+        for step in &steps {
+            let call = resolve(&fixture, step);
+            match &call {
+                Some((sender, call)) => {
+                    let before = fixture.ledger.clone();
+                    let receipt = fixture.call(addr(*sender), call.clone());
+                    if let ReceiptStatus::Failed { .. } = receipt.status {
+                        let mut noop = Fixture { ledger: before };
+                        noop.ok(addr(*sender), Call::Transfer { to: addr(*sender), amount: 0 });
+                        prop_assert_eq!(noop.ledger.state_root(), fixture.ledger.state_root());
+                    }
+                }
+                None => {
+                    fixture.block(vec![]);
+                }
+            }
+            prop_assert_eq!(fixture.ledger.total_supply(), supply);
+            history.push((call, fixture.ledger.state_root()));
+        }
+        let mut replay = training_fixture();
+        for (call, root) in &history {
+            match call {
+                Some((sender, call)) => {
+                    replay.call(addr(*sender), call.clone());
+                }
+                None => {
+                    replay.block(vec![]);
+                }
+            }
+            prop_assert_eq!(replay.ledger.state_root(), *root);
+        }
+    }
+
+    /// A training session pays its reward exactly by the posted shares (zeros included) through
+    /// the rewards module, consumes every session token for the model, and never changes the
+    /// total supply.
+    #[test]
+    fn training_session_pays_exactly_and_conserves_supply(
+        contributors in proptest::collection::vec((0u16..1_000, 0u16..1_250), 1..8),
+        reward in prop_oneof![1u128..10_000, (1u128 << 90)..(1u128 << 100)],
+        rounds in 1u32..4,
+        revenue in 1u128..1_000_000,
+    ) {
+        prop_assume!(contributors.iter().any(|(weight, _)| *weight > 0));
+        let trainer = addr(200);
+        let aggregator = addr(201);
+        let mut allocations = vec![(trainer, 1u128 << 110), (aggregator, 1 << 40)];
+        for index in 0..contributors.len() {
+            allocations.push((addr(10 + index as u8), 1_000));
+        }
+        let mut fixture = Fixture::new(&allocations);
+        let mut assets = Vec::new();
+        for (index, (_, rate)) in contributors.iter().enumerate() {
+            let asset = asset_id(index as u64);
+            fixture.ok(addr(10 + index as u8), register(asset, vec![], derivative_terms(*rate, 3)));
+            assets.push((asset, index));
+        }
+        assets.sort();
+        let supply = fixture.ledger.total_supply();
+        fixture.ok(trainer, Call::OpenSession(OpenSession {
+            model_spec_root: Hash32([7; 32]),
+            task: "task".into(),
+            eligible_assets: assets.iter().map(|(asset, _)| *asset).collect(),
+            reward,
+            evaluator_stake: 11,
+            challenge_window_blocks: 2,
+            rounds,
+            privacy: None,
+            aggregation: Aggregation::Median,
+            secure_aggregation: false,
+            aggregator,
+            endpoint: "127.0.0.1:7400".into(),
+            participants_min: 1,
+            participants_max: contributors.len() as u16,
+        }));
+        for (asset, index) in &assets {
+            fixture.ok(addr(10 + *index as u8), Call::JoinSession { session: 1, asset: *asset });
+            prop_assert_eq!(fixture.ledger.total_supply(), supply);
+        }
+        let participants: Vec<AssetId> = assets.iter().map(|(asset, _)| *asset).collect();
+        for round in 1..=rounds {
+            fixture.ok(aggregator, Call::CommitRound {
+                session: 1,
+                round,
+                aggregate_root: Hash32([round as u8; 32]),
+                participants: participants.clone(),
+            });
+        }
+        let total: u32 = contributors.iter().map(|(weight, _)| u32::from(*weight)).sum();
+        let mut shares: Vec<(AssetId, u16)> = assets
+            .iter()
+            .map(|(asset, index)| (*asset, (u32::from(contributors[*index].0) * 10_000 / total) as u16))
+            .collect();
+        let assigned: u16 = shares.iter().map(|(_, bps)| *bps).sum();
+        let first_positive = shares
+            .iter()
+            .position(|(_, bps)| *bps > 0)
+            .unwrap_or(0);
+        shares[first_positive].1 += 10_000 - assigned;
+        let model = asset_id(1_000);
+        fixture.ok(aggregator, Call::FinalizeSession(FinalizeSession {
+            session: 1,
+            model_root: model,
+            model_name: "model".into(),
+            byte_size: 1,
+            epsilon_milli: None,
+            delta_atto: 0,
+            shares: shares.clone(),
+            report_root: None,
+            terms: Terms::default(),
+        }));
+        prop_assert_eq!(fixture.ledger.total_supply(), supply);
+        let bill = fixture.ledger.bill_of_materials(&model).unwrap();
+        prop_assert_eq!(bill.rounds.len(), rounds as usize);
+        let posted: Vec<(AssetId, u16)> = bill.inputs.iter().map(|input| (input.asset, input.share_bps)).collect();
+        prop_assert_eq!(&posted, &shares);
+        for input in &bill.inputs {
+            let token = fixture.ledger.license(input.license_token).unwrap();
+            prop_assert_eq!(token.consumed_by, Some(model));
+        }
+        let parents: Vec<AssetId> = fixture.ledger.asset(&model).unwrap().parents.iter().map(|link| link.asset).collect();
+        prop_assert_eq!(&parents, &participants);
+        fixture.block(vec![]);
+        fixture.block(vec![]);
+        let events = fixture.ok(trainer, Call::ClaimRewards { pool: 1 });
+        let paid: Amount = events.iter().filter_map(|event| match event {
+            Event::RevenuePaid { amount, .. } => Some(*amount),
+            _ => None,
+        }).sum();
+        prop_assert_eq!(paid, reward);
+        for event in &events {
+            if let Event::RewardAllocated { share_bps, amount: allocated, .. } = event {
+                let exact = reward / 10_000 * Amount::from(*share_bps)
+                    + reward % 10_000 * Amount::from(*share_bps) / 10_000;
+                prop_assert!(*allocated == exact || *allocated == exact + 1);
+            }
+        }
+        prop_assert_eq!(fixture.ledger.total_supply(), supply);
+        // The model's revenue reaches its owner and the participants, unit for unit.
+        let events = fixture.ok(trainer, Call::PayRevenue { asset: model, amount: revenue });
+        let paid: Amount = events.iter().filter_map(|event| match event {
+            Event::RevenuePaid { amount, .. } => Some(*amount),
+            _ => None,
+        }).sum();
+        prop_assert_eq!(paid, revenue);
         prop_assert_eq!(fixture.ledger.total_supply(), supply);
     }
 }

@@ -2,13 +2,15 @@
 
 use crate::{
     Ledger, registry,
-    state::{Asset, Deal, LicenseToken, Provider, RewardPool},
+    state::{Asset, Deal, LicenseToken, Provider, RewardPool, State, TrainingSession},
 };
 use std::collections::{BTreeSet, VecDeque};
 use tributary_types::{
-    AccountView, Address, Amount, AssetId, AssetShareView, AssetView, BondView, ChallengeView,
-    DealId, DealView, LicenseTokenId, LicenseTokenView, LineageView, OwnerView, Params, ParentView,
-    ProviderView, RewardPoolId, RewardPoolView, Role, StateRoot, ValuationView, VoteView,
+    AccountView, Address, Amount, AssetId, AssetShareView, AssetView, BillOfMaterialsView,
+    BondView, ChallengeView, DealId, DealView, LicenseTokenId, LicenseTokenView, LineageView,
+    MaterialInputView, OwnerView, Params, ParentView, ProviderView, RewardPoolId, RewardPoolView,
+    Role, RoundCommitmentView, SessionParticipantView, StateRoot, TrainingSessionId,
+    TrainingSessionView, ValuationView, VoteView,
     limits::{ASSET_ANCESTORS_MAX, LINEAGE_DESCENDANTS_MAX, QUERY_PAGE_MAX},
 };
 
@@ -169,6 +171,17 @@ impl Ledger {
             .collect()
     }
 
+    /// License tokens by id, from `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`: how an
+    /// owner's key agent learns of new licensees.
+    pub fn licenses(&self, after: LicenseTokenId, limit: usize) -> Vec<LicenseTokenView> {
+        self.state
+            .licenses
+            .range(after.saturating_add(1)..)
+            .take(limit.min(QUERY_PAGE_MAX))
+            .map(|(_, token)| license_view(token))
+            .collect()
+    }
+
     /// Amount bonded by `account` for `role` (not counting unbonding amounts).
     pub fn bonded(&self, account: &Address, role: Role) -> Amount {
         self.state.bond(account, role)
@@ -296,7 +309,8 @@ impl Ledger {
     }
 
     /// Whether `reader` may read `asset`'s data: one of its owners, or the holder of a license
-    /// token for it that has not expired.
+    /// token for it that has not expired. A token minted by a training session's join does not
+    /// count: in federated learning the data stays with its owners.
     pub fn may_read(&self, reader: &Address, asset: &AssetId) -> bool {
         if registry::require_owner(&self.state, *reader, *asset).is_ok() {
             return true;
@@ -309,6 +323,7 @@ impl Ledger {
             .filter_map(|((_, id), ())| self.state.licenses.get(id))
             .any(|token| {
                 token.asset == *asset
+                    && !self.state.session_licenses.contains_key(&token.id)
                     && token
                         .terms
                         .expiry_height
@@ -334,6 +349,102 @@ impl Ledger {
             .take(limit.min(QUERY_PAGE_MAX))
             .map(|(_, pool)| reward_pool_view(pool))
             .collect()
+    }
+
+    /// A training session, with its participants and committed rounds (at most
+    /// `TRAINING_ROUNDS_MAX`).
+    pub fn training_session(&self, id: TrainingSessionId) -> Option<TrainingSessionView> {
+        self.state
+            .training_sessions
+            .get(&id)
+            .map(|session| training_session_view(&self.state, session))
+    }
+
+    /// Training sessions by id, from `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`.
+    pub fn training_sessions(
+        &self,
+        after: TrainingSessionId,
+        limit: usize,
+    ) -> Vec<TrainingSessionView> {
+        self.state
+            .training_sessions
+            .range(after.saturating_add(1)..)
+            .take(limit.min(QUERY_PAGE_MAX))
+            .map(|(_, session)| training_session_view(&self.state, session))
+            .collect()
+    }
+
+    /// The bill of materials of a model trained in a session.
+    pub fn bill_of_materials(&self, model: &AssetId) -> Option<BillOfMaterialsView> {
+        let bill = self.state.bills_of_materials.get(model)?;
+        let session = self.state.training_sessions.get(&bill.session)?;
+        Some(BillOfMaterialsView {
+            model: bill.model,
+            session: bill.session,
+            trainer: session.trainer,
+            aggregator: session.spec.aggregator,
+            model_spec_root: session.spec.model_spec_root,
+            task: session.spec.task.clone(),
+            aggregation: session.spec.aggregation,
+            secure_aggregation: session.spec.secure_aggregation,
+            privacy: session.spec.privacy,
+            inputs: bill
+                .inputs
+                .iter()
+                .map(|input| MaterialInputView {
+                    asset: input.asset,
+                    contributor: input.contributor,
+                    license_token: input.license_token,
+                    royalty_bps: input.royalty_bps,
+                    share_bps: input.share_bps,
+                })
+                .collect(),
+            rounds: round_views(&self.state, session),
+            epsilon_milli: bill.epsilon_milli,
+            delta_atto: bill.delta_atto,
+            report_root: bill.report_root,
+            pool: session.pool,
+            finalized_height: bill.finalized_height,
+        })
+    }
+}
+
+/// A session's committed rounds, in order.
+fn round_views(state: &State, session: &TrainingSession) -> Vec<RoundCommitmentView> {
+    state
+        .training_rounds
+        .range((session.id, 0)..=(session.id, u32::MAX))
+        .map(|((_, round), commitment)| RoundCommitmentView {
+            round: *round,
+            aggregate_root: commitment.aggregate_root,
+            participants: commitment.participants.clone(),
+            committed_height: commitment.committed_height,
+        })
+        .collect()
+}
+
+fn training_session_view(state: &State, session: &TrainingSession) -> TrainingSessionView {
+    TrainingSessionView {
+        id: session.id,
+        trainer: session.trainer,
+        spec: session.spec.clone(),
+        pool: session.pool,
+        created_height: session.created_height,
+        status: session.status().to_string(),
+        participants: session
+            .participants
+            .iter()
+            .map(|participant| SessionParticipantView {
+                asset: participant.asset,
+                owner: participant.owner,
+                license_token: participant.license_token,
+                joined_height: participant.joined_height,
+            })
+            .collect(),
+        rounds_committed: session.rounds_committed,
+        rounds: round_views(state, session),
+        model: session.model,
+        finalized_height: session.finalized_height,
     }
 }
 

@@ -4,6 +4,8 @@
 //! by address. Every parent must exist and be paid for with a license token that the registrant holds, that
 //! licenses that parent, is unconsumed, unexpired and allows derivatives; the token is consumed and its
 //! royalty rate is copied onto the parent link, so later term changes never alter the lineage's economics.
+//! A token minted when an asset joined a training session is reserved for that session: only its
+//! `FinalizeSession`, which registers the model through [`register_for_session`], may consume it.
 //!
 //! `UpdateTerms` may be sent by **any listed owner** (whatever its share): terms only govern future
 //! licenses, and requiring a majority would freeze the terms of assets split evenly. Co-owners who need
@@ -15,7 +17,7 @@ use crate::{
 };
 use std::collections::{BTreeSet, VecDeque};
 use tributary_types::{
-    Address, AssetId, Event, RegisterAsset, Terms,
+    Address, AssetId, Event, RegisterAsset, Terms, TrainingSessionId,
     limits::{
         ASSET_ANCESTORS_MAX, ASSET_NAME_BYTES_MAX, ASSET_OWNERS_MAX, ASSET_PARENTS_MAX,
         BASIS_POINTS_TOTAL,
@@ -60,6 +62,29 @@ pub(crate) fn register(
     state: &mut State,
     registrant: Address,
     register: &RegisterAsset,
+    events: &mut Vec<Event>,
+) -> Result<(), ExecutionError> {
+    register_with(state, registrant, register, None, events)
+}
+
+/// Registers the model of training session `session`: the same rules as `RegisterAsset`, except
+/// that the license tokens reserved for that session may be consumed.
+pub(crate) fn register_for_session(
+    state: &mut State,
+    registrant: Address,
+    register: &RegisterAsset,
+    session: TrainingSessionId,
+    events: &mut Vec<Event>,
+) -> Result<(), ExecutionError> {
+    register_with(state, registrant, register, Some(session), events)
+}
+
+/// Registers an asset; `session` names the training session whose reserved tokens it may consume.
+fn register_with(
+    state: &mut State,
+    registrant: Address,
+    register: &RegisterAsset,
+    session: Option<TrainingSessionId>,
     events: &mut Vec<Event>,
 ) -> Result<(), ExecutionError> {
     let id = register.content_root;
@@ -124,6 +149,14 @@ pub(crate) fn register(
             .get(token_id)
             .ok_or(ExecutionError::LicenseNotFound(*token_id))?;
         check_token_for_parent(token, *parent, registrant, state.height)?;
+        if let Some(reserved) = state.session_licenses.get(token_id)
+            && session != Some(*reserved)
+        {
+            return Err(ExecutionError::LicenseReserved {
+                token: *token_id,
+                session: *reserved,
+            });
+        }
         rate_sum += u64::from(token.terms.royalty_bps);
         links.push(ParentLink {
             asset: *parent,

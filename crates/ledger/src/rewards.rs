@@ -26,6 +26,10 @@
 //!    Each asset's part is revenue arriving at that asset: it is split among its owners and flows up
 //!    its lineage by the royalty rules. The evaluator's stake is returned.
 //!
+//! Pools opened by the training module (one per session) take their valuation only from the
+//! session's `FinalizeSession`, through [`post_valuation`]; `SubmitValuation` refuses them. Their
+//! challenges and claims go through the calls above like any pool's.
+//!
 //! No trusted oracle: the chain never runs the valuation; it holds stakes and lets a randomly drawn,
 //! staked committee decide, which honest verifiers do by recomputation.
 
@@ -49,13 +53,13 @@ use tributary_types::{
 /// Domain tag of the committee draw's key.
 const COMMITTEE_DOMAIN: &[u8] = b"tributary-committee-v1";
 
-/// `CreateRewardPool`.
+/// `CreateRewardPool`; returns the new pool's id.
 pub(crate) fn create(
     state: &mut State,
     funder: Address,
     create: &CreateRewardPool,
     events: &mut Vec<Event>,
-) -> Result<(), ExecutionError> {
+) -> Result<RewardPoolId, ExecutionError> {
     if create.task.is_empty() || create.task.len() > REWARD_TASK_BYTES_MAX {
         return Err(ExecutionError::BadTask {
             len: create.task.len(),
@@ -110,7 +114,7 @@ pub(crate) fn create(
         funder,
         amount: create.amount,
     });
-    Ok(())
+    Ok(id)
 }
 
 fn pool(state: &State, id: RewardPoolId) -> Result<RewardPool, ExecutionError> {
@@ -126,7 +130,7 @@ fn pool(state: &State, id: RewardPoolId) -> Result<RewardPool, ExecutionError> {
 }
 
 /// Shares must name only the pool's assets, strictly ascending, and sum to exactly 10000 bps.
-fn check_claim(pool: &RewardPool, claim: &ValuationClaim) -> Result<(), ExecutionError> {
+pub(crate) fn check_claim(pool: &RewardPool, claim: &ValuationClaim) -> Result<(), ExecutionError> {
     if claim.shares.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err(ExecutionError::AssetsNotAscending);
     }
@@ -146,8 +150,26 @@ fn check_claim(pool: &RewardPool, claim: &ValuationClaim) -> Result<(), Executio
     Ok(())
 }
 
-/// `SubmitValuation`.
+/// `SubmitValuation`: refused for a training session's pool, which only its `FinalizeSession` values.
 pub(crate) fn submit(
+    state: &mut State,
+    evaluator: Address,
+    id: RewardPoolId,
+    claim: &ValuationClaim,
+    events: &mut Vec<Event>,
+) -> Result<(), ExecutionError> {
+    if let Some(session) = state.session_pools.get(&id) {
+        return Err(ExecutionError::PoolReservedForSession {
+            pool: id,
+            session: *session,
+        });
+    }
+    post_valuation(state, evaluator, id, claim, events)
+}
+
+/// Posts `claim` as pool `id`'s first valuation, taking the pool's evaluator stake from
+/// `evaluator`; its challenge window opens now.
+pub(crate) fn post_valuation(
     state: &mut State,
     evaluator: Address,
     id: RewardPoolId,
@@ -177,6 +199,34 @@ pub(crate) fn submit(
         report_root: claim.report_root,
         challenge_deadline_height,
     });
+    Ok(())
+}
+
+/// Narrows the assets pool `id` pays to `assets` (strictly ascending, a subset of its assets), before
+/// any valuation: a training session's pool pays only the assets that took part, so a challenge can
+/// only re-split the reward among them.
+pub(crate) fn narrow_assets(
+    state: &mut State,
+    id: RewardPoolId,
+    assets: Vec<AssetId>,
+) -> Result<(), ExecutionError> {
+    let mut pool = pool(state, id)?;
+    if pool.valuation.is_some() {
+        return Err(ExecutionError::ValuationAlreadySubmitted(id));
+    }
+    if assets.is_empty() || assets.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(ExecutionError::AssetsNotAscending);
+    }
+    for asset in &assets {
+        if pool.assets.binary_search(asset).is_err() {
+            return Err(ExecutionError::AssetNotInPool {
+                pool: id,
+                asset: *asset,
+            });
+        }
+    }
+    pool.assets = assets;
+    state.set_reward_pool(pool);
     Ok(())
 }
 

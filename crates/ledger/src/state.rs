@@ -19,8 +19,8 @@ use commonware_codec::Write;
 use commonware_cryptography::lthash::LtHash;
 use imbl::OrdMap;
 use tributary_types::{
-    Address, Amount, AssetId, AssetKind, DealId, Event, Hash32, LicenseTokenId, Params,
-    RewardPoolId, Role, StateRoot, StorageLayout, Terms, ValuationClaim,
+    Address, Amount, AssetId, AssetKind, DealId, Event, Hash32, LicenseTokenId, OpenSession,
+    Params, RewardPoolId, Role, StateRoot, StorageLayout, Terms, TrainingSessionId, ValuationClaim,
 };
 
 /// Domain tag hashed in front of the LtHash checksum.
@@ -43,6 +43,11 @@ mod table {
     pub const LAYOUT: u8 = 0x72;
     pub const DEAL: u8 = 0x73;
     pub const LIVE_DEAL: u8 = 0x74;
+    pub const TRAINING_SESSION: u8 = 0x81;
+    pub const TRAINING_ROUND: u8 = 0x82;
+    pub const SESSION_LICENSE: u8 = 0x83;
+    pub const SESSION_POOL: u8 = 0x84;
+    pub const BILL_OF_MATERIALS: u8 = 0x85;
 }
 
 /// Keys of the meta table.
@@ -284,6 +289,110 @@ impl Deal {
     }
 }
 
+/// An asset that joined a training session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Participant {
+    /// The asset.
+    pub asset: AssetId,
+    /// The owner who joined it.
+    pub owner: Address,
+    /// The license token minted to the trainer for it (reserved for the session).
+    pub license_token: LicenseTokenId,
+    /// Height it joined.
+    pub joined_height: u64,
+}
+
+/// A federated-learning session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainingSession {
+    /// Id.
+    pub id: TrainingSessionId,
+    /// Who opened and funded it; owns the model.
+    pub trainer: Address,
+    /// The session as opened.
+    pub spec: OpenSession,
+    /// The reward pool holding the reward (reserved for the session's valuation).
+    pub pool: RewardPoolId,
+    /// Height opened.
+    pub created_height: u64,
+    /// Participants, strictly ascending by asset.
+    pub participants: Vec<Participant>,
+    /// Rounds committed (the last round's number).
+    pub rounds_committed: u32,
+    /// The model asset, once finalized.
+    pub model: Option<AssetId>,
+    /// Height finalized.
+    pub finalized_height: Option<u64>,
+}
+
+impl TrainingSession {
+    /// The participant entry of `asset`, if it joined.
+    pub fn participant(&self, asset: &AssetId) -> Option<&Participant> {
+        self.participants
+            .binary_search_by(|participant| participant.asset.cmp(asset))
+            .ok()
+            .and_then(|index| self.participants.get(index))
+    }
+
+    /// The status's name in views.
+    pub fn status(&self) -> &'static str {
+        if self.model.is_some() {
+            "finalized"
+        } else if self.rounds_committed > 0 {
+            "training"
+        } else {
+            "open"
+        }
+    }
+}
+
+/// One committed round of a training session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundCommitment {
+    /// BLAKE3 of the round's aggregate.
+    pub aggregate_root: Hash32,
+    /// The participants aggregated, strictly ascending.
+    pub participants: Vec<AssetId>,
+    /// Height committed.
+    pub committed_height: u64,
+}
+
+/// One input of a bill of materials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaterialInput {
+    /// The input asset (its id is its content root).
+    pub asset: AssetId,
+    /// The owner who joined it.
+    pub contributor: Address,
+    /// The license token the model consumed for it.
+    pub license_token: LicenseTokenId,
+    /// Royalty rate on the model's parent link.
+    pub royalty_bps: u16,
+    /// Contribution share as posted, in basis points.
+    pub share_bps: u16,
+}
+
+/// What went into a model trained in a session, kept under the model's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillOfMaterials {
+    /// The model asset.
+    pub model: AssetId,
+    /// The session (its spec: trainer, aggregator, spec root, aggregation, privacy).
+    pub session: TrainingSessionId,
+    /// Inputs, strictly ascending by asset.
+    pub inputs: Vec<MaterialInput>,
+    /// Each committed round's aggregate root, in round order.
+    pub round_roots: Vec<Hash32>,
+    /// ε spent, in thousandths.
+    pub epsilon_milli: Option<u64>,
+    /// δ, in 10⁻¹⁸ units.
+    pub delta_atto: u64,
+    /// The valuation report behind the shares.
+    pub report_root: Option<Hash32>,
+    /// Height finalized.
+    pub finalized_height: u64,
+}
+
 /// A touched key's element at the last flush and now (`None`: absent).
 #[derive(Clone, Debug)]
 struct Pending {
@@ -321,6 +430,16 @@ pub(crate) struct State {
     pub(crate) reward_pools: OrdMap<RewardPoolId, RewardPool>,
     /// Pools with a challenge being decided (the work list of each block's start).
     pub(crate) open_challenges: OrdMap<RewardPoolId, ()>,
+    /// Training sessions; never removed, so the next id is the last one plus one.
+    pub(crate) training_sessions: OrdMap<TrainingSessionId, TrainingSession>,
+    /// Committed rounds by (session, round).
+    pub(crate) training_rounds: OrdMap<(TrainingSessionId, u32), RoundCommitment>,
+    /// License tokens minted by joins → their session: only its `FinalizeSession` consumes them.
+    pub(crate) session_licenses: OrdMap<LicenseTokenId, TrainingSessionId>,
+    /// Reward pools opened by sessions → their session: only its `FinalizeSession` values them.
+    pub(crate) session_pools: OrdMap<RewardPoolId, TrainingSessionId>,
+    /// Bills of materials by model asset.
+    pub(crate) bills_of_materials: OrdMap<AssetId, BillOfMaterials>,
     lthash: LtHash,
     pending: OrdMap<Vec<u8>, Pending>,
 }
@@ -498,6 +617,93 @@ fn reward_pool_value(pool: &RewardPool) -> Vec<u8> {
     bytes
 }
 
+fn write_option_hash(value: Option<&Hash32>, bytes: &mut Vec<u8>) {
+    match value {
+        None => bytes.push(0),
+        Some(hash) => {
+            bytes.push(1);
+            bytes.extend_from_slice(hash.as_bytes());
+        }
+    }
+}
+
+fn write_option_u64(value: Option<u64>, bytes: &mut Vec<u8>) {
+    match value {
+        None => bytes.push(0),
+        Some(value) => {
+            bytes.push(1);
+            bytes.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
+
+fn training_session_value(session: &TrainingSession) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(session.trainer.as_bytes());
+    session.spec.write(&mut bytes);
+    bytes.extend_from_slice(&session.pool.to_be_bytes());
+    bytes.extend_from_slice(&session.created_height.to_be_bytes());
+    bytes.extend_from_slice(&(session.participants.len() as u64).to_be_bytes());
+    for participant in &session.participants {
+        bytes.extend_from_slice(participant.asset.as_bytes());
+        bytes.extend_from_slice(participant.owner.as_bytes());
+        bytes.extend_from_slice(&participant.license_token.to_be_bytes());
+        bytes.extend_from_slice(&participant.joined_height.to_be_bytes());
+    }
+    bytes.extend_from_slice(&session.rounds_committed.to_be_bytes());
+    write_option_hash(session.model.as_ref(), &mut bytes);
+    write_option_u64(session.finalized_height, &mut bytes);
+    bytes
+}
+
+fn training_round_value(round: &RoundCommitment) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(32 + 8 + 8 + round.participants.len() * 32);
+    bytes.extend_from_slice(round.aggregate_root.as_bytes());
+    bytes.extend_from_slice(&round.committed_height.to_be_bytes());
+    bytes.extend_from_slice(&(round.participants.len() as u64).to_be_bytes());
+    for asset in &round.participants {
+        bytes.extend_from_slice(asset.as_bytes());
+    }
+    bytes
+}
+
+fn bill_of_materials_value(bill: &BillOfMaterials) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&bill.session.to_be_bytes());
+    bytes.extend_from_slice(&(bill.inputs.len() as u64).to_be_bytes());
+    for input in &bill.inputs {
+        bytes.extend_from_slice(input.asset.as_bytes());
+        bytes.extend_from_slice(input.contributor.as_bytes());
+        bytes.extend_from_slice(&input.license_token.to_be_bytes());
+        bytes.extend_from_slice(&input.royalty_bps.to_be_bytes());
+        bytes.extend_from_slice(&input.share_bps.to_be_bytes());
+    }
+    bytes.extend_from_slice(&(bill.round_roots.len() as u64).to_be_bytes());
+    for root in &bill.round_roots {
+        bytes.extend_from_slice(root.as_bytes());
+    }
+    write_option_u64(bill.epsilon_milli, &mut bytes);
+    bytes.extend_from_slice(&bill.delta_atto.to_be_bytes());
+    write_option_hash(bill.report_root.as_ref(), &mut bytes);
+    bytes.extend_from_slice(&bill.finalized_height.to_be_bytes());
+    bytes
+}
+
+fn training_round_key_bytes(session: TrainingSessionId, round: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&session.to_be_bytes());
+    key[8..].copy_from_slice(&round.to_be_bytes());
+    key
+}
+
+fn training_round_key(key: &[u8]) -> Option<(TrainingSessionId, u32)> {
+    if key.len() != 12 {
+        return None;
+    }
+    let round = key[8..].try_into().ok().map(u32::from_be_bytes)?;
+    Some((u64_key(&key[..8])?, round))
+}
+
 impl State {
     /// An empty state at height 0 committing to `params`.
     pub(crate) fn new(params: &Params) -> Self {
@@ -521,6 +727,11 @@ impl State {
             live_deals: OrdMap::new(),
             reward_pools: OrdMap::new(),
             open_challenges: OrdMap::new(),
+            training_sessions: OrdMap::new(),
+            training_rounds: OrdMap::new(),
+            session_licenses: OrdMap::new(),
+            session_pools: OrdMap::new(),
+            bills_of_materials: OrdMap::new(),
             lthash: LtHash::new(),
             pending: OrdMap::new(),
         };
@@ -599,6 +810,21 @@ impl State {
             table::LIVE_DEAL => u64_key(key)
                 .and_then(|id| self.live_deals.get(&id))
                 .map(|()| Vec::new()),
+            table::TRAINING_SESSION => u64_key(key)
+                .and_then(|id| self.training_sessions.get(&id))
+                .map(training_session_value),
+            table::TRAINING_ROUND => training_round_key(key)
+                .and_then(|k| self.training_rounds.get(&k))
+                .map(training_round_value),
+            table::SESSION_LICENSE => u64_key(key)
+                .and_then(|id| self.session_licenses.get(&id))
+                .map(|session| session.to_be_bytes().to_vec()),
+            table::SESSION_POOL => u64_key(key)
+                .and_then(|id| self.session_pools.get(&id))
+                .map(|session| session.to_be_bytes().to_vec()),
+            table::BILL_OF_MATERIALS => hash_key(key)
+                .and_then(|id| self.bills_of_materials.get(&id))
+                .map(bill_of_materials_value),
             // Meta entries always exist; their old values are recorded by their setters below.
             _ => None,
         };
@@ -818,6 +1044,70 @@ impl State {
         }
         self.record(table::DEAL, &key, Some(deal_value(&deal)));
         self.deals.insert(deal.id, deal);
+    }
+
+    /// The id the next training session gets: sessions are never removed, so the last id plus one.
+    pub(crate) fn next_training_session_id(&self) -> Result<TrainingSessionId, ExecutionError> {
+        match self.training_sessions.get_max() {
+            None => Ok(1),
+            Some((last, _)) => last.checked_add(1).ok_or(ExecutionError::Overflow),
+        }
+    }
+
+    pub(crate) fn set_training_session(&mut self, session: TrainingSession) {
+        self.record(
+            table::TRAINING_SESSION,
+            &session.id.to_be_bytes(),
+            Some(training_session_value(&session)),
+        );
+        self.training_sessions.insert(session.id, session);
+    }
+
+    pub(crate) fn set_training_round(
+        &mut self,
+        session: TrainingSessionId,
+        round: u32,
+        commitment: RoundCommitment,
+    ) {
+        self.record(
+            table::TRAINING_ROUND,
+            &training_round_key_bytes(session, round),
+            Some(training_round_value(&commitment)),
+        );
+        self.training_rounds.insert((session, round), commitment);
+    }
+
+    /// Reserves `token` for `session`'s finalization.
+    pub(crate) fn set_session_license(
+        &mut self,
+        token: LicenseTokenId,
+        session: TrainingSessionId,
+    ) {
+        self.record(
+            table::SESSION_LICENSE,
+            &token.to_be_bytes(),
+            Some(session.to_be_bytes().to_vec()),
+        );
+        self.session_licenses.insert(token, session);
+    }
+
+    /// Reserves `pool`'s valuation for `session`'s finalization.
+    pub(crate) fn set_session_pool(&mut self, pool: RewardPoolId, session: TrainingSessionId) {
+        self.record(
+            table::SESSION_POOL,
+            &pool.to_be_bytes(),
+            Some(session.to_be_bytes().to_vec()),
+        );
+        self.session_pools.insert(pool, session);
+    }
+
+    pub(crate) fn set_bill_of_materials(&mut self, bill: BillOfMaterials) {
+        self.record(
+            table::BILL_OF_MATERIALS,
+            bill.model.as_bytes(),
+            Some(bill_of_materials_value(&bill)),
+        );
+        self.bills_of_materials.insert(bill.model, bill);
     }
 
     pub(crate) fn set_license(&mut self, token: LicenseToken) {

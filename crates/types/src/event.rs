@@ -4,6 +4,7 @@ use crate::{
     address::Address,
     amount::{Amount, amount_string},
     hash::{AssetId, Hash32, TxHash},
+    training::TrainingSessionId,
     transaction::{AssetKind, DealId, LicenseTokenId, RewardPoolId, Role},
 };
 use serde::{Deserialize, Serialize};
@@ -350,6 +351,54 @@ pub enum Event {
         /// The reward paid.
         #[serde(with = "amount_string")]
         amount: Amount,
+    },
+    /// training: a session was opened and its reward escrowed in `pool`.
+    SessionOpened {
+        /// The session.
+        session: TrainingSessionId,
+        /// Who opened and funded it (the model's owner).
+        trainer: Address,
+        /// Who runs, commits and finalizes it.
+        aggregator: Address,
+        /// The reward pool holding the reward.
+        pool: RewardPoolId,
+        /// The reward.
+        #[serde(with = "amount_string")]
+        reward: Amount,
+    },
+    /// training: an asset joined a session; `license_token` was minted to the trainer for it.
+    SessionJoined {
+        /// The session.
+        session: TrainingSessionId,
+        /// The asset.
+        asset: AssetId,
+        /// The owner who joined it.
+        owner: Address,
+        /// The license token minted for the session.
+        license_token: LicenseTokenId,
+    },
+    /// training: the aggregator committed a round.
+    RoundCommitted {
+        /// The session.
+        session: TrainingSessionId,
+        /// The round (from 1).
+        round: u32,
+        /// BLAKE3 of the round's aggregate.
+        aggregate_root: Hash32,
+        /// The participants aggregated, ascending.
+        participants: Vec<AssetId>,
+    },
+    /// training: a session was finalized: its model registered with a bill of materials and its
+    /// contribution shares posted as `pool`'s valuation.
+    SessionFinalized {
+        /// The session.
+        session: TrainingSessionId,
+        /// The model asset (its weights' root).
+        model: AssetId,
+        /// The reward pool that pays the contributors after the challenge window.
+        pool: RewardPoolId,
+        /// Rounds committed.
+        rounds_committed: u32,
     },
 }
 

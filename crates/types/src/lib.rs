@@ -22,6 +22,7 @@ pub mod event;
 pub mod genesis;
 pub mod hash;
 pub mod limits;
+pub mod training;
 pub mod transaction;
 pub mod views;
 mod wire;
@@ -32,14 +33,19 @@ pub use block::{BlockInput, BlockOutcome};
 pub use event::{Event, PayoutKind, Receipt, ReceiptStatus};
 pub use genesis::{Allocation, Genesis, GenesisBond, Params};
 pub use hash::{AssetId, Hash32, ParseHashError, StateRoot, TxHash};
+pub use training::{
+    Aggregation, DifferentialPrivacy, FinalizeSession, OpenSession, TrainingSessionId,
+};
 pub use transaction::{
     AssetKind, Call, CreateRewardPool, DealId, LicenseTokenId, RegisterAsset, RewardPoolId, Role,
     SignedTransaction, StorageLayout, TRANSACTION_NAMESPACE, TRANSACTION_VERSION, Terms,
     Transaction, ValuationClaim,
 };
 pub use views::{
-    AccountView, AssetShareView, AssetView, BondView, ChallengeView, DealView, LicenseTokenView,
-    LineageView, OwnerView, ParentView, ProviderView, RewardPoolView, ValuationView, VoteView,
+    AccountView, AssetShareView, AssetView, BillOfMaterialsView, BondView, ChallengeView, DealView,
+    LicenseTokenView, LineageView, MaterialInputView, OwnerView, ParentView, ProviderView,
+    RewardPoolView, RoundCommitmentView, SessionParticipantView, TrainingSessionView,
+    ValuationView, VoteView,
 };
 
 /// Re-exports so dependants use the same crypto and codec versions.

@@ -40,13 +40,50 @@ pub const QUERY_PAGE_MAX: usize = 1_000;
 pub const ROYALTY_EVENTS_MAX: usize =
     (ASSET_ANCESTORS_MAX + 1) * ASSET_OWNERS_MAX + ASSET_ANCESTORS_MAX * ASSET_PARENTS_MAX;
 
-/// Encoded size of the largest possible signed transaction (a `RegisterAsset` with every list full).
+/// Largest transaction header: version, chain id (length byte and text), sender, nonce and fee.
+pub const TRANSACTION_HEADER_BYTES_MAX: usize =
+    1 /* version */ + 1 + CHAIN_ID_BYTES_MAX + 32 /* sender */ + 8 /* nonce */ + 16 /* fee */;
+
+/// Encoded size of license terms with both options present.
+pub const TERMS_BYTES_MAX: usize =
+    4 /* bools */ + 2 /* royalty */ + 16 /* price */ + 9 /* expiry */ + 9 /* cap */;
+
+/// Largest encoded `RegisterAsset` call (tag included), with every list full.
+pub const REGISTER_ASSET_CALL_BYTES_MAX: usize = 1 /* tag */ + 32 /* content root */ + 1 /* kind */
+    + 1 + ASSET_NAME_BYTES_MAX + 8 /* byte size */ + 1 + ASSET_OWNERS_MAX * (32 + 2)
+    + 1 + ASSET_PARENTS_MAX * (32 + 8) + TERMS_BYTES_MAX;
+
+/// Encoded size of the largest possible signed transaction: the header, the largest of the calls
+/// whose size depends on limits (each with every string and list at its limit), and the signature.
 pub const TRANSACTION_BYTES_WORST_CASE: usize = {
-    let header = 1 /* version */ + 1 + CHAIN_ID_BYTES_MAX + 32 /* sender */ + 8 /* nonce */ + 16 /* fee */;
-    let terms = 4 /* bools */ + 2 /* royalty */ + 16 /* price */ + 9 /* expiry */ + 9 /* cap */;
-    let register = 1 /* tag */ + 32 /* content root */ + 1 /* kind */ + 1 + ASSET_NAME_BYTES_MAX
-        + 8 /* byte size */ + 1 + ASSET_OWNERS_MAX * (32 + 2) + 1 + ASSET_PARENTS_MAX * (32 + 8) + terms;
-    header + register + 64 /* signature */
+    let calls = [
+        REGISTER_ASSET_CALL_BYTES_MAX,
+        // ReportMisbehaviour.
+        1 /* tag */ + 32 /* validator */ + 8 /* view */ + 2 + EVIDENCE_PROOF_BYTES_MAX,
+        // CreateRewardPool (its amount, stake and window last).
+        1 /* tag */ + 1 + REWARD_TASK_BYTES_MAX + 32 /* test set */ + 1
+            + REWARD_POOL_ASSETS_MAX * 32 + 16 + 16 + 8,
+        // SubmitValuation and ChallengeValuation.
+        1 /* tag */ + 8 /* pool */ + 32 /* report */ + 1 + REWARD_POOL_ASSETS_MAX * (32 + 2),
+        // RegisterProvider.
+        1 /* tag */ + 8 /* capacity */ + 16 /* price */ + 1 + ENDPOINT_BYTES_MAX,
+        // StoreAsset.
+        1 /* tag */ + 32 /* asset */ + 32 /* manifest */ + 1 + 1 + 8 + 1 + STORAGE_SHARDS_MAX * 32,
+        // SubmitProof.
+        1 /* tag */ + 8 /* deal */ + 8 /* epoch */ + 2 + STORAGE_PROOF_BYTES_MAX,
+        OPEN_SESSION_CALL_BYTES_MAX,
+        COMMIT_ROUND_CALL_BYTES_MAX,
+        FINALIZE_SESSION_CALL_BYTES_MAX,
+    ];
+    let mut largest = 0;
+    let mut index = 0;
+    while index < calls.len() {
+        if calls[index] > largest {
+            largest = calls[index];
+        }
+        index += 1;
+    }
+    TRANSACTION_HEADER_BYTES_MAX + largest + 64 /* signature */
 };
 
 const _: () = assert!(TRANSACTION_BYTES_WORST_CASE <= TRANSACTION_BYTES_MAX);
@@ -147,3 +184,70 @@ const _: () = assert!(32 + 32 + 3 + 8 + 1 + STORAGE_SHARDS_MAX * 32 + 256 <= TRA
 
 /// Largest shard upload the API accepts, in bytes.
 pub const API_SHARD_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Longest training-session task description, in bytes. The session's reward pool is named
+/// `training session {id}: {task}`, which must fit [`REWARD_TASK_BYTES_MAX`].
+pub const TRAINING_TASK_BYTES_MAX: usize = 120;
+
+/// Longest prefix of a training session's pool task: `"training session "`, a u64 in decimal
+/// (at most 20 digits) and `": "`.
+pub const TRAINING_POOL_TASK_PREFIX_BYTES_MAX: usize = 17 + 20 + 2;
+
+/// Most assets a training session may name as eligible (they become its reward pool's assets).
+pub const TRAINING_ELIGIBLE_ASSETS_MAX: usize = REWARD_POOL_ASSETS_MAX;
+
+/// Most participants (joined assets) of a training session: each becomes a parent of the model.
+pub const TRAINING_PARTICIPANTS_MAX: usize = ASSET_PARENTS_MAX;
+
+/// Most rounds a training session may plan (each committed round is kept on the ledger).
+pub const TRAINING_ROUNDS_MAX: u32 = 1_000;
+
+/// 10¹⁸: one whole in the `_atto` fixed point (δ of differential privacy is below it).
+pub const ATTO_PER_UNIT: u64 = 1_000_000_000_000_000_000;
+
+/// Largest encoded `OpenSession` call (tag included).
+pub const OPEN_SESSION_CALL_BYTES_MAX: usize = 1 /* tag */ + 32 /* spec root */
+    + 1 + TRAINING_TASK_BYTES_MAX + 1 + TRAINING_ELIGIBLE_ASSETS_MAX * 32
+    + 16 /* reward */ + 16 /* stake */ + 8 /* window */ + 4 /* rounds */
+    + 1 + 16 /* privacy */ + 1 + 4 /* aggregation */ + 1 /* secure aggregation */
+    + 32 /* aggregator */ + 1 + ENDPOINT_BYTES_MAX + 2 + 2 /* participant bounds */;
+
+/// Largest encoded `CommitRound` call (tag included).
+pub const COMMIT_ROUND_CALL_BYTES_MAX: usize = 1 /* tag */ + 8 /* session */ + 4 /* round */
+    + 32 /* aggregate root */ + 1 + TRAINING_PARTICIPANTS_MAX * 32;
+
+/// Largest encoded `FinalizeSession` call (tag included).
+pub const FINALIZE_SESSION_CALL_BYTES_MAX: usize = 1 /* tag */ + 8 /* session */
+    + 32 /* model root */ + 1 + ASSET_NAME_BYTES_MAX + 8 /* byte size */ + 9 /* epsilon */
+    + 8 /* delta */ + 1 + TRAINING_PARTICIPANTS_MAX * (32 + 2) + 1 + 32 /* report root */
+    + TERMS_BYTES_MAX;
+
+const _: () =
+    assert!(TRAINING_TASK_BYTES_MAX + TRAINING_POOL_TASK_PREFIX_BYTES_MAX <= REWARD_TASK_BYTES_MAX);
+const _: () = assert!(TRAINING_TASK_BYTES_MAX <= u8::MAX as usize);
+const _: () = assert!(TRAINING_ELIGIBLE_ASSETS_MAX <= REWARD_POOL_ASSETS_MAX);
+const _: () = assert!(TRAINING_ELIGIBLE_ASSETS_MAX <= u8::MAX as usize);
+// The model lists every participant as a parent, and participants are among the eligible assets.
+const _: () = assert!(TRAINING_PARTICIPANTS_MAX <= ASSET_PARENTS_MAX);
+const _: () = assert!(TRAINING_PARTICIPANTS_MAX <= TRAINING_ELIGIBLE_ASSETS_MAX);
+const _: () = assert!(TRAINING_PARTICIPANTS_MAX <= u16::MAX as usize);
+// A session's view and bill of materials list every committed round within one page.
+const _: () = assert!(TRAINING_ROUNDS_MAX as usize <= QUERY_PAGE_MAX);
+
+/// Most key envelopes (an asset's data key wrapped to one reader) a storage provider keeps for
+/// one asset.
+pub const KEY_ENVELOPES_PER_ASSET_MAX: usize = 4_096;
+
+/// Most key envelopes in one delivery to a storage provider.
+pub const KEY_ENVELOPES_PER_DELIVERY_MAX: usize = 256;
+
+/// Largest key delivery body the API accepts, in bytes: the asset's manifest (JSON, escaped as a
+/// JSON string: at most twice its size) and the envelopes.
+pub const API_KEY_DELIVERY_BODY_BYTES_MAX: usize = 112 * 1024 * 1024;
+
+/// Longest a signed key delivery or key request stays valid, in milliseconds from now.
+pub const KEY_REQUEST_LIFETIME_MS_MAX: u64 = 10 * 60 * 1_000;
+
+const _: () = assert!(KEY_ENVELOPES_PER_DELIVERY_MAX <= KEY_ENVELOPES_PER_ASSET_MAX);
+const _: () = assert!(KEY_ENVELOPES_PER_ASSET_MAX <= u32::MAX as usize);
+const _: () = assert!(API_KEY_DELIVERY_BODY_BYTES_MAX >= API_BODY_BYTES_MAX);

@@ -4,8 +4,8 @@
 //! `Transaction` = version (u8, [`TRANSACTION_VERSION`]) | chain id (u8 length + UTF-8) | sender (32) |
 //! nonce (u64 BE) | fee (u128 BE) | call. A call is one tag byte followed by its fields. Tags are grouped by
 //! module (bank `0x0_`, stake `0x1_`, registry `0x2_`, licensing `0x3_`, royalty `0x4_`, conduct `0x5_`,
-//! rewards `0x6_`, storage `0x7_`) so later modules (compute, training) add their own ranges without
-//! renumbering. Integers are fixed-width
+//! rewards `0x6_`, storage `0x7_`, training `0x8_`) so later modules (compute) add their own ranges
+//! without renumbering. Integers are fixed-width
 //! big-endian, lengths are one byte, booleans and option tags are exactly 0 or 1: every value has one
 //! encoding, decoding rejects anything else (and trailing bytes, through `Decode`), and the limits of
 //! [`crate::limits`] are enforced while decoding.
@@ -20,8 +20,9 @@ use crate::{
     limits::{
         ASSET_NAME_BYTES_MAX, ASSET_OWNERS_MAX, ASSET_PARENTS_MAX, CHAIN_ID_BYTES_MAX,
         ENDPOINT_BYTES_MAX, REWARD_POOL_ASSETS_MAX, REWARD_TASK_BYTES_MAX, STORAGE_SHARDS_MAX,
-        TRANSACTION_BYTES_MAX,
+        TRAINING_PARTICIPANTS_MAX, TRANSACTION_BYTES_MAX,
     },
+    training::{FinalizeSession, OpenSession, TrainingSessionId},
     wire::{
         option_u64_size, read_option_u64, read_str, read_u8_len, write_option_u64, write_str,
         write_u8_len,
@@ -624,6 +625,31 @@ pub enum Call {
         /// The failed deal.
         deal: DealId,
     },
+    /// training: open a federated-learning session, escrowing its reward in a new reward pool
+    /// whose eligible assets are the session's.
+    OpenSession(OpenSession),
+    /// training: an owner of an eligible asset joins the session with it; a license token for the
+    /// asset is minted to the session's trainer (paid for by the reward, not a price).
+    JoinSession {
+        /// The session.
+        session: TrainingSessionId,
+        /// The asset joining.
+        asset: AssetId,
+    },
+    /// training: the aggregator commits one round's aggregate (the first commit closes joins).
+    CommitRound {
+        /// The session.
+        session: TrainingSessionId,
+        /// The round: the last committed plus one.
+        round: u32,
+        /// BLAKE3 of the round's aggregated update.
+        aggregate_root: Hash32,
+        /// The participants whose updates the round aggregated, strictly ascending.
+        participants: Vec<AssetId>,
+    },
+    /// training: the aggregator registers the model (the participants' assets as its parents),
+    /// records its bill of materials and posts the contribution shares as the pool's valuation.
+    FinalizeSession(FinalizeSession),
 }
 
 /// Serde for byte vectors as lowercase hex.
@@ -681,6 +707,14 @@ impl Call {
     pub const TAG_SUBMIT_PROOF: u8 = 0x76;
     /// Wire tag of `ClaimRepair`.
     pub const TAG_CLAIM_REPAIR: u8 = 0x77;
+    /// Wire tag of `OpenSession`.
+    pub const TAG_OPEN_SESSION: u8 = 0x81;
+    /// Wire tag of `JoinSession`.
+    pub const TAG_JOIN_SESSION: u8 = 0x82;
+    /// Wire tag of `CommitRound`.
+    pub const TAG_COMMIT_ROUND: u8 = 0x83;
+    /// Wire tag of `FinalizeSession`.
+    pub const TAG_FINALIZE_SESSION: u8 = 0x84;
 
     /// The call's wire tag.
     pub const fn tag(&self) -> u8 {
@@ -705,6 +739,10 @@ impl Call {
             Call::CancelDeal { .. } => Self::TAG_CANCEL_DEAL,
             Call::SubmitProof { .. } => Self::TAG_SUBMIT_PROOF,
             Call::ClaimRepair { .. } => Self::TAG_CLAIM_REPAIR,
+            Call::OpenSession(_) => Self::TAG_OPEN_SESSION,
+            Call::JoinSession { .. } => Self::TAG_JOIN_SESSION,
+            Call::CommitRound { .. } => Self::TAG_COMMIT_ROUND,
+            Call::FinalizeSession(_) => Self::TAG_FINALIZE_SESSION,
         }
     }
 
@@ -731,6 +769,10 @@ impl Call {
             Call::CancelDeal { .. } => "cancel_deal",
             Call::SubmitProof { .. } => "submit_proof",
             Call::ClaimRepair { .. } => "claim_repair",
+            Call::OpenSession(_) => "open_session",
+            Call::JoinSession { .. } => "join_session",
+            Call::CommitRound { .. } => "commit_round",
+            Call::FinalizeSession(_) => "finalize_session",
         }
     }
 }
@@ -816,6 +858,26 @@ impl Write for Call {
                 buf.put_u16(proof.len().min(usize::from(u16::MAX)) as u16);
                 buf.put_slice(proof);
             }
+            Call::OpenSession(open) => open.write(buf),
+            Call::JoinSession { session, asset } => {
+                session.write(buf);
+                asset.write(buf);
+            }
+            Call::CommitRound {
+                session,
+                round,
+                aggregate_root,
+                participants,
+            } => {
+                session.write(buf);
+                round.write(buf);
+                aggregate_root.write(buf);
+                write_u8_len(participants.len(), buf);
+                for asset in participants {
+                    asset.write(buf);
+                }
+            }
+            Call::FinalizeSession(finalize) => finalize.write(buf),
         }
     }
 }
@@ -840,6 +902,10 @@ impl EncodeSize for Call {
             Call::CreateDeal { .. } => 32 + 1 + 32 + 4,
             Call::AcceptDeal { .. } | Call::CancelDeal { .. } | Call::ClaimRepair { .. } => 8,
             Call::SubmitProof { proof, .. } => 8 + 8 + 2 + proof.len(),
+            Call::OpenSession(open) => open.encode_size(),
+            Call::JoinSession { .. } => 8 + 32,
+            Call::CommitRound { participants, .. } => 8 + 4 + 32 + 1 + participants.len() * 32,
+            Call::FinalizeSession(finalize) => finalize.encode_size(),
         }
     }
 }
@@ -953,6 +1019,31 @@ impl Read for Call {
                 let mut proof = vec![0u8; length];
                 buf.copy_to_slice(&mut proof);
                 Call::SubmitProof { deal, epoch, proof }
+            }
+            Self::TAG_OPEN_SESSION => Call::OpenSession(OpenSession::read_cfg(buf, &())?),
+            Self::TAG_JOIN_SESSION => Call::JoinSession {
+                session: u64::read_cfg(buf, &())?,
+                asset: Hash32::read_cfg(buf, &())?,
+            },
+            Self::TAG_COMMIT_ROUND => {
+                let session = u64::read_cfg(buf, &())?;
+                let round = u32::read_cfg(buf, &())?;
+                let aggregate_root = Hash32::read_cfg(buf, &())?;
+                let count =
+                    read_u8_len(buf, TRAINING_PARTICIPANTS_MAX, "CommitRound.participants")?;
+                let mut participants = Vec::with_capacity(count);
+                for _ in 0..count {
+                    participants.push(Hash32::read_cfg(buf, &())?);
+                }
+                Call::CommitRound {
+                    session,
+                    round,
+                    aggregate_root,
+                    participants,
+                }
+            }
+            Self::TAG_FINALIZE_SESSION => {
+                Call::FinalizeSession(FinalizeSession::read_cfg(buf, &())?)
             }
             _ => return Err(CodecError::InvalidEnum(tag)),
         })
@@ -1103,6 +1194,15 @@ impl Read for SignedTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        limits::{
+            COMMIT_ROUND_CALL_BYTES_MAX, FINALIZE_SESSION_CALL_BYTES_MAX,
+            OPEN_SESSION_CALL_BYTES_MAX, REGISTER_ASSET_CALL_BYTES_MAX,
+            TRAINING_ELIGIBLE_ASSETS_MAX, TRAINING_TASK_BYTES_MAX, TRANSACTION_BYTES_WORST_CASE,
+            TRANSACTION_HEADER_BYTES_MAX,
+        },
+        training::{Aggregation, DifferentialPrivacy},
+    };
     use commonware_cryptography::Signer;
     use proptest::prelude::*;
 
@@ -1140,8 +1240,132 @@ mod tests {
         (0u8..4).prop_map(|tag| Role::from_tag(tag).unwrap())
     }
 
+    fn aggregation() -> impl Strategy<Value = Aggregation> {
+        prop_oneof![
+            Just(Aggregation::FedAvg),
+            Just(Aggregation::Median),
+            any::<u16>().prop_map(|trim_bps| Aggregation::TrimmedMean { trim_bps }),
+            any::<u16>().prop_map(|byzantine| Aggregation::Krum { byzantine }),
+            (any::<u16>(), any::<u16>()).prop_map(|(byzantine, selected)| {
+                Aggregation::MultiKrum {
+                    byzantine,
+                    selected,
+                }
+            }),
+        ]
+    }
+
+    fn open_session() -> impl Strategy<Value = OpenSession> {
+        (
+            (
+                hash(),
+                "\\PC{0,30}",
+                proptest::collection::vec(hash(), 0..=TRAINING_ELIGIBLE_ASSETS_MAX),
+                any::<u128>(),
+                any::<u128>(),
+                any::<u64>(),
+                any::<u32>(),
+            ),
+            (
+                proptest::option::of((any::<u32>(), any::<u32>(), any::<u64>())),
+                aggregation(),
+                any::<bool>(),
+                address(),
+                "[a-z0-9.:]{0,60}",
+                any::<u16>(),
+                any::<u16>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (
+                        model_spec_root,
+                        task,
+                        eligible_assets,
+                        reward,
+                        evaluator_stake,
+                        window,
+                        rounds,
+                    ),
+                    (privacy, aggregation, secure_aggregation, aggregator, endpoint, min, max),
+                )| OpenSession {
+                    model_spec_root,
+                    task,
+                    eligible_assets,
+                    reward,
+                    evaluator_stake,
+                    challenge_window_blocks: window,
+                    rounds,
+                    privacy: privacy.map(|(noise, clip, delta)| DifferentialPrivacy {
+                        noise_multiplier_milli: noise,
+                        clip_norm_milli: clip,
+                        delta_atto: delta,
+                    }),
+                    aggregation,
+                    secure_aggregation,
+                    aggregator,
+                    endpoint,
+                    participants_min: min,
+                    participants_max: max,
+                },
+            )
+    }
+
+    fn finalize_session() -> impl Strategy<Value = FinalizeSession> {
+        (
+            (any::<u64>(), hash(), "\\PC{0,30}", any::<u64>()),
+            (
+                any::<Option<u64>>(),
+                any::<u64>(),
+                proptest::collection::vec((hash(), any::<u16>()), 0..=TRAINING_PARTICIPANTS_MAX),
+                proptest::option::of(hash()),
+                terms(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (session, model_root, model_name, byte_size),
+                    (epsilon_milli, delta_atto, shares, report_root, terms),
+                )| FinalizeSession {
+                    session,
+                    model_root,
+                    model_name,
+                    byte_size,
+                    epsilon_milli,
+                    delta_atto,
+                    shares,
+                    report_root,
+                    terms,
+                },
+            )
+    }
+
+    fn training_call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            open_session().prop_map(Call::OpenSession),
+            (any::<u64>(), hash())
+                .prop_map(|(session, asset)| Call::JoinSession { session, asset }),
+            (
+                any::<u64>(),
+                any::<u32>(),
+                hash(),
+                proptest::collection::vec(hash(), 0..=TRAINING_PARTICIPANTS_MAX)
+            )
+                .prop_map(|(session, round, aggregate_root, participants)| {
+                    Call::CommitRound {
+                        session,
+                        round,
+                        aggregate_root,
+                        participants,
+                    }
+                }),
+            finalize_session().prop_map(Call::FinalizeSession),
+        ]
+    }
+
     fn call() -> impl Strategy<Value = Call> {
         prop_oneof![
+            training_call(),
             (address(), any::<u128>()).prop_map(|(to, amount)| Call::Transfer { to, amount }),
             (role(), any::<u128>()).prop_map(|(role, amount)| Call::Bond { role, amount }),
             (role(), any::<u128>()).prop_map(|(role, amount)| Call::Unbond { role, amount }),
@@ -1288,5 +1512,225 @@ mod tests {
         let mut long_chain = bytes;
         long_chain[1] = (CHAIN_ID_BYTES_MAX + 1) as u8;
         assert!(SignedTransaction::from_bytes(&long_chain).is_err());
+    }
+
+    /// A signed transaction of `call` with a one-byte chain id: the call's tag is at offset 59.
+    fn encoded(call: Call) -> Vec<u8> {
+        SignedTransaction {
+            transaction: Transaction {
+                chain_id: "c".into(),
+                sender: Address([1; 32]),
+                nonce: 0,
+                fee: 1,
+                call,
+            },
+            signature: signature(),
+        }
+        .to_bytes()
+    }
+
+    /// Offset of the first byte after the call's tag.
+    const CALL_FIELDS: usize = 60;
+
+    fn sample_open() -> OpenSession {
+        OpenSession {
+            model_spec_root: Hash32([7; 32]),
+            task: "task".into(),
+            eligible_assets: vec![Hash32([1; 32]), Hash32([2; 32])],
+            reward: 100,
+            evaluator_stake: 5,
+            challenge_window_blocks: 3,
+            rounds: 4,
+            privacy: Some(DifferentialPrivacy {
+                noise_multiplier_milli: 1_100,
+                clip_norm_milli: 1_000,
+                delta_atto: 10_000_000_000_000,
+            }),
+            aggregation: Aggregation::TrimmedMean { trim_bps: 1_000 },
+            secure_aggregation: true,
+            aggregator: Address([2; 32]),
+            endpoint: "127.0.0.1:7400".into(),
+            participants_min: 2,
+            participants_max: 3,
+        }
+    }
+
+    fn sample_finalize() -> FinalizeSession {
+        FinalizeSession {
+            session: 1,
+            model_root: Hash32([5; 32]),
+            model_name: "model".into(),
+            byte_size: 10,
+            epsilon_milli: Some(2_500),
+            delta_atto: 10_000_000_000_000,
+            shares: vec![(Hash32([1; 32]), 10_000)],
+            report_root: Some(Hash32([9; 32])),
+            terms: Terms::default(),
+        }
+    }
+
+    fn refused(bytes: &[u8], offset: usize, value: u8) -> bool {
+        let mut bad = bytes.to_vec();
+        bad[offset] = value;
+        SignedTransaction::from_bytes(&bad).is_err()
+    }
+
+    #[test]
+    fn training_calls_round_trip_and_refuse_bad_lengths() {
+        let join = Call::JoinSession {
+            session: 3,
+            asset: Hash32([4; 32]),
+        };
+        let commit = Call::CommitRound {
+            session: 3,
+            round: 1,
+            aggregate_root: Hash32([6; 32]),
+            participants: vec![Hash32([1; 32]), Hash32([2; 32])],
+        };
+        for call in [
+            Call::OpenSession(sample_open()),
+            join,
+            commit.clone(),
+            Call::FinalizeSession(sample_finalize()),
+        ] {
+            let bytes = encoded(call.clone());
+            let decoded = SignedTransaction::from_bytes(&bytes).unwrap();
+            assert_eq!(decoded.transaction.call, call);
+            assert_eq!(decoded.to_bytes(), bytes);
+            assert_eq!(bytes[CALL_FIELDS - 1], call.tag());
+            // Every truncation is refused.
+            for end in 0..bytes.len() {
+                assert!(SignedTransaction::from_bytes(&bytes[..end]).is_err());
+            }
+        }
+
+        // OpenSession: spec root 32, task length, task, asset count, assets, 16 + 16 + 8 + 4,
+        // privacy tag, privacy 16, aggregation tag.
+        let open = encoded(Call::OpenSession(sample_open()));
+        let task_len = CALL_FIELDS + 32;
+        assert_eq!(usize::from(open[task_len]), 4);
+        assert!(refused(
+            &open,
+            task_len,
+            (TRAINING_TASK_BYTES_MAX + 1) as u8
+        ));
+        let asset_count = task_len + 1 + 4;
+        assert_eq!(open[asset_count], 2);
+        assert!(refused(
+            &open,
+            asset_count,
+            (TRAINING_ELIGIBLE_ASSETS_MAX + 1) as u8
+        ));
+        let privacy_tag = asset_count + 1 + 2 * 32 + 16 + 16 + 8 + 4;
+        assert_eq!(open[privacy_tag], 1);
+        assert!(refused(&open, privacy_tag, 2));
+        let aggregation_tag = privacy_tag + 1 + DifferentialPrivacy::SIZE;
+        assert_eq!(open[aggregation_tag], 2);
+        assert!(refused(&open, aggregation_tag, 5));
+        let secure_aggregation = aggregation_tag + 3;
+        assert_eq!(open[secure_aggregation], 1);
+        assert!(refused(&open, secure_aggregation, 2));
+        let endpoint_len = secure_aggregation + 1 + 32;
+        assert_eq!(usize::from(open[endpoint_len]), "127.0.0.1:7400".len());
+        assert!(refused(&open, endpoint_len, (ENDPOINT_BYTES_MAX + 1) as u8));
+
+        // CommitRound: session 8, round 4, aggregate root 32, participant count.
+        let commit = encoded(commit);
+        let participant_count = CALL_FIELDS + 8 + 4 + 32;
+        assert_eq!(commit[participant_count], 2);
+        assert!(refused(
+            &commit,
+            participant_count,
+            (TRAINING_PARTICIPANTS_MAX + 1) as u8
+        ));
+        assert!(refused(&commit, participant_count, 3), "past the end");
+
+        // FinalizeSession: session 8, model root 32, name length, name, byte size 8, ε option,
+        // δ 8, share count, shares, report root option.
+        let finalize = encoded(Call::FinalizeSession(sample_finalize()));
+        let name_len = CALL_FIELDS + 8 + 32;
+        assert_eq!(usize::from(finalize[name_len]), 5);
+        assert!(refused(
+            &finalize,
+            name_len,
+            (ASSET_NAME_BYTES_MAX + 1) as u8
+        ));
+        let epsilon_tag = name_len + 1 + 5 + 8;
+        assert_eq!(finalize[epsilon_tag], 1);
+        assert!(refused(&finalize, epsilon_tag, 2));
+        let share_count = epsilon_tag + 9 + 8;
+        assert_eq!(finalize[share_count], 1);
+        assert!(refused(
+            &finalize,
+            share_count,
+            (TRAINING_PARTICIPANTS_MAX + 1) as u8
+        ));
+        let report_tag = share_count + 1 + 34;
+        assert_eq!(finalize[report_tag], 1);
+        assert!(refused(&finalize, report_tag, 2));
+    }
+
+    /// The largest call of each kind has exactly the size `limits` budgets for it, and the
+    /// largest transaction fits.
+    #[test]
+    fn worst_case_sizes_match_the_limits() {
+        let full_terms = Terms {
+            expiry_height: Some(1),
+            license_cap: Some(1),
+            ..Terms::default()
+        };
+        let open = Call::OpenSession(OpenSession {
+            task: "t".repeat(TRAINING_TASK_BYTES_MAX),
+            eligible_assets: vec![Hash32([1; 32]); TRAINING_ELIGIBLE_ASSETS_MAX],
+            aggregation: Aggregation::MultiKrum {
+                byzantine: 1,
+                selected: 2,
+            },
+            endpoint: "e".repeat(ENDPOINT_BYTES_MAX),
+            ..sample_open()
+        });
+        let commit = Call::CommitRound {
+            session: 1,
+            round: 1,
+            aggregate_root: Hash32::ZERO,
+            participants: vec![Hash32([1; 32]); TRAINING_PARTICIPANTS_MAX],
+        };
+        let finalize = Call::FinalizeSession(FinalizeSession {
+            model_name: "m".repeat(ASSET_NAME_BYTES_MAX),
+            shares: vec![(Hash32([1; 32]), 1); TRAINING_PARTICIPANTS_MAX],
+            terms: full_terms.clone(),
+            ..sample_finalize()
+        });
+        let register = Call::RegisterAsset(RegisterAsset {
+            content_root: Hash32::ZERO,
+            kind: AssetKind::Model,
+            name: "n".repeat(ASSET_NAME_BYTES_MAX),
+            byte_size: 1,
+            owners: vec![(Address([1; 32]), 1); ASSET_OWNERS_MAX],
+            parents: vec![(Hash32::ZERO, 1); ASSET_PARENTS_MAX],
+            terms: full_terms,
+        });
+        for (call, budget) in [
+            (open, OPEN_SESSION_CALL_BYTES_MAX),
+            (commit, COMMIT_ROUND_CALL_BYTES_MAX),
+            (finalize, FINALIZE_SESSION_CALL_BYTES_MAX),
+            (register, REGISTER_ASSET_CALL_BYTES_MAX),
+        ] {
+            assert_eq!(call.encode_size(), budget, "{}", call.name());
+            let signed = SignedTransaction {
+                transaction: Transaction {
+                    chain_id: "c".repeat(CHAIN_ID_BYTES_MAX),
+                    sender: Address([1; 32]),
+                    nonce: 0,
+                    fee: 1,
+                    call,
+                },
+                signature: signature(),
+            };
+            let bytes = signed.to_bytes();
+            assert_eq!(bytes.len(), TRANSACTION_HEADER_BYTES_MAX + budget + 64);
+            assert!(bytes.len() <= TRANSACTION_BYTES_WORST_CASE);
+            assert_eq!(SignedTransaction::from_bytes(&bytes).unwrap(), signed);
+        }
     }
 }

@@ -4,7 +4,8 @@ use crate::{
     address::Address,
     amount::{Amount, amount_string},
     hash::{AssetId, Hash32},
-    transaction::{AssetKind, LicenseTokenId, Role, Terms},
+    training::{Aggregation, DifferentialPrivacy, OpenSession, TrainingSessionId},
+    transaction::{AssetKind, LicenseTokenId, RewardPoolId, Role, Terms},
 };
 use serde::{Deserialize, Serialize};
 
@@ -242,4 +243,110 @@ pub struct DealView {
     pub challenge_seed: Option<Hash32>,
     /// Whether it was answered.
     pub challenge_answered: bool,
+}
+
+/// A participant of a training session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionParticipantView {
+    /// The asset that joined.
+    pub asset: AssetId,
+    /// The owner who joined it.
+    pub owner: Address,
+    /// The license token minted to the trainer for it.
+    pub license_token: LicenseTokenId,
+    /// Height it joined.
+    pub joined_height: u64,
+}
+
+/// A committed training round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundCommitmentView {
+    /// The round (from 1).
+    pub round: u32,
+    /// BLAKE3 of the round's aggregate.
+    pub aggregate_root: Hash32,
+    /// The participants aggregated, ascending.
+    pub participants: Vec<AssetId>,
+    /// Height committed.
+    pub committed_height: u64,
+}
+
+/// A training session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingSessionView {
+    /// Id.
+    pub id: TrainingSessionId,
+    /// Who opened and funded it (the model's owner).
+    pub trainer: Address,
+    /// The session as opened.
+    pub spec: OpenSession,
+    /// The reward pool holding the reward.
+    pub pool: RewardPoolId,
+    /// Height opened.
+    pub created_height: u64,
+    /// `open` (joins open, no round yet), `training` (rounds committed) or `finalized`.
+    pub status: String,
+    /// Participants, ascending by asset.
+    pub participants: Vec<SessionParticipantView>,
+    /// Rounds committed.
+    pub rounds_committed: u32,
+    /// The committed rounds, in order.
+    pub rounds: Vec<RoundCommitmentView>,
+    /// The model asset, once finalized.
+    pub model: Option<AssetId>,
+    /// Height finalized.
+    pub finalized_height: Option<u64>,
+}
+
+/// One input of a model's bill of materials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaterialInputView {
+    /// The input asset; its id is its content root (BLAKE3 of its file).
+    pub asset: AssetId,
+    /// The owner who joined it to the session.
+    pub contributor: Address,
+    /// The license token the model consumed for it.
+    pub license_token: LicenseTokenId,
+    /// Royalty rate owed to it by the model (snapshot of the token's terms).
+    pub royalty_bps: u16,
+    /// Its contribution share as posted at finalization, in basis points.
+    pub share_bps: u16,
+}
+
+/// A model's bill of materials: what went into it, as recorded when its session was finalized.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillOfMaterialsView {
+    /// The model asset (BLAKE3 of its weights file).
+    pub model: AssetId,
+    /// The training session that produced it.
+    pub session: TrainingSessionId,
+    /// The model's owner (the session's trainer).
+    pub trainer: Address,
+    /// Who ran the rounds and posted the shares.
+    pub aggregator: Address,
+    /// BLAKE3 of the session spec file.
+    pub model_spec_root: Hash32,
+    /// What was trained.
+    pub task: String,
+    /// How updates were aggregated.
+    pub aggregation: Aggregation,
+    /// Whether updates were combined by secure aggregation.
+    pub secure_aggregation: bool,
+    /// The differential-privacy settings, if any.
+    pub privacy: Option<DifferentialPrivacy>,
+    /// Inputs, ascending by asset.
+    pub inputs: Vec<MaterialInputView>,
+    /// The committed rounds, in order.
+    pub rounds: Vec<RoundCommitmentView>,
+    /// ε spent, in thousandths (`None` without differential privacy).
+    pub epsilon_milli: Option<u64>,
+    /// δ, in 10⁻¹⁸ units (0 without differential privacy).
+    pub delta_atto: u64,
+    /// BLAKE3 of the valuation report behind the shares, if one was made.
+    pub report_root: Option<Hash32>,
+    /// The reward pool paying the contributors (its standing valuation is the one that pays, which
+    /// a successful challenge may have replaced).
+    pub pool: RewardPoolId,
+    /// Height finalized.
+    pub finalized_height: u64,
 }
