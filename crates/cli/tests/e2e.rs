@@ -462,6 +462,12 @@ fn demo_balances_the_books_on_four_validators() {
     assert_eq!(storage["deals"], 30, "{storage}");
     assert_eq!(storage["providers"], 6, "{storage}");
     assert_eq!(storage["read_back_identical"], true, "{storage}");
+    // A licensee, refused without a license, reads bob's shard with the key bob's agent
+    // delivered to all six of its providers.
+    let licensee = &storage["licensee"];
+    assert_eq!(licensee["refused_without_license"], true, "{licensee}");
+    assert_eq!(licensee["envelope_providers"], 6, "{licensee}");
+    assert_eq!(licensee["read_back_identical"], true, "{licensee}");
     assert!(
         storage["proven_epochs"].as_u64().unwrap() >= 30,
         "{storage}"
@@ -932,4 +938,164 @@ fn walk(directory: &Path) -> Vec<std::path::PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Issue 4: a licensee in its own home reads an asset with the data key the owner's key agent
+/// (its own process, with the owner's home and only the owner's key) wrapped to it; without a
+/// license it gets a clear error, and no provider holds the data key or plaintext.
+#[test]
+fn licensee_reads_an_asset_through_the_owners_key_agent() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while devnet.ok(home.path(), &["storage", "status"])["providers"] != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "storage providers did not register"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let iris = data.join("iris.csv");
+    let added = devnet.ok(
+        home.path(),
+        &[
+            "asset",
+            "add",
+            iris.to_str().unwrap(),
+            "--from",
+            "alice",
+            "--price",
+            "700",
+        ],
+    );
+    let asset = added["asset_id"].as_str().unwrap().to_string();
+
+    // The licensee has its own home with only its own key, and some tokens from alice.
+    let licensee_home = tempfile::tempdir().unwrap();
+    let licensee = devnet.ok(licensee_home.path(), &["keys", "new", "licensee"]);
+    let licensee_address = licensee["address"].as_str().unwrap().to_string();
+    devnet.ok(
+        home.path(),
+        &[
+            "tx",
+            "transfer",
+            "--from",
+            "alice",
+            "--to",
+            &licensee_address,
+            "--amount",
+            "100000",
+        ],
+    );
+    let out = licensee_home.path().join("iris.out");
+    let get = || {
+        devnet.cli(
+            licensee_home.path(),
+            &[
+                "asset",
+                "get",
+                &asset,
+                "--from",
+                "licensee",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    // Without a license: refused, with what to do.
+    let (success, _, stderr) = get();
+    assert!(!success, "read without a license");
+    assert!(
+        stderr.contains("holds no license")
+            && stderr.contains(&format!("tributary license buy {asset} --from licensee")),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    devnet.ok(
+        licensee_home.path(),
+        &["license", "buy", &asset, "--from", "licensee"],
+    );
+    // Licensed, but the owner's agent has not run yet.
+    let (success, _, stderr) = get();
+    assert!(
+        !success && stderr.contains("asset serve-keys"),
+        "before delivery: {stderr}"
+    );
+
+    // The owner's key agent, its own process with the owner's home: one pass delivers the
+    // licensee's envelope to all six providers; a second pass has nothing to do.
+    let served = devnet.ok(
+        home.path(),
+        &["asset", "serve-keys", "--from", "alice", "--once"],
+    );
+    let deliveries = served["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{served}");
+    assert_eq!(deliveries[0]["reader"], licensee_address.as_str());
+    assert_eq!(deliveries[0]["asset"], asset.as_str());
+    assert_eq!(deliveries[0]["providers"].as_array().unwrap().len(), 6);
+    let again = devnet.ok(
+        home.path(),
+        &["asset", "serve-keys", "--from", "alice", "--once"],
+    );
+    assert!(
+        again["deliveries"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+
+    let (success, fetched, stderr) = get();
+    assert!(success, "licensed read: {stderr}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(blake3::hash(&bytes).to_hex().to_string(), asset);
+    assert!(
+        fetched["key_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("provider"),
+        "{fetched}"
+    );
+
+    // No provider file holds the data key (raw or hex) or a run of the plaintext.
+    let alice = tributary_node::keystore::Keystore::new(home.path())
+        .load("alice")
+        .unwrap();
+    let seed: [u8; 32] = commonware_codec::Encode::encode(&alice.signer)
+        .as_ref()
+        .try_into()
+        .unwrap();
+    let wrapped: tributary_store::WrappedKey = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("assets").join(&asset).join("key.json")).unwrap(),
+    )
+    .unwrap();
+    let mut context = b"tributary-data-key-v1".to_vec();
+    context.extend_from_slice(&hex::decode(&asset).unwrap());
+    let data_key = tributary_store::unwrap(&wrapped, &seed, &context).unwrap();
+    let key_hex = hex::encode(data_key.as_bytes());
+    let plaintext = std::fs::read(&iris).unwrap();
+    let sample = &plaintext[plaintext.len() / 2..plaintext.len() / 2 + 48];
+    let contains = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    };
+    let files = walk(&home.path().join("devnet/data/providers"));
+    assert!(
+        files
+            .iter()
+            .any(|file| file.ends_with("key-envelopes.record")),
+        "providers keep envelopes"
+    );
+    for file in files {
+        let stored = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&stored, data_key.as_bytes()) && !contains(&stored, key_hex.as_bytes()),
+            "{} holds the data key",
+            file.display()
+        );
+        assert!(
+            !contains(&stored, sample),
+            "{} holds plaintext",
+            file.display()
+        );
+    }
 }

@@ -13,6 +13,10 @@
 //!   the ledger allows (an owner of the asset, or the holder of an unexpired license for it).
 //!   Shards are ciphertext; this check keeps the provider from serving anyone the asset's terms
 //!   exclude.
+//! - [`StorageProvider::deliver_keys`] and [`StorageProvider::key`] (in [`envelopes`]): keep, for
+//!   each asset it holds a shard of, the asset's manifest and the data key wrapped to each reader
+//!   by an owner's key agent, and hand a reader the ledger allows its own envelope. A provider
+//!   holds only wrapped keys: never a data key, never plaintext.
 
 use commonware_cryptography::{Signer, Verifier as _, ed25519};
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,13 @@ use tributary_chain::ChainState;
 use tributary_store::{ContentHash, ShardStore};
 use tributary_types::{
     Address, Amount, AssetId, Call, DealId, DealView, SignedTransaction, Transaction, TxHash,
+};
+
+pub mod envelopes;
+
+pub use envelopes::{
+    DeliveryReceipt, EnvelopeListing, KEY_DELIVERY_NAMESPACE, KEY_REQUEST_NAMESPACE, KeyDelivery,
+    KeyRequest, KeyResponse,
 };
 
 /// Namespace of a reader's signature on a shard request.
@@ -74,8 +85,10 @@ pub enum ProviderError {
         /// What differs.
         reason: String,
     },
-    /// The reader's signature does not verify, or the request expired.
-    #[error("the read request is not validly signed by {0}, or has expired")]
+    /// The signature does not verify, or the request expired (or expires too far ahead).
+    #[error(
+        "the request is not validly signed by {0}, or has expired; sign a fresh one (clocks must agree)"
+    )]
     BadSignature(Address),
     /// The ledger does not let the reader read the asset.
     #[error(
@@ -95,6 +108,81 @@ pub enum ProviderError {
         /// The shard.
         shard_index: u8,
     },
+    /// The signer of a key delivery is not an owner of the asset.
+    #[error(
+        "{signer} is not an owner of asset {asset}; only an owner's key agent delivers its keys"
+    )]
+    NotOwner {
+        /// Who signed.
+        signer: Address,
+        /// The asset.
+        asset: AssetId,
+    },
+    /// The asset has no storage layout on the ledger.
+    #[error("asset {0} has no storage layout on the ledger; store it with `tributary asset add`")]
+    NotStored(AssetId),
+    /// This provider holds no shard of the asset.
+    #[error(
+        "this provider holds no shard of asset {0}; deliver keys to the providers in its deals (`tributary storage deals --asset {0}`)"
+    )]
+    AssetNotHeld(AssetId),
+    /// The manifest sent is not the asset's.
+    #[error("the manifest is not the one recorded on the ledger for asset {asset}: {reason}")]
+    ManifestMismatch {
+        /// The asset.
+        asset: AssetId,
+        /// What differs.
+        reason: String,
+    },
+    /// No manifest was sent and this provider has none yet.
+    #[error("this provider has no manifest of asset {0} yet; send it with the delivery")]
+    ManifestRequired(AssetId),
+    /// An envelope is unusable.
+    #[error("invalid key envelope for {reader}: {reason}")]
+    InvalidEnvelope {
+        /// The reader it is for.
+        reader: Address,
+        /// Why.
+        reason: String,
+    },
+    /// Too many envelopes in one delivery, or for one asset.
+    #[error("too many key envelopes for asset {asset}: {count}, the limit is {max}")]
+    TooManyEnvelopes {
+        /// The asset.
+        asset: AssetId,
+        /// How many there would be.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No envelope for this reader (yet).
+    #[error(
+        "the owner's key agent has not delivered a key for {reader} yet; ask the owner of asset {asset} to run `tributary asset serve-keys --from OWNER`"
+    )]
+    NoEnvelope {
+        /// The reader.
+        reader: Address,
+        /// The asset.
+        asset: AssetId,
+    },
+    /// The body names another asset than the path.
+    #[error("the request is for asset {body}, the path names {path}")]
+    AssetMismatch {
+        /// The asset in the path.
+        path: AssetId,
+        /// The asset in the body.
+        body: AssetId,
+    },
+    /// A record on this provider's disk does not parse or match the ledger.
+    #[error("the stored {what} of asset {asset} is damaged: {reason}")]
+    RecordDamaged {
+        /// Which record.
+        what: &'static str,
+        /// The asset.
+        asset: AssetId,
+        /// What is wrong.
+        reason: String,
+    },
     /// The local store failed.
     #[error("shard store: {0}")]
     Store(#[from] tributary_store::StoreError),
@@ -111,6 +199,16 @@ impl ProviderError {
             Self::BadSignature(_) => "bad_signature",
             Self::NotAuthorised { .. } => "not_authorised",
             Self::NoShard { .. } => "no_shard",
+            Self::NotOwner { .. } => "not_owner",
+            Self::NotStored(_) => "not_stored",
+            Self::AssetNotHeld(_) => "asset_not_held",
+            Self::ManifestMismatch { .. } => "manifest_mismatch",
+            Self::ManifestRequired(_) => "manifest_required",
+            Self::InvalidEnvelope { .. } => "invalid_envelope",
+            Self::TooManyEnvelopes { .. } => "too_many_envelopes",
+            Self::NoEnvelope { .. } => "no_key_envelope",
+            Self::AssetMismatch { .. } => "asset_mismatch",
+            Self::RecordDamaged { .. } => "record_damaged",
             Self::Store(_) => "store_error",
         }
     }
@@ -176,25 +274,42 @@ impl ReadRequest {
         if now_ms > self.expires_ms {
             return false;
         }
-        let Ok(key) = self.reader.public_key() else {
-            return false;
-        };
-        let Ok(bytes) = hex::decode(&self.signature) else {
-            return false;
-        };
-        let Ok(signature) = <ed25519::Signature as commonware_codec::DecodeExt<()>>::decode(
-            commonware_codec::Copying(bytes.as_slice()),
-        ) else {
-            return false;
-        };
         let message = Self::message(
             &self.asset,
             self.shard_index,
             &self.provider,
             self.expires_ms,
         );
-        key.verify(READ_NAMESPACE, &message, &signature)
+        signature_verifies(&self.reader, READ_NAMESPACE, &message, &self.signature)
     }
+}
+
+/// Whether `signature_hex` is `signer`'s ed25519 signature of `message` under `namespace`.
+fn signature_verifies(
+    signer: &Address,
+    namespace: &[u8],
+    message: &[u8],
+    signature_hex: &str,
+) -> bool {
+    let Ok(key) = signer.public_key() else {
+        return false;
+    };
+    let Ok(bytes) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let Ok(signature) = <ed25519::Signature as commonware_codec::DecodeExt<()>>::decode(
+        commonware_codec::Copying(bytes.as_slice()),
+    ) else {
+        return false;
+    };
+    key.verify(namespace, message, &signature)
+}
+
+/// `signer`'s ed25519 signature of `message` under `namespace`, hex.
+fn sign_hex(signer: &ed25519::PrivateKey, namespace: &[u8], message: &[u8]) -> String {
+    hex::encode(commonware_codec::Encode::encode(
+        &signer.sign(namespace, message),
+    ))
 }
 
 /// One provider.
@@ -206,6 +321,8 @@ pub struct StorageProvider {
     offer: Offer,
     /// Transactions sent and not yet finalized or dropped, by what they were for.
     sent: Mutex<BTreeMap<Duty, TxHash>>,
+    /// Held while an asset's key envelopes are read, merged and written back.
+    envelopes: Mutex<()>,
 }
 
 /// What a provider transaction is for (so each is sent once).
@@ -234,6 +351,7 @@ impl StorageProvider {
             chain,
             offer,
             sent: Mutex::new(BTreeMap::new()),
+            envelopes: Mutex::new(()),
         }))
     }
 
@@ -441,24 +559,29 @@ mod tests {
         StorageLayout, Terms,
     };
 
-    const SHARD: &[u8] = &[7u8; 3000];
+    pub(super) const SHARD: &[u8] = &[7u8; 3000];
 
-    fn key(seed: u64) -> ed25519::PrivateKey {
+    /// The id of the test asset.
+    pub(super) fn test_asset() -> AssetId {
+        Hash32::blake3(b"the asset")
+    }
+
+    pub(super) fn key(seed: u64) -> ed25519::PrivateKey {
         ed25519::PrivateKey::from_seed(seed)
     }
 
-    fn address(seed: u64) -> Address {
+    pub(super) fn address(seed: u64) -> Address {
         Address::from_public_key(&key(seed).public_key())
     }
 
-    struct World {
-        ledger: Ledger,
-        asset: AssetId,
+    pub(super) struct World {
+        pub(super) ledger: Ledger,
+        pub(super) asset: AssetId,
     }
 
     impl World {
         /// Executes one block of calls (signed by the seeds' keys) with a beacon.
-        fn block(&mut self, calls: Vec<(u64, Call)>) {
+        pub(super) fn block(&mut self, calls: Vec<(u64, Call)>) {
             let height = self.ledger.height() + 1;
             let mut nonces: BTreeMap<u64, u64> = BTreeMap::new();
             let transactions = calls
@@ -496,6 +619,11 @@ mod tests {
     /// Owner (1) registers and stores an asset and proposes a deal with provider (2); reader (3)
     /// buys a license; stranger (4) has none.
     fn world() -> World {
+        world_with_manifest_root(Hash32([1; 32]))
+    }
+
+    /// [`world`] with the asset's layout recording `manifest_root`.
+    pub(super) fn world_with_manifest_root(manifest_root: Hash32) -> World {
         let mut genesis = Genesis::devnet(
             "provider-test",
             [
@@ -512,7 +640,7 @@ mod tests {
         });
         let mut world = World {
             ledger: Ledger::from_genesis(&genesis).unwrap(),
-            asset: Hash32::blake3(b"the asset"),
+            asset: test_asset(),
         };
         let asset = world.asset;
         world.block(vec![
@@ -545,7 +673,7 @@ mod tests {
                 Call::StoreAsset {
                     asset,
                     layout: StorageLayout {
-                        manifest_root: Hash32([1; 32]),
+                        manifest_root,
                         data_shards: 1,
                         parity_shards: 1,
                         shard_bytes: SHARD.len() as u64,
@@ -567,12 +695,12 @@ mod tests {
         world
     }
 
-    fn chain(ledger: &Ledger) -> ChainState {
+    pub(super) fn chain(ledger: &Ledger) -> ChainState {
         let genesis = Block::genesis(ledger.state_root().0, key(99).public_key());
         ChainState::new(ledger.clone(), &genesis)
     }
 
-    fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
+    pub(super) fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
         StorageProvider::open(
             key(2),
             directory,

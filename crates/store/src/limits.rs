@@ -58,6 +58,13 @@ pub const MANIFEST_HEADER_JSON_BYTES_MAX: usize = 1024;
 /// Longest context string bound into a wrapped key, in bytes.
 pub const WRAP_CONTEXT_BYTES_MAX: usize = 1024;
 
+/// Largest record (a small file about an asset kept beside its shards, such as a provider's copy of
+/// the manifest or its key envelopes) a shard store holds, in bytes.
+pub const RECORD_BYTES_MAX: usize = MANIFEST_BYTES_MAX + 16 * 1024 * 1024;
+
+/// Longest record name, in bytes (lowercase ASCII letters and `-`).
+pub const RECORD_NAME_BYTES_MAX: usize = 32;
+
 /// Largest shard a store may hold: the largest asset with `k = 1`, its tags and a stripe of padding.
 pub const SHARD_BYTES_MAX: u64 = ASSET_BYTES_MAX + CHUNKS_MAX * TAG_BYTES as u64 + STRIPE_BYTES_MAX;
 
@@ -84,6 +91,8 @@ const _: () = assert!(DATA_SHARDS_MIN + PARITY_SHARDS_MIN <= SHARDS_MAX);
 const _: () = assert!(
     PIECE_ALIGN_BYTES.is_multiple_of(2) && PIECE_BYTES_MAX.is_multiple_of(PIECE_ALIGN_BYTES)
 );
+// A manifest fits in a record.
+const _: () = assert!(MANIFEST_BYTES_MAX <= RECORD_BYTES_MAX);
 // Every shard can be proven with `tributary-proof`.
 const _: () = assert!(SHARD_BYTES_MAX <= tributary_proof::limits::SHARD_BYTES_MAX);
 // The largest well-formed manifest fits the manifest limit.

@@ -6,6 +6,8 @@
 //! LOCK                            held (advisory lock) while a ShardStore is open
 //! <asset id hex>/<index>.shard    the shard's bytes
 //! <asset id hex>/<index>.outboard its proof-of-storage outboard (tributary-proof), 0.2% of the shard
+//! <asset id hex>/<name>.record    a small file about the asset (a provider's copy of its manifest,
+//!                                 key envelopes), written by [`ShardStore::put_record`]
 //! <asset id hex>/.tmp-*           a write in progress; removed when the store is opened
 //! ```
 //!
@@ -14,7 +16,9 @@
 //! rename is atomic, so a reader sees either no shard or the whole of it, never half; a crash leaves at
 //! most a temporary file, which [`ShardStore::open`] deletes. An outboard that does not match its shard
 //! (a crash between the two renames while replacing a shard) is detected and rebuilt by
-//! [`ShardStore::prove`]. One process uses a store at a time, enforced by the `LOCK` file.
+//! [`ShardStore::prove`]. Records are written the same way (temporary file, fsync, rename), so a record
+//! is always either its previous or its new content. Deleting an asset's last shard deletes its
+//! records. One process uses a store at a time, enforced by the `LOCK` file.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -24,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tributary_proof::{ProofError, StorageProof, outboard, prove_from_outboard};
 
 use crate::error::{Result, StoreError};
-use crate::limits::SHARD_BYTES_MAX;
+use crate::limits::{RECORD_BYTES_MAX, RECORD_NAME_BYTES_MAX, SHARD_BYTES_MAX};
 use crate::manifest::ContentHash;
 
 /// Prefix of temporary files.
@@ -106,6 +110,64 @@ impl ShardStore {
     fn outboard_path(&self, asset_id: &ContentHash, index: u32) -> PathBuf {
         self.asset_directory(asset_id)
             .join(format!("{index}.outboard"))
+    }
+
+    fn record_path(&self, asset_id: &ContentHash, name: &str) -> PathBuf {
+        self.asset_directory(asset_id)
+            .join(format!("{name}.record"))
+    }
+
+    /// Whether shard `index` of `asset_id` is stored (without reading or checking it).
+    pub fn contains(&self, asset_id: &ContentHash, index: u32) -> Result<bool> {
+        let path = self.shard_path(asset_id, index);
+        path.try_exists()
+            .map_err(|error| StoreError::io(&path, error))
+    }
+
+    /// Stores the record `name` about `asset_id` (at most [`RECORD_BYTES_MAX`] bytes), replacing any
+    /// record of that name. Durable when it returns; a crash leaves the old record or the new one,
+    /// never a mix. `name` is 1 to [`RECORD_NAME_BYTES_MAX`] lowercase ASCII letters or `-`.
+    pub fn put_record(&self, asset_id: &ContentHash, name: &str, bytes: &[u8]) -> Result<()> {
+        check_record_name(name)?;
+        if bytes.len() > RECORD_BYTES_MAX {
+            return Err(StoreError::invalid_option(
+                "record",
+                format!(
+                    "{} bytes, more than the limit of {RECORD_BYTES_MAX}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let directory = self.asset_directory(asset_id);
+        fs::create_dir_all(&directory).map_err(|error| StoreError::io(&directory, error))?;
+        sync_directory(&self.directory)?;
+        write_atomically(&directory, &self.record_path(asset_id, name), bytes)
+    }
+
+    /// Reads the record `name` about `asset_id`; `None` if there is none. A file on disk larger than
+    /// [`RECORD_BYTES_MAX`] is refused, not read.
+    pub fn record(&self, asset_id: &ContentHash, name: &str) -> Result<Option<Vec<u8>>> {
+        check_record_name(name)?;
+        let path = self.record_path(asset_id, name);
+        let length = match fs::metadata(&path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(StoreError::io(&path, error)),
+        };
+        if length > RECORD_BYTES_MAX as u64 {
+            return Err(StoreError::Malformed {
+                what: "record",
+                reason: format!(
+                    "{} is {length} bytes, more than the limit of {RECORD_BYTES_MAX}",
+                    path.display()
+                ),
+            });
+        }
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StoreError::io(&path, error)),
+        }
     }
 
     /// Stores shard `index` of `asset_id` after checking that `bytes` hash to `expected_root`, replacing
@@ -192,6 +254,26 @@ impl ShardStore {
         let directory = self.asset_directory(asset_id);
         if existed {
             sync_directory(&directory)?;
+        }
+        // With its last shard gone, the asset's records go too.
+        let entries = read_directory(&directory).unwrap_or_default();
+        let any_shard = entries.iter().any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(".shard"))
+        });
+        if !any_shard {
+            for entry in entries {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.ends_with(".record"))
+                {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(|error| StoreError::io(&path, error))?;
+                }
+            }
         }
         // Remove the asset's directory once empty (fails harmlessly if not).
         if fs::remove_dir(&directory).is_ok() {
@@ -284,6 +366,23 @@ impl ShardStore {
             index,
             source,
         }
+    }
+}
+
+/// Record names are short and plain, so a name can never reach outside the asset's directory.
+fn check_record_name(name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name.len() <= RECORD_NAME_BYTES_MAX
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte == b'-');
+    if plain {
+        Ok(())
+    } else {
+        Err(StoreError::invalid_option(
+            "record name",
+            format!("`{name}`: use 1 to {RECORD_NAME_BYTES_MAX} lowercase ASCII letters or `-`"),
+        ))
     }
 }
 

@@ -115,3 +115,50 @@ fn proves_from_disk_and_repairs_a_stale_outboard() {
         Err(StoreError::ShardRootMismatch { index: 2, .. })
     ));
 }
+
+#[test]
+fn records_replace_atomically_survive_crash_leftovers_and_go_with_the_last_shard() {
+    let directory = tempfile::tempdir().unwrap();
+    let asset = ContentHash::of(b"asset");
+    let shard = random_bytes(5, 2_000);
+    let root = ContentHash::of(&shard);
+    {
+        let store = ShardStore::open(directory.path()).unwrap();
+        store.put(&asset, 1, &shard, &root).unwrap();
+        assert!(store.contains(&asset, 1).unwrap());
+        assert!(!store.contains(&asset, 0).unwrap());
+        assert_eq!(store.record(&asset, "envelopes").unwrap(), None);
+        store.put_record(&asset, "envelopes", b"first").unwrap();
+        store.put_record(&asset, "envelopes", b"second").unwrap();
+        assert_eq!(
+            store.record(&asset, "envelopes").unwrap(),
+            Some(b"second".to_vec())
+        );
+        // Records are not shards.
+        assert_eq!(store.list().unwrap(), vec![(asset, 1)]);
+        // Names cannot leave the asset's directory or be empty.
+        for bad in ["", "../escape", "UPPER", "a.b", &"x".repeat(33)] {
+            assert!(matches!(
+                store.put_record(&asset, bad, b""),
+                Err(StoreError::InvalidOption { .. })
+            ));
+        }
+    }
+    // A crash while replacing the record leaves a temporary file: the record keeps its previous
+    // content and the leftover is removed on open.
+    let leftover = directory
+        .path()
+        .join(asset.to_hex())
+        .join(".tmp-envelopes.record.999.0");
+    std::fs::write(&leftover, b"thi").unwrap();
+    let store = ShardStore::open(directory.path()).unwrap();
+    assert!(!leftover.exists());
+    assert_eq!(
+        store.record(&asset, "envelopes").unwrap(),
+        Some(b"second".to_vec())
+    );
+    // Deleting the last shard deletes the asset's records.
+    assert!(store.delete(&asset, 1).unwrap());
+    assert_eq!(store.record(&asset, "envelopes").unwrap(), None);
+    assert!(!directory.path().join(asset.to_hex()).exists());
+}
