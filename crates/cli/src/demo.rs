@@ -433,6 +433,9 @@ fn walk(
     // Paid by value: shards, valuation, a challenged dishonest report, payout.
     let rewards = crate::demo_rewards::walk(&demo_cli, client, data, home)?;
     problems.extend(rewards.problems.iter().cloned());
+    // Private collaboration: federated training over the same shards, paid by contribution.
+    let training = crate::demo_training::walk(client, home, &rewards)?;
+    problems.extend(training.problems.iter().cloned());
     let final_status: StatusResponse = client.status()?;
     if start_status.total_supply != final_status.total_supply {
         problems.push(format!(
@@ -451,6 +454,7 @@ fn walk(
             "steps": book.steps,
             "books": rows,
             "rewards": rewards,
+            "training": training,
             "total_supply": final_status.total_supply,
             "balanced": balanced,
             "problems": problems,
@@ -488,6 +492,7 @@ fn walk(
         }
         println!("{table}");
         crate::demo_rewards::print(&rewards);
+        crate::demo_training::print(&training);
         println!(
             "chain {} · {} validator(s) · height {} · state root {}",
             final_status.chain_id,

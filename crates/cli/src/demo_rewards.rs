@@ -3,6 +3,9 @@
 //! posts a valuation that favours one contributor, an honest challenger disputes it with the
 //! real KNN-Shapley report, a committee of staked verifiers drawn from the chain's beacon
 //! recomputes both and votes, and the pool pays each contributor's asset by the honest shares.
+//! The shards are stored with `asset add`; alice reads hers back, and the trainer, a licensee in a
+//! home of its own, reads bob's through bob's key agent (`asset serve-keys`, run as a process of
+//! its own with only bob's key).
 
 use crate::{
     Cli,
@@ -45,7 +48,10 @@ const DATA_SEED: u64 = 7;
 const CHAIN_WAIT_MS_MAX: u64 = 60_000;
 
 /// Who holds which shard.
-const CONTRIBUTORS: [(&str, &str); 5] = [
+/// Royalty on what is derived from a contributor's shard (e.g. a model trained on it), in bps.
+pub const SHARD_ROYALTY_BPS: u16 = 1_000;
+
+pub const CONTRIBUTORS: [(&str, &str); 5] = [
     ("alice", "clean"),
     ("bob", "clean"),
     ("carol", "clean"),
@@ -77,6 +83,12 @@ pub struct RewardsOutcome {
     contributors: Vec<ContributorOutcome>,
     storage: StorageOutcome,
     pub problems: Vec<String>,
+    /// Each contributor's shard file and asset (for the federated part of the demo).
+    #[serde(skip)]
+    pub shards: BTreeMap<String, (PathBuf, AssetId)>,
+    /// The trainer's held-out digits.
+    #[serde(skip)]
+    pub test_file: PathBuf,
 }
 
 /// What the shards' storage showed.
@@ -90,6 +102,120 @@ pub struct StorageOutcome {
     proven_epochs: u64,
     /// Whether alice's shard read back from the providers equals her file.
     read_back_identical: bool,
+    /// The licensee's read of bob's shard through bob's key agent.
+    licensee: LicenseeRead,
+}
+
+/// A licensee's read of a dataset it licensed (issue 4: license-gated key delivery).
+#[derive(Serialize)]
+pub struct LicenseeRead {
+    /// The licensee.
+    reader: String,
+    /// The dataset's owner, whose key agent delivered the key.
+    owner: String,
+    /// The asset read.
+    asset: AssetId,
+    /// Whether the providers refused it a key before it bought a license.
+    refused_without_license: bool,
+    /// Providers that took its key envelope from the owner's agent.
+    envelope_providers: usize,
+    /// Whether the bytes it read equal the owner's file.
+    read_back_identical: bool,
+}
+
+/// The trainer (in a home holding only its own key) reads bob's shard: refused without a
+/// license, it buys one, bob's key agent (`tributary asset serve-keys --once`, a process of its
+/// own whose home holds only bob's key and the manifest and key `asset add` saved) wraps the
+/// data key to it, and it reads the shard back through the providers.
+fn licensee_reads(
+    demo_cli: &Cli,
+    client: &Client,
+    home: &Path,
+    asset: AssetId,
+    original: &Path,
+) -> Result<LicenseeRead> {
+    let keystore = Keystore::new(home);
+    let (owner, reader) = (keystore.load("bob")?, keystore.load("trainer")?);
+    let agent_home = home.join("bob-key-agent");
+    Keystore::new(&agent_home).insert("bob", &owner.signer)?;
+    let saved = home.join("assets").join(asset.to_string());
+    let agent_saved = agent_home.join("assets").join(asset.to_string());
+    std::fs::create_dir_all(&agent_saved)
+        .with_context(|| format!("creating {}", agent_saved.display()))?;
+    for name in ["manifest.json", "key.json"] {
+        std::fs::copy(saved.join(name), agent_saved.join(name))
+            .with_context(|| format!("copying {name} to {}", agent_saved.display()))?;
+    }
+    let reader_home = home.join("trainer-reader");
+    Keystore::new(&reader_home).insert("trainer", &reader.signer)?;
+    let reader_cli = Cli {
+        node: demo_cli.node.clone(),
+        home: Some(reader_home.clone()),
+        json: true,
+        command: crate::Command::Status,
+    };
+    let out = reader_home.join("bob.read.csv");
+    let refused_without_license =
+        match crate::data::get(&reader_cli, client, asset, "trainer", &out) {
+            Ok(_) => false,
+            Err(error) => format!("{error:#}").contains("holds no license"),
+        };
+    eprintln!(
+        "  ✓ the trainer asks bob's storage providers for the key of bob's shard without a license: {}",
+        if refused_without_license {
+            "refused"
+        } else {
+            "NOT REFUSED"
+        }
+    );
+    let response = client.send(&reader, Call::BuyLicense { asset }, None)?;
+    expect_finalized("the trainer buys a license to bob's shard", &response)?;
+    let executable = std::env::current_exe().context("finding the tributary executable")?;
+    let agent = std::process::Command::new(executable)
+        .arg("--node")
+        .arg(&demo_cli.node)
+        .arg("--home")
+        .arg(&agent_home)
+        .args(["--json", "asset", "serve-keys", "--from", "bob", "--once"])
+        .output()
+        .context("running bob's key agent")?;
+    ensure!(
+        agent.status.success(),
+        "bob's key agent failed: {}",
+        String::from_utf8_lossy(&agent.stderr).trim()
+    );
+    let served: serde_json::Value =
+        serde_json::from_slice(&agent.stdout).context("bob's key agent printed no JSON report")?;
+    let envelope_providers = served["deliveries"]
+        .as_array()
+        .and_then(|deliveries| {
+            deliveries
+                .iter()
+                .find(|delivery| delivery["reader"] == reader.address().to_string())
+        })
+        .and_then(|delivery| delivery["providers"].as_array())
+        .map_or(0, Vec::len);
+    eprintln!(
+        "  ✓ bob's key agent (its own process, only bob's key) wraps the data key to the trainer and delivers it to {envelope_providers} providers"
+    );
+    crate::data::get(&reader_cli, client, asset, "trainer", &out)?;
+    let read_back_identical = std::fs::read(&out)? == std::fs::read(original)?;
+    eprintln!(
+        "  ✓ the trainer reads bob's shard back with its own key: {}",
+        if read_back_identical {
+            "identical bytes"
+        } else {
+            "DIFFERENT BYTES"
+        }
+    );
+    Ok(LicenseeRead {
+        reader: "trainer".into(),
+        owner: "bob".into(),
+        asset,
+        refused_without_license,
+        envelope_providers,
+        read_back_identical,
+    })
 }
 
 /// Each contributor's shard file and its row count.
@@ -261,8 +387,12 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
                 from: name,
                 kind: AssetKind::Dataset,
                 name: Some(&format!("digits shard ({name})")),
+                // Training and derivatives allowed (so the shard can join a federated session), with
+                // a 10% royalty on what is derived from it.
                 terms: Terms {
                     ai_training: true,
+                    derivatives: true,
+                    royalty_bps: SHARD_ROYALTY_BPS,
                     ..Terms::default()
                 },
                 data_shards: 4,
@@ -507,6 +637,13 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
     if !read_back_identical {
         problems.push("alice's shard read back differs from her file".into());
     }
+    let licensee = licensee_reads(demo_cli, client, home, assets["bob"], &shards["bob"].0)?;
+    if !licensee.refused_without_license {
+        problems.push("the trainer was not refused bob's key without a license".into());
+    }
+    if !licensee.read_back_identical {
+        problems.push("the trainer's read of bob's shard differs from his file".into());
+    }
     let (proven_epochs, providers) = poll_until(
         "every storage deal to prove an epoch",
         CHAIN_WAIT_MS_MAX,
@@ -540,8 +677,18 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
             providers,
             proven_epochs,
             read_back_identical,
+            licensee,
         },
         problems,
+        shards: shards
+            .iter()
+            .filter_map(|(name, (path, _))| {
+                assets
+                    .get(name)
+                    .map(|asset| (name.clone(), (path.clone(), *asset)))
+            })
+            .collect(),
+        test_file: test_path,
     })
 }
 
@@ -588,6 +735,24 @@ pub fn print(outcome: &RewardsOutcome) {
         outcome.storage.providers,
         outcome.storage.proven_epochs,
         if outcome.storage.read_back_identical {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    let licensee = &outcome.storage.licensee;
+    println!(
+        "Licensed read: the {} was {} without a license; with one, {}'s key agent delivered the data key, wrapped to the trainer's own key, to {} providers and it read {}'s shard back: {}",
+        licensee.reader,
+        if licensee.refused_without_license {
+            "refused"
+        } else {
+            "NOT refused"
+        },
+        licensee.owner,
+        licensee.envelope_providers,
+        licensee.owner,
+        if licensee.read_back_identical {
             "identical"
         } else {
             "DIFFERENT"

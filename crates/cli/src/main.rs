@@ -9,11 +9,14 @@ mod commands;
 mod data;
 mod demo;
 mod demo_rewards;
+mod demo_training;
+mod federated;
 mod load;
 mod output;
 mod processes;
 mod rewards;
 mod storage;
+mod train;
 mod value;
 
 use anyhow::Result;
@@ -84,6 +87,12 @@ pub enum Command {
     /// claim.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
+    /// Train models: locally on a table, or federated across contributors.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Models trained on the network: their bills of materials.
+    #[command(subcommand)]
+    Model(train::ModelCommand),
     /// Storage providers and deals on the ledger.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
@@ -140,6 +149,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::License(command) => commands::license(&cli, command),
         Command::Rewards(command) => rewards::rewards(&cli, command),
         Command::Storage(command) => storage::storage(&cli, command),
+        Command::Train(command) => train::train(&cli, command),
+        Command::Model(command) => train::model(&cli, command),
         Command::Status => commands::status(&cli),
         Command::Evidence(command) => commands::evidence(&cli, command),
         Command::Block(command) => commands::block(&cli, command),

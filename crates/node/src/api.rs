@@ -3,8 +3,9 @@
 //! Reads come from the node's finalized ledger; `POST /v1/transactions` admits a signed
 //! transaction into the mempool after the ledger's admission checks. Every error is JSON,
 //! `{"error": {"code": "...", "message": "..."}}`, with a stable code and a 4xx status for bad
-//! input. Request bodies are capped at [`limits::API_BODY_BYTES_MAX`]. The OpenAPI document is
-//! served at `/v1/openapi.json`.
+//! input. Request bodies are capped at [`limits::API_BODY_BYTES_MAX`] (shard uploads at
+//! [`limits::API_SHARD_BYTES_MAX`], key deliveries at [`limits::API_KEY_DELIVERY_BODY_BYTES_MAX`]).
+//! The OpenAPI document is served at `/v1/openapi.json`.
 
 use axum::{
     Json, Router,
@@ -200,12 +201,20 @@ pub struct Page {
         license,
         reward_pool,
         reward_pools,
+        training_session,
+        training_sessions,
+        bill_of_materials,
         providers,
         deals,
         deal,
         asset_storage,
         upload_shard,
         read_shard,
+        deliver_keys,
+        envelope_listing,
+        read_key,
+        licenses,
+        asset_reader,
         transaction
     ),
     components(schemas(
@@ -215,7 +224,8 @@ pub struct Page {
         SubmitResponse,
         StatusResponse,
         TransactionResponse,
-        BlockRecord
+        BlockRecord,
+        ReaderResponse
     ))
 )]
 struct ApiDoc;
@@ -242,19 +252,33 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/assets", get(assets))
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/assets/{id}/lineage", get(asset_lineage))
+        .route("/v1/licenses", get(licenses))
         .route("/v1/licenses/{id}", get(license))
         .route("/v1/pools", get(reward_pools))
         .route("/v1/pools/{id}", get(reward_pool))
+        .route("/v1/training/sessions", get(training_sessions))
+        .route("/v1/training/sessions/{id}", get(training_session))
+        .route("/v1/models/{id}/bom", get(bill_of_materials))
         .route("/v1/providers", get(providers))
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/assets/{id}/storage", get(asset_storage))
+        .route("/v1/assets/{id}/readers/{address}", get(asset_reader))
         .route(
             "/v1/storage/{provider}/deals/{deal}/shard",
             axum::routing::put(upload_shard)
                 .layer(DefaultBodyLimit::max(limits::API_SHARD_BYTES_MAX)),
         )
         .route("/v1/storage/{provider}/read", post(read_shard))
+        .route(
+            "/v1/storage/{provider}/assets/{asset}/envelopes",
+            get(envelope_listing)
+                .put(deliver_keys)
+                .layer(DefaultBodyLimit::max(
+                    limits::API_KEY_DELIVERY_BODY_BYTES_MAX,
+                )),
+        )
+        .route("/v1/storage/{provider}/assets/{asset}/key", post(read_key))
         .route("/v1/evidence", get(evidence))
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .fallback(|| async {
@@ -446,6 +470,69 @@ async fn license(
         })
 }
 
+/// Paging of `/v1/licenses` by token id.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LicensePage {
+    /// Tokens with ids above this.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many (capped at `QUERY_PAGE_MAX`).
+    pub limit: Option<usize>,
+}
+
+/// License tokens by id (consumed ones and training sessions' included): how an owner's key
+/// agent learns of new licensees.
+#[utoipa::path(get, path = "/v1/licenses", params(LicensePage),
+    responses((status = 200, body = Object)))]
+async fn licenses(
+    State(state): State<ApiState>,
+    Query(page): Query<LicensePage>,
+) -> Json<Vec<LicenseTokenView>> {
+    let limit = page
+        .limit
+        .unwrap_or(limits::QUERY_PAGE_MAX)
+        .min(limits::QUERY_PAGE_MAX);
+    Json(state.chain.lock().finalized.licenses(page.after, limit))
+}
+
+/// `GET /v1/assets/{id}/readers/{address}` response.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ReaderResponse {
+    /// The asset.
+    #[schema(value_type = String)]
+    pub asset: AssetId,
+    /// The account.
+    #[schema(value_type = String)]
+    pub reader: Address,
+    /// Whether the ledger lets it read the asset's data: an owner, or the holder of an unexpired
+    /// license that is not a training session's.
+    pub may_read: bool,
+}
+
+/// Whether an account may read an asset's data (the rule storage providers apply).
+#[utoipa::path(get, path = "/v1/assets/{id}/readers/{address}",
+    params(("id" = String, Path), ("address" = String, Path)),
+    responses((status = 200, body = ReaderResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn asset_reader(
+    State(state): State<ApiState>,
+    Path((id, address)): Path<(String, String)>,
+) -> Result<Json<ReaderResponse>, ApiError> {
+    let asset: AssetId = parse_hash(&id, "asset id")?;
+    let reader = parse_address(&address)?;
+    let inner = state.chain.lock();
+    if inner.finalized.asset(&asset).is_none() {
+        return Err(ApiError::not_found(
+            "asset_not_found",
+            format!("no asset {asset}"),
+        ));
+    }
+    Ok(Json(ReaderResponse {
+        asset,
+        reader,
+        may_read: inner.finalized.may_read(&reader, &asset),
+    }))
+}
+
 /// A reward pool: its assets, standing valuation, open challenge (with the drawn committee and
 /// votes) and payout.
 #[utoipa::path(get, path = "/v1/pools/{id}", params(("id" = String, Path)),
@@ -467,6 +554,69 @@ async fn reward_pool(
         .reward_pool(pool)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("pool_not_found", format!("no reward pool {pool}")))
+}
+
+/// A federated training session: its spec, participants, committed rounds and model.
+#[utoipa::path(get, path = "/v1/training/sessions/{id}", responses((status = 200, body = Object)))]
+async fn training_session(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<tributary_types::views::TrainingSessionView>, ApiError> {
+    let session: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_session",
+            format!("`{id}` is not a training session id (a positive integer)"),
+        )
+    })?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .training_session(session)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "session_not_found",
+                format!("no training session {session}"),
+            )
+        })
+}
+
+/// Training sessions by id: `offset` skips that many ids (sessions are numbered from 1), at most
+/// `limit` (capped at `QUERY_PAGE_MAX`).
+#[utoipa::path(get, path = "/v1/training/sessions", params(Page),
+    responses((status = 200, body = Object)))]
+async fn training_sessions(
+    State(state): State<ApiState>,
+    Query(page): Query<Page>,
+) -> Json<Vec<tributary_types::views::TrainingSessionView>> {
+    let limit = page
+        .limit
+        .unwrap_or(limits::QUERY_PAGE_MAX)
+        .min(limits::QUERY_PAGE_MAX);
+    let after = u64::try_from(page.offset).unwrap_or(u64::MAX);
+    Json(state.chain.lock().finalized.training_sessions(after, limit))
+}
+
+/// A model's bill of materials: the data, licenses, rounds, privacy and shares that made it.
+#[utoipa::path(get, path = "/v1/models/{id}/bom", responses((status = 200, body = Object)))]
+async fn bill_of_materials(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<tributary_types::views::BillOfMaterialsView>, ApiError> {
+    let model: AssetId = parse_hash(&id, "asset id")?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .bill_of_materials(&model)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "bill_not_found",
+                format!("asset {model} has no bill of materials (it was not trained in a session)"),
+            )
+        })
 }
 
 /// Reward pools by id: `offset` skips that many ids (pools are numbered from 1), at most
@@ -589,10 +739,20 @@ fn provider_of(
 fn provider_error(error: crate::provider::ProviderError) -> ApiError {
     use crate::provider::ProviderError;
     let status = match &error {
-        ProviderError::DealNotFound(_) | ProviderError::NoShard { .. } => StatusCode::NOT_FOUND,
+        ProviderError::DealNotFound(_)
+        | ProviderError::NoShard { .. }
+        | ProviderError::NotStored(_)
+        | ProviderError::AssetNotHeld(_)
+        | ProviderError::NoEnvelope { .. } => StatusCode::NOT_FOUND,
         ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-        ProviderError::NotAuthorised { .. } => StatusCode::FORBIDDEN,
-        ProviderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ProviderError::NotAuthorised { .. } | ProviderError::NotOwner { .. } => {
+            StatusCode::FORBIDDEN
+        }
+        ProviderError::AssetMismatch { .. } => StatusCode::BAD_REQUEST,
+        ProviderError::TooManyEnvelopes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ProviderError::Store(_) | ProviderError::RecordDamaged { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError::new(status, error.code(), error.to_string())
@@ -628,11 +788,81 @@ async fn read_shard(
     ApiJson(request): ApiJson<crate::provider::ReadRequest>,
 ) -> Result<Vec<u8>, ApiError> {
     let provider = provider_of(&state, &provider)?;
-    let now_ms = std::time::SystemTime::now()
+    let now_ms = now_ms();
+    on_provider(move || provider.read(&request, now_ms)).await
+}
+
+/// Unix time in milliseconds (0 if the clock is before 1970).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    on_provider(move || provider.read(&request, now_ms)).await
+        .unwrap_or(0)
+}
+
+/// Checks that a body's asset is the path's.
+fn same_asset(path: &str, body: AssetId) -> Result<(), ApiError> {
+    let path = parse_hash(path, "asset id")?;
+    if path != body {
+        return Err(provider_error(
+            crate::provider::ProviderError::AssetMismatch { path, body },
+        ));
+    }
+    Ok(())
+}
+
+/// Deliver key envelopes for an asset this provider holds a shard of: the data key wrapped to
+/// readers, signed by an owner of the asset, with the asset's manifest (checked against the
+/// ledger's manifest root; optional once the provider has it). Merged by reader.
+#[utoipa::path(put, path = "/v1/storage/{provider}/assets/{asset}/envelopes",
+    params(("provider" = String, Path), ("asset" = String, Path)),
+    request_body = crate::provider::KeyDelivery,
+    responses((status = 200, body = crate::provider::DeliveryReceipt), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn deliver_keys(
+    State(state): State<ApiState>,
+    Path((provider, asset)): Path<(String, String)>,
+    ApiJson(delivery): ApiJson<crate::provider::KeyDelivery>,
+) -> Result<Json<crate::provider::DeliveryReceipt>, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    same_asset(&asset, delivery.asset)?;
+    let now_ms = now_ms();
+    on_provider(move || provider.deliver_keys(&delivery, now_ms))
+        .await
+        .map(Json)
+}
+
+/// Which readers this provider keeps key envelopes for, and whether it has the manifest.
+#[utoipa::path(get, path = "/v1/storage/{provider}/assets/{asset}/envelopes",
+    params(("provider" = String, Path), ("asset" = String, Path)),
+    responses((status = 200, body = crate::provider::EnvelopeListing), (status = 404, body = ErrorBody)))]
+async fn envelope_listing(
+    State(state): State<ApiState>,
+    Path((provider, asset)): Path<(String, String)>,
+) -> Result<Json<crate::provider::EnvelopeListing>, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    let asset = parse_hash(&asset, "asset id")?;
+    on_provider(move || provider.envelope_listing(&asset))
+        .await
+        .map(Json)
+}
+
+/// A reader's key envelope and the asset's manifest: the request is signed by the reader, whom
+/// the ledger must allow (an owner, or the holder of an unexpired license).
+#[utoipa::path(post, path = "/v1/storage/{provider}/assets/{asset}/key",
+    params(("provider" = String, Path), ("asset" = String, Path)),
+    request_body = crate::provider::KeyRequest,
+    responses((status = 200, body = crate::provider::KeyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn read_key(
+    State(state): State<ApiState>,
+    Path((provider, asset)): Path<(String, String)>,
+    ApiJson(request): ApiJson<crate::provider::KeyRequest>,
+) -> Result<Json<crate::provider::KeyResponse>, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    same_asset(&asset, request.asset)?;
+    let now_ms = now_ms();
+    on_provider(move || provider.key(&request, now_ms))
+        .await
+        .map(Json)
 }
 
 /// Runs a provider's (disk-bound) work off the async runtime, mapping its errors.
