@@ -260,3 +260,76 @@ optimizer = {{ kind = "sgd", learning_rate = 0.05 }}
     assert_eq!(asset["kind"], "model");
     assert_eq!(asset["parents"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn train_local_and_privacy_print_json_for_scripts() {
+    let work = tempfile::tempdir().unwrap();
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits.csv");
+    let out = work.path().join("model.safetensors");
+    let output = Command::new(BIN)
+        .args([
+            "--json", "train", "local", "--model", "softmax", "--epochs", "15", "--data",
+        ])
+        .arg(&digits)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let local: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(local["accuracy"].as_f64().unwrap() > 0.94, "{local}");
+    assert!(local["model"].is_null());
+    assert_eq!(local["test_rows"], 360);
+    assert!(out.exists());
+
+    let output = Command::new(BIN)
+        .args([
+            "--json",
+            "train",
+            "privacy",
+            "--sampling-rate",
+            "0.01",
+            "--noise-multiplier",
+            "1",
+            "--steps",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let privacy: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let epsilon = privacy["epsilon"].as_f64().unwrap();
+    assert!((epsilon - 2.1014).abs() < 0.001, "{privacy}");
+    assert!(privacy["order"].as_f64().is_some());
+
+    // Bad input: a model that does not fit the data, and a sampling rate out of range.
+    let output = Command::new(BIN)
+        .args(["train", "local", "--model", "cnn", "--data"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/iris.csv"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("CNN"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new(BIN)
+        .args([
+            "train",
+            "privacy",
+            "--sampling-rate",
+            "1.5",
+            "--noise-multiplier",
+            "1",
+            "--steps",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
