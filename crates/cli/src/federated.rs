@@ -1065,21 +1065,7 @@ pub fn bench(cli: &Cli, args: &FederatedBenchArgs) -> Result<()> {
         .with_context(|| format!("cannot load {}", args.data.display()))?;
     let (training, held_out) = data.stratified_split(0.2, 42)?;
     let parts = tributary_learn::data::partition_iid(training.rows(), args.clients, args.seed)?;
-    let mut config = SessionConfig::new(
-        args.rounds,
-        tributary_learn::TrainConfig {
-            epochs: 5,
-            batch_size: 32,
-            optimizer: tributary_learn::OptimizerSpec::Sgd {
-                learning_rate: 0.05,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            },
-            proximal_mu: 0.0,
-            seed: args.seed,
-        },
-    );
-    config.seed = args.seed;
+    let config = SessionConfig::reference(args.rounds, args.seed);
     let plan = Plan {
         session: *blake3::hash(b"tributary federated bench").as_bytes(),
         spec: ModelSpec {

@@ -20,7 +20,7 @@ use tributary_learn::data::{partition_dirichlet, partition_iid};
 use tributary_learn::privacy::DpConfig;
 use tributary_learn::robust::AggregationRule;
 use tributary_learn::session::{Behaviour, Session, SessionConfig};
-use tributary_learn::{Architecture, Dataset, ModelSpec, OptimizerSpec, Standardizer, TrainConfig};
+use tributary_learn::{Architecture, Dataset, ModelSpec, Standardizer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits.csv");
@@ -34,24 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         features: 64,
         classes: 10,
     };
-    let config = |rounds: u32, seed: u64| {
-        let mut config = SessionConfig::new(
-            rounds,
-            TrainConfig {
-                epochs: 5,
-                batch_size: 32,
-                optimizer: OptimizerSpec::Sgd {
-                    learning_rate: 0.05,
-                    momentum: 0.0,
-                    weight_decay: 0.0,
-                },
-                proximal_mu: 0.0,
-                seed,
-            },
-        );
-        config.seed = seed;
-        config
-    };
+    let config = SessionConfig::reference;
     let session = |parts: Vec<Vec<usize>>,
                    config: SessionConfig|
      -> Result<Session, Box<dyn std::error::Error>> {

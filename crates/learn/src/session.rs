@@ -141,6 +141,28 @@ impl SessionConfig {
         }
     }
 
+    /// The settings of the project's quality bar on digits: `rounds` rounds, every client every round,
+    /// E = 5 local epochs of SGD (batch 32, learning rate 0.05, no momentum), SecAgg on, one group.
+    #[must_use]
+    pub fn reference(rounds: u32, seed: u64) -> Self {
+        let mut config = Self::new(
+            rounds,
+            TrainConfig {
+                epochs: 5,
+                batch_size: 32,
+                optimizer: crate::train::OptimizerSpec::Sgd {
+                    learning_rate: 0.05,
+                    momentum: 0.0,
+                    weight_decay: 0.0,
+                },
+                proximal_mu: 0.0,
+                seed,
+            },
+        );
+        config.seed = seed;
+        config
+    }
+
     /// Checks the settings against each other and the limits for `clients` clients.
     ///
     /// # Errors

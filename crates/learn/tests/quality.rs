@@ -8,7 +8,7 @@ use tributary_learn::data::{partition_dirichlet, partition_iid};
 use tributary_learn::privacy::DpConfig;
 use tributary_learn::robust::AggregationRule;
 use tributary_learn::session::{Behaviour, Dropout, Session, SessionConfig};
-use tributary_learn::{Architecture, Dataset, ModelSpec, OptimizerSpec, Standardizer, TrainConfig};
+use tributary_learn::{Architecture, Dataset, ModelSpec, Standardizer};
 
 const CLIENTS: usize = 10;
 
@@ -36,22 +36,7 @@ fn spec() -> ModelSpec {
 }
 
 fn config(rounds: u32, seed: u64) -> SessionConfig {
-    let mut config = SessionConfig::new(
-        rounds,
-        TrainConfig {
-            epochs: 5,
-            batch_size: 32,
-            optimizer: OptimizerSpec::Sgd {
-                learning_rate: 0.05,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            },
-            proximal_mu: 0.0,
-            seed,
-        },
-    );
-    config.seed = seed;
-    config
+    SessionConfig::reference(rounds, seed)
 }
 
 fn session(digits: &Digits, parts: Vec<Vec<usize>>, config: SessionConfig) -> Session {

@@ -1,7 +1,6 @@
 use super::*;
 use crate::data::partition_iid;
 use crate::model::Architecture;
-use crate::train::{OptimizerSpec, TrainConfig};
 use std::path::Path;
 
 struct Network {
@@ -19,21 +18,7 @@ fn digits() -> (Dataset, Dataset) {
 }
 
 fn plan(participants: usize, rounds: u32) -> Plan {
-    let mut config = SessionConfig::new(
-        rounds,
-        TrainConfig {
-            epochs: 5,
-            batch_size: 32,
-            optimizer: OptimizerSpec::Sgd {
-                learning_rate: 0.05,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            },
-            proximal_mu: 0.0,
-            seed: 1,
-        },
-    );
-    config.seed = 1;
+    let config = SessionConfig::reference(rounds, 1);
     Plan {
         session: [7; 32],
         spec: ModelSpec {
