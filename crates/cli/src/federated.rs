@@ -65,8 +65,8 @@ pub struct SessionSpec {
     pub eligible: Vec<String>,
     /// Reward paid to the participants by contribution, in base units.
     pub reward: u128,
-    /// Stake backing the contribution shares, in base units.
-    #[serde(default)]
+    /// Stake backing the contribution shares during the challenge window, in base units (positive).
+    #[serde(default = "default_evaluator_stake")]
     pub evaluator_stake: u128,
     /// Blocks the shares can be challenged.
     #[serde(default = "default_challenge_window")]
@@ -104,6 +104,9 @@ pub struct SessionSpec {
 
 fn default_label() -> String {
     "label".into()
+}
+fn default_evaluator_stake() -> u128 {
+    1_000
 }
 fn default_challenge_window() -> u64 {
     5
