@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use commonware_cryptography::{Signer as _, Verifier as _, ed25519};
+use commonware_cryptography::{Signer as _, ed25519};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +31,7 @@ use tributary_learn::robust::AggregationRule;
 use tributary_learn::session::SessionConfig;
 use tributary_learn::{Architecture, Dataset, ModelSpec};
 use tributary_node::keystore::Key;
+use tributary_node::provider::{sign_hex, signature_verifies};
 use tributary_types::training::{Aggregation, DifferentialPrivacy, FinalizeSession, OpenSession};
 use tributary_types::views::TrainingSessionView;
 use tributary_types::{Address, AssetId, Call, Event, Hash32, Terms, limits};
@@ -261,7 +262,9 @@ async fn uplink_route(
     };
     let verified = uplink_message(&plan.session, signed.participant, &signed.uplink)
         .ok()
-        .is_some_and(|message| signature_verifies(address, &message, &signed.signature));
+        .is_some_and(|message| {
+            signature_verifies(address, UPLINK_NAMESPACE, &message, &signed.signature)
+        });
     if !verified {
         return error_response(
             StatusCode::FORBIDDEN,
@@ -277,21 +280,6 @@ async fn uplink_route(
     }
 }
 
-fn signature_verifies(signer: &Address, message: &[u8], signature_hex: &str) -> bool {
-    let Ok(key) = signer.public_key() else {
-        return false;
-    };
-    let Ok(bytes) = hex::decode(signature_hex) else {
-        return false;
-    };
-    let Ok(signature) = <ed25519::Signature as commonware_codec::DecodeExt<()>>::decode(
-        commonware_codec::Copying(bytes.as_slice()),
-    ) else {
-        return false;
-    };
-    key.verify(UPLINK_NAMESPACE, message, &signature)
-}
-
 fn sign_uplink(
     key: &Key,
     session: &[u8; 32],
@@ -299,9 +287,7 @@ fn sign_uplink(
     uplink: Uplink,
 ) -> Result<SignedUplink> {
     let message = uplink_message(session, participant, &uplink)?;
-    let signature = hex::encode(commonware_codec::Encode::encode(
-        &key.signer.sign(UPLINK_NAMESPACE, &message),
-    ));
+    let signature = sign_hex(&key.signer, UPLINK_NAMESPACE, &message);
     Ok(SignedUplink {
         participant,
         uplink,

@@ -285,7 +285,7 @@ impl ReadRequest {
 }
 
 /// Whether `signature_hex` is `signer`'s ed25519 signature of `message` under `namespace`.
-fn signature_verifies(
+pub fn signature_verifies(
     signer: &Address,
     namespace: &[u8],
     message: &[u8],
@@ -306,7 +306,7 @@ fn signature_verifies(
 }
 
 /// `signer`'s ed25519 signature of `message` under `namespace`, hex.
-fn sign_hex(signer: &ed25519::PrivateKey, namespace: &[u8], message: &[u8]) -> String {
+pub fn sign_hex(signer: &ed25519::PrivateKey, namespace: &[u8], message: &[u8]) -> String {
     hex::encode(commonware_codec::Encode::encode(
         &signer.sign(namespace, message),
     ))
