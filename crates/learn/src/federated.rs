@@ -7,7 +7,6 @@
 
 use crate::data::Dataset;
 use crate::error::{LearnError, Result};
-use crate::limits;
 use crate::model::{Model, ModelSpec};
 use crate::train::{TrainConfig, train};
 use rand::seq::SliceRandom;
@@ -132,36 +131,16 @@ pub fn sample_clients(clients: &[u32], count: usize, seed: u64, round: u32) -> V
 ///
 /// No updates, updates of different lengths or with non-finite values, or no examples at all.
 pub fn weighted_mean(updates: &[ClientUpdate]) -> Result<Vec<f32>> {
-    let first = updates
-        .first()
-        .ok_or_else(|| LearnError::invalid("aggregation", "no client updates to average"))?;
-    if updates.len() > limits::CLIENTS_MAX {
-        return Err(LearnError::invalid(
-            "aggregation",
-            format!(
-                "{} updates; at most {} clients take part in a round",
-                updates.len(),
-                limits::CLIENTS_MAX
-            ),
-        ));
-    }
-    let length = first.delta.len();
-    let total: u64 = updates.iter().map(|update| update.examples).sum();
-    if total == 0 {
-        return Err(LearnError::invalid(
-            "aggregation",
-            "the updates carry no examples",
-        ));
-    }
-    let mut sum = vec![0.0_f64; length];
-    for (index, update) in updates.iter().enumerate() {
-        check_update(&update.delta, length, index)?;
-        let weight = update.examples as f64 / total as f64;
-        for (accumulator, &value) in sum.iter_mut().zip(&update.delta) {
-            *accumulator += weight * f64::from(value);
-        }
-    }
-    Ok(sum.into_iter().map(|value| value as f32).collect())
+    let deltas: Vec<&[f32]> = updates
+        .iter()
+        .map(|update| update.delta.as_slice())
+        .collect();
+    let examples: Vec<f32> = updates
+        .iter()
+        .map(|update| update.examples as f32)
+        .collect();
+    crate::robust::weighted_mean(&deltas, &examples)
+        .map_err(|error| LearnError::invalid("aggregation", error.to_string()))
 }
 
 /// Checks one update vector: the expected length and only finite values.

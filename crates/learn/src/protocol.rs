@@ -25,16 +25,16 @@ use crate::data::{Dataset, Moments, Standardizer};
 use crate::error::{LearnError, Result};
 use crate::federated::{FederatedClient, sample_clients};
 use crate::model::{Model, ModelSpec};
-use crate::privacy::{RdpAccountant, effective_noise_multiplier};
+use crate::privacy::RdpAccountant;
 use crate::secagg::{
     AdvertisedKeys, Client, KeyAdvertisement, MaskedInput, Quantizer, RoundConfig, RoutedShares,
     SecAggError, Server, SharedKeys, UnmaskRequest, UnmaskResponse,
 };
 use crate::session::{
     Behaviour, Contributions, GroupResult, RoundReport, SessionConfig, SessionReport,
-    combine_groups, decode_group, prepare_upload, secure_round_config,
+    account_round, combine_groups, deal_groups, decode_group, epsilon_spent, prepare_upload,
+    secure_round_config,
 };
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -350,25 +350,10 @@ impl Aggregator {
             vec![self.plan.participants.clone()]
         } else {
             let round = self.phase - 1;
-            let count = config
-                .clients_per_round
-                .map_or(self.plan.participants.len(), |count| {
-                    count.min(self.plan.participants.len())
-                });
+            let count = config.sampled(self.plan.participants.len());
             let sampled = sample_clients(&self.plan.participants, count, config.seed, round);
             let group_count = config.groups.clamp(1, sampled.len());
-            let mut shuffled = sampled;
-            shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(
-                crate::federated::derive_seed(config.seed, u32::MAX - 1, round),
-            ));
-            let mut groups = vec![Vec::new(); group_count];
-            for (position, client) in shuffled.into_iter().enumerate() {
-                groups[position % group_count].push(client);
-            }
-            for group in &mut groups {
-                group.sort_unstable();
-            }
-            groups
+            deal_groups(&sampled, group_count, config.seed, round)
         };
         let deadline_ms = now_ms.saturating_add(if self.phase == 0 {
             self.plan.stage_timeout_ms
@@ -617,7 +602,7 @@ impl Aggregator {
         };
         let mut groups: Vec<GroupResult> = Vec::new();
         let mut abandoned_groups = 0;
-        let mut worst_noise_multiplier = f64::INFINITY;
+        let mut group_sizes = Vec::new();
         for job in &self.jobs {
             let Some((sum, contributors)) = &job.result else {
                 abandoned_groups += 1;
@@ -629,16 +614,7 @@ impl Aggregator {
                 contributors.clone(),
             )? {
                 Some(group) => {
-                    if let Some(privacy) = &config.privacy {
-                        worst_noise_multiplier = worst_noise_multiplier.min(
-                            effective_noise_multiplier(
-                                privacy.noise_multiplier,
-                                job.members.len(),
-                                group.members.len(),
-                            )
-                            .map_err(|error| LearnError::invalid("privacy", error.to_string()))?,
-                        );
-                    }
+                    group_sizes.push((job.members.len(), group.members.len()));
                     groups.push(group);
                 }
                 None => abandoned_groups += 1,
@@ -658,25 +634,13 @@ impl Aggregator {
             round,
             &mut self.contributions,
         )?;
-        if let Some(privacy) = &config.privacy {
-            let noise_multiplier = if worst_noise_multiplier.is_finite() {
-                worst_noise_multiplier
-            } else {
-                privacy.noise_multiplier
-            };
-            let sampled = config
-                .clients_per_round
-                .map_or(self.plan.participants.len(), |count| {
-                    count.min(self.plan.participants.len())
-                });
-            self.accountant
-                .compose_poisson_subsampled_gaussian(
-                    sampled as f64 / self.plan.participants.len() as f64,
-                    noise_multiplier,
-                    1,
-                )
-                .map_err(|error| LearnError::invalid("privacy", error.to_string()))?;
-        }
+        let participant_count = self.plan.participants.len();
+        account_round(
+            &config,
+            &mut self.accountant,
+            config.sampled(participant_count) as f64 / participant_count as f64,
+            &group_sizes,
+        )?;
         let accuracy = match &self.test {
             Some(test) => {
                 self.model.set_parameters(&self.global)?;
@@ -709,14 +673,7 @@ impl Aggregator {
     /// Contribution or privacy accounting failing.
     pub fn report(&self) -> Result<SessionReport> {
         let contribution_bps = self.contributions.shares()?;
-        let privacy = match &self.plan.config.privacy {
-            Some(_) => Some(
-                self.accountant
-                    .epsilon(self.plan.config.delta)
-                    .map_err(|error| LearnError::invalid("privacy", error.to_string()))?,
-            ),
-            None => None,
-        };
+        let privacy = epsilon_spent(&self.plan.config, &self.accountant)?;
         Ok(SessionReport {
             rounds: self.reports.clone(),
             parameters: self.global.clone(),

@@ -240,7 +240,9 @@ impl SessionConfig {
         Ok(())
     }
 
-    fn sampled(&self, clients: usize) -> usize {
+    /// Clients sampled per round out of `clients`.
+    #[must_use]
+    pub fn sampled(&self, clients: usize) -> usize {
         self.clients_per_round
             .map_or(clients, |count| count.min(clients))
     }
@@ -395,19 +397,11 @@ impl Session {
             let mut group_results = Vec::new();
             let mut aggregated = Vec::new();
             let mut abandoned_groups = 0;
-            let mut worst_noise_multiplier = f64::INFINITY;
+            let mut group_sizes = Vec::new();
             for (group_index, members) in groups.iter().enumerate() {
                 match self.group_mean(&global, round, group_index, members)? {
                     Some(result) => {
-                        if let Some(privacy) = &config.privacy {
-                            let effective = effective_noise_multiplier(
-                                privacy.noise_multiplier,
-                                members.len(),
-                                result.members.len(),
-                            )
-                            .map_err(|error| LearnError::invalid("privacy", error.to_string()))?;
-                            worst_noise_multiplier = worst_noise_multiplier.min(effective);
-                        }
+                        group_sizes.push((members.len(), result.members.len()));
                         aggregated.extend_from_slice(&result.members);
                         group_results.push(result);
                     }
@@ -425,20 +419,12 @@ impl Session {
                 round,
                 &mut contributions,
             )?;
-            if let Some(privacy) = &config.privacy {
-                let noise_multiplier = if worst_noise_multiplier.is_finite() {
-                    worst_noise_multiplier
-                } else {
-                    privacy.noise_multiplier
-                };
-                accountant
-                    .compose_poisson_subsampled_gaussian(
-                        sampled_count as f64 / ids.len() as f64,
-                        noise_multiplier,
-                        1,
-                    )
-                    .map_err(|error| LearnError::invalid("privacy", error.to_string()))?;
-            }
+            account_round(
+                config,
+                &mut accountant,
+                sampled_count as f64 / ids.len() as f64,
+                &group_sizes,
+            )?;
             let accuracy = match &self.test {
                 Some(test) => {
                     global_model.set_parameters(&global)?;
@@ -458,14 +444,7 @@ impl Session {
             reports.push(report);
         }
         let contribution_bps = contributions.shares()?;
-        let privacy = match &config.privacy {
-            Some(_) => Some(
-                accountant
-                    .epsilon(config.delta)
-                    .map_err(|error| LearnError::invalid("privacy", error.to_string()))?,
-            ),
-            None => None,
-        };
+        let privacy = epsilon_spent(config, &accountant)?;
         Ok(SessionReport {
             accuracy: reports.last().and_then(|report| report.accuracy),
             rounds: reports,
@@ -475,26 +454,13 @@ impl Session {
         })
     }
 
-    /// The round's groups: a seeded shuffle of the participants dealt round-robin into the groups.
+    /// The round's groups ([`deal_groups`]); `groups = 0` makes one per participant.
     fn groups(&self, participants: &[u32], round: u32) -> Vec<Vec<u32>> {
         let count = match self.config.groups {
             0 => participants.len(),
             groups => groups.min(participants.len()),
         };
-        let mut shuffled = participants.to_vec();
-        shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(derive_seed(
-            self.config.seed,
-            u32::MAX - 1,
-            round,
-        )));
-        let mut groups = vec![Vec::new(); count];
-        for (position, client) in shuffled.into_iter().enumerate() {
-            groups[position % count].push(client);
-        }
-        for group in &mut groups {
-            group.sort_unstable();
-        }
-        groups
+        deal_groups(participants, count, self.config.seed, round)
     }
 
     /// One group's mean change and total weight, or `None` when its secure sum was abandoned.
@@ -594,6 +560,79 @@ impl Session {
             Err(error) => return Err(secagg_error(error)),
         };
         decode_group(&quantizer, &sum, sent)
+    }
+}
+
+/// Deals a round's participants into `count` groups: a shuffle seeded by `(seed, round)`, dealt
+/// round-robin, each group sorted. The in-process session and the networked aggregator both use it, so
+/// the same seed gives the same groups.
+#[must_use]
+pub fn deal_groups(participants: &[u32], count: usize, seed: u64, round: u32) -> Vec<Vec<u32>> {
+    let count = count.max(1);
+    let mut shuffled = participants.to_vec();
+    shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(derive_seed(
+        seed,
+        u32::MAX - 1,
+        round,
+    )));
+    let mut groups = vec![Vec::new(); count];
+    for (position, client) in shuffled.into_iter().enumerate() {
+        groups[position % count].push(client);
+    }
+    for group in &mut groups {
+        group.sort_unstable();
+    }
+    groups
+}
+
+/// Adds one round to the privacy accountant (when DP is on): Poisson sampling at `sampling_rate` with
+/// the noise multiplier of the round's weakest group, each group given as (planned, surviving) sizes
+/// (dropouts leave less noise); the configured multiplier when no group was aggregated.
+///
+/// # Errors
+///
+/// Sizes or rates the accountant refuses.
+pub fn account_round(
+    config: &SessionConfig,
+    accountant: &mut RdpAccountant,
+    sampling_rate: f64,
+    group_sizes: &[(usize, usize)],
+) -> Result<()> {
+    let Some(privacy) = &config.privacy else {
+        return Ok(());
+    };
+    let privacy_error =
+        |error: crate::privacy::PrivacyError| LearnError::invalid("privacy", error.to_string());
+    let mut noise_multiplier = f64::INFINITY;
+    for &(planned, surviving) in group_sizes {
+        noise_multiplier = noise_multiplier.min(
+            effective_noise_multiplier(privacy.noise_multiplier, planned, surviving)
+                .map_err(privacy_error)?,
+        );
+    }
+    if !noise_multiplier.is_finite() {
+        noise_multiplier = privacy.noise_multiplier;
+    }
+    accountant
+        .compose_poisson_subsampled_gaussian(sampling_rate, noise_multiplier, 1)
+        .map_err(privacy_error)
+}
+
+/// The privacy spent so far at the configured δ, or `None` without DP.
+///
+/// # Errors
+///
+/// The accountant refusing δ.
+pub fn epsilon_spent(
+    config: &SessionConfig,
+    accountant: &RdpAccountant,
+) -> Result<Option<EpsilonReport>> {
+    match &config.privacy {
+        Some(_) => accountant
+            .epsilon(config.delta)
+            .map(Some)
+            .map_err(|error| LearnError::invalid("privacy", error.to_string())),
+        None => Ok(None),
     }
 }
 
