@@ -262,6 +262,14 @@ impl Aggregator {
         now_ms: u64,
     ) -> Result<Self> {
         plan.config.validate(plan.participants.len())?;
+        // Between nodes every update goes through a secure sum: refuse a plan that asks for
+        // plain updates rather than run it differently from what it says.
+        if !plan.config.secure_aggregation {
+            return Err(LearnError::invalid(
+                "plan",
+                "the networked protocol always aggregates with SecAgg+ in groups: set secure_aggregation = true and groups >= 1 (plain FedAvg over raw updates runs only in-process)",
+            ));
+        }
         if plan.participants.windows(2).any(|pair| pair[0] >= pair[1]) {
             return Err(LearnError::invalid(
                 "plan",

@@ -150,6 +150,22 @@ fn raw_rows_never_appear_in_any_message() {
 }
 
 #[test]
+fn a_plan_without_secure_aggregation_is_refused_not_run_differently() {
+    for (secure_aggregation, groups) in [(false, 0), (false, 1)] {
+        let mut plan = plan(4, 2);
+        plan.config.secure_aggregation = secure_aggregation;
+        plan.config.groups = groups;
+        let Err(error) = Aggregator::new(plan, None, None, 0) else {
+            panic!("an aggregator for a plan it would not run as written");
+        };
+        assert!(
+            error.to_string().contains("secure_aggregation = true"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn a_participant_killed_mid_round_is_recovered() {
     let mut network = network(plan(6, 3));
     // Participant 2 dies after sending its masked input in round 1 (phase 2); participant 4 dies
