@@ -23,7 +23,10 @@ use crate::manifest::{ContentHash, Manifest};
 /// Checks a geometry: `1 <= k`, `1 <= m`, `k + m <= SHARDS_MAX`, and `stripe_bytes` splitting into `k`
 /// pieces of a non-zero multiple of [`PIECE_ALIGN_BYTES`].
 pub fn check_geometry(data_shards: usize, parity_shards: usize, stripe_bytes: u64) -> Result<()> {
-    if data_shards == 0 || parity_shards == 0 || data_shards + parity_shards > SHARDS_MAX {
+    if data_shards == 0
+        || parity_shards == 0
+        || data_shards.saturating_add(parity_shards) > SHARDS_MAX
+    {
         return Err(StoreError::invalid_option(
             "data_shards/parity_shards",
             format!(

@@ -131,6 +131,28 @@ pub enum StoreError {
         /// The root it has.
         actual: String,
     },
+    /// Shards handed to repair cannot be decoded together: their lengths differ, or are not whole
+    /// Reed-Solomon blocks (see [`crate::repair`]).
+    #[error("shard {index} is {bytes} bytes: {reason}")]
+    ShardLength {
+        /// The shard index.
+        index: usize,
+        /// Its length.
+        bytes: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A rebuilt shard does not hash to the root the caller expected (the ledger's): a shard it was
+    /// rebuilt from is corrupt, or the root is another shard's.
+    #[error("rebuilt shard {index}: BLAKE3 root {actual} differs from the expected {expected}")]
+    RebuiltShardMismatch {
+        /// The rebuilt shard's index.
+        index: usize,
+        /// The root it should have (hex).
+        expected: String,
+        /// The root it has (hex).
+        actual: String,
+    },
     /// Reed-Solomon coding failed (a bug or an inconsistent manifest).
     #[error("erasure coding stripe {stripe}: {message}")]
     Erasure {

@@ -43,6 +43,7 @@ pub mod keywrap;
 pub mod limits;
 pub mod manifest;
 pub mod reassemble;
+pub mod repair;
 pub mod shard_store;
 pub mod validate;
 
@@ -52,5 +53,6 @@ pub use ingest::{IngestOptions, Ingested, ingest, ingest_bytes};
 pub use keywrap::{WrappedKey, unwrap, wrap};
 pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry};
 pub use reassemble::{reassemble, reassemble_to};
+pub use repair::rebuild_shard;
 pub use shard_store::ShardStore;
 pub use validate::DataFormat;
