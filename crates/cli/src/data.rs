@@ -1,10 +1,12 @@
 //! `tributary asset add`, `asset get` and `asset serve-keys`: the client side of the data plane.
 //!
 //! `add` checks and ingests a file (chunk, encrypt with a fresh data key, erasure-code into k + m
-//! shards), registers the asset, records its layout (`StoreAsset`), proposes one deal per shard
-//! with distinct providers, uploads each shard to its provider and waits until every provider has
-//! accepted. The manifest and the data key, wrapped to the owner's own key, are kept in the home
-//! (`assets/ID/`). `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that data key
+//! shards), keeps the manifest and the data key, wrapped to the owner's own key, in the home
+//! (`assets/ID/`), registers the asset, records its layout (`StoreAsset`), proposes one deal per
+//! shard with distinct providers, uploads each shard to its provider and waits until every
+//! provider has accepted. It is resumable: run again after an interruption, it ingests under the
+//! saved key (so the shards match the roots already recorded) and skips every step the ledger
+//! shows done, reusing deals and uploading only to deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that data key
 //! to each licensee and delivers the envelopes, with the manifest, to the asset's providers.
 //! `get` takes the manifest and the data key from the home when they were saved there for the
 //! reader's key (the owner), and otherwise asks the asset's providers for the reader's envelope
@@ -16,13 +18,15 @@ pub mod key_agent;
 
 use crate::{
     Cli,
-    client::{Client, poll_until},
-    commands::{RegisterRequest, keystore, register},
+    client::{Client, FINALITY_WAIT_MS_MAX, poll_until},
+    commands::{RegisterRequest, hash_file, keystore, register},
 };
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use commonware_codec::Encode;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::{
     collections::BTreeMap,
+    io::IsTerminal,
     path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -31,9 +35,10 @@ use tributary_node::{
     keystore::Key,
     provider::{KeyRequest, KeyResponse, ReadRequest},
 };
-use tributary_store::{DataKey, IngestOptions, Manifest, WrappedKey};
+use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, WrappedKey};
 use tributary_types::{
-    Address, AssetId, AssetKind, Call, DealView, Event, Hash32, ProviderView, StorageLayout, Terms,
+    AccountView, Address, AssetId, AssetKind, AssetView, Call, DealView, Hash32, ProviderView,
+    StorageLayout, Terms,
 };
 
 /// How long `add` waits for providers to accept their deals.
@@ -89,6 +94,9 @@ pub struct AddOutcome {
     pub saved: PathBuf,
     /// Each shard's deal and provider.
     pub shards: Vec<Placement>,
+    /// The steps an earlier, interrupted run had done (or begun), which this run resumed:
+    /// `data_key`, `registration`, `layout`, `deals`, `uploads`. Empty for a fresh add.
+    pub resumed: Vec<&'static str>,
 }
 
 fn asset_dir(home: &Path, asset: &AssetId) -> PathBuf {
@@ -163,12 +171,314 @@ fn error_parts(response: &mut ureq::http::Response<ureq::Body>) -> (Option<Strin
     }
 }
 
+/// What an earlier `add` of the same file from this home left in `assets/ID/`.
+struct PreviousRun {
+    /// The data key, opened with the sender's key.
+    data_key: DataKey,
+    /// The cipher its manifest records (`None` when no readable manifest was saved).
+    cipher: Option<CipherKind>,
+}
+
+/// The data key (and cipher) an earlier, interrupted `add` of this asset saved in `saved`, if it
+/// saved one. A key wrapped to another account is an error: this home's copy is that account's.
+fn previous_run(
+    saved: &Path,
+    asset: &AssetId,
+    seed: &[u8; 32],
+    from: &str,
+) -> Result<Option<PreviousRun>> {
+    let key_path = saved.join("key.json");
+    let text = match std::fs::read_to_string(&key_path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", key_path.display()));
+        }
+    };
+    let wrapped: WrappedKey = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a wrapped data key; if no storage layout is recorded for {asset} yet, delete it and run this again",
+            key_path.display()
+        )
+    })?;
+    let data_key = tributary_store::unwrap(&wrapped, seed, &wrap_context(asset)).map_err(|_| {
+        anyhow!(
+            "the data key saved in {} does not open with {from}'s key: another account added this file from this home; run `tributary asset add` again with --from that account",
+            key_path.display()
+        )
+    })?;
+    // The manifest only supplies the cipher; a missing or unreadable one is rewritten, and what
+    // the ledger recorded is checked against the shards anyway.
+    let cipher = std::fs::read_to_string(saved.join("manifest.json"))
+        .ok()
+        .and_then(|text| Manifest::from_json(&text).ok())
+        .map(|manifest| manifest.cipher);
+    Ok(Some(PreviousRun { data_key, cipher }))
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file, then a rename).
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("partial");
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `GET path` on the node; `None` when it answers 404 with the error code `absent_code`.
+fn get_unless_absent<T: serde::de::DeserializeOwned>(
+    agent: &ureq::Agent,
+    client: &Client,
+    path: &str,
+    absent_code: &str,
+) -> Result<Option<T>> {
+    let mut response = agent
+        .get(&format!("{}{path}", client.base()))
+        .call()
+        .with_context(|| {
+            format!(
+                "cannot reach the node at {}; is `tributary devnet` running? (set --node or TRIBUTARY_NODE)",
+                client.base()
+            )
+        })?;
+    if !response.status().is_success() {
+        let (code, message) = error_parts(&mut response);
+        if code.as_deref() == Some(absent_code) {
+            return Ok(None);
+        }
+        bail!("{path}: {message}");
+    }
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("reading the response of {path}"))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("unexpected response from {path}: {text}"))
+}
+
+/// Every deal of `asset`, in id order.
+fn asset_deals(client: &Client, asset: &AssetId) -> Result<Vec<DealView>> {
+    let page = tributary_types::limits::QUERY_PAGE_MAX;
+    let mut deals: Vec<DealView> = Vec::new();
+    loop {
+        let after = deals.last().map_or(0, |deal| deal.id);
+        let batch: Vec<DealView> = client.get(&format!(
+            "/v1/deals?asset={asset}&after={after}&limit={page}"
+        ))?;
+        let full = batch.len() >= page;
+        deals.extend(batch);
+        if !full {
+            return Ok(deals);
+        }
+    }
+}
+
+/// Whether a deal still places its shard: proposed (waiting for the shard) or active.
+fn is_live(deal: &DealView) -> bool {
+    deal.status == "proposed" || deal.status == "active"
+}
+
+/// The deal that places shard `index`: an active one first, else the oldest proposed one.
+fn deal_for(deals: &[DealView], index: u8) -> Option<&DealView> {
+    let mut live = deals
+        .iter()
+        .filter(|deal| deal.shard_index == index && is_live(deal));
+    let first = live.clone().find(|deal| deal.status == "active");
+    first.or_else(|| live.next())
+}
+
+/// The node's answer to a transaction when another from the same sender, with the same nonce (an
+/// interrupted run's), is still waiting to be finalized.
+fn is_pending_conflict(error: &anyhow::Error) -> bool {
+    let message = format!("{error:#}");
+    [
+        "(wrong_nonce)",
+        "(duplicate_transaction)",
+        "(already_finalized)",
+    ]
+    .iter()
+    .any(|code| message.contains(code))
+}
+
+/// How many times one step of `add` is sent while an interrupted run's transactions are in the way.
+const STEP_ATTEMPTS_MAX: usize = 5;
+
+/// Runs one step of `add` (`attempt` submits its transaction and waits for it), unless `done`
+/// finds it on the ledger. An interrupted run's transaction may still be waiting with the same
+/// nonce: then this waits until it is finalized and looks again. Returns `None` when the step
+/// turned out to be done already.
+fn send_step(
+    client: &Client,
+    key: &Key,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<TransactionResponse>,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<Option<TransactionResponse>> {
+    let address = key.address();
+    for _ in 0..STEP_ATTEMPTS_MAX {
+        let account: AccountView = client.get(&format!("/v1/accounts/{address}"))?;
+        match attempt() {
+            Ok(response) if response.status == "finalized" => return Ok(Some(response)),
+            Ok(response) => {
+                // It may have failed because an interrupted run's transaction did it first.
+                if done()? {
+                    return Ok(None);
+                }
+                expect_success(what, &response)?;
+                return Ok(Some(response));
+            }
+            Err(error) if is_pending_conflict(&error) => {
+                poll_until(
+                    &format!(
+                        "a transaction {address} sent earlier to be finalized (before {what})"
+                    ),
+                    FINALITY_WAIT_MS_MAX,
+                    || {
+                        let now: AccountView = client.get(&format!("/v1/accounts/{address}"))?;
+                        Ok((now.nonce > account.nonce).then_some(()))
+                    },
+                )?;
+                if done()? {
+                    return Ok(None);
+                }
+            }
+            Err(error) => return Err(error.context(format!("{what} failed"))),
+        }
+    }
+    bail!(
+        "{what}: {address} kept having other transactions pending; wait until they are finalized and run this again"
+    )
+}
+
+/// How a recorded storage layout differs from the one this file's shards give, one item each.
+fn layout_differences(recorded: &StorageLayout, computed: &StorageLayout) -> Vec<String> {
+    let mut differences = Vec::new();
+    if recorded.data_shards != computed.data_shards {
+        differences.push(format!(
+            "data shards: {} recorded, {} now",
+            recorded.data_shards, computed.data_shards
+        ));
+    }
+    if recorded.parity_shards != computed.parity_shards {
+        differences.push(format!(
+            "parity shards: {} recorded, {} now",
+            recorded.parity_shards, computed.parity_shards
+        ));
+    }
+    if recorded.shard_bytes != computed.shard_bytes {
+        differences.push(format!(
+            "shard size: {} bytes recorded, {} now",
+            recorded.shard_bytes, computed.shard_bytes
+        ));
+    }
+    let roots: Vec<String> = (0..recorded.shard_roots.len().max(computed.shard_roots.len()))
+        .filter(|&index| recorded.shard_roots.get(index) != computed.shard_roots.get(index))
+        .map(|index| index.to_string())
+        .collect();
+    if !roots.is_empty() {
+        differences.push(format!("roots of shards {}", roots.join(", ")));
+    }
+    if recorded.manifest_root != computed.manifest_root {
+        differences.push("the manifest root".to_string());
+    }
+    differences
+}
+
+/// A progress bar over shard uploads, in bytes, on stderr; hidden for JSON output or when
+/// stderr is not a terminal.
+fn upload_bar(json: bool, total_bytes: u64) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_bytes);
+    if let Ok(style) = ProgressStyle::with_template(
+        "uploading shards [{bar:30}] {bytes}/{total_bytes} ({eta}) {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Stores a file, resuming whatever an interrupted `add` of the same file from this home left.
+///
+/// Every step is skipped when the ledger shows it done: the data key saved in `assets/ID/`
+/// (before anything is registered) gives the same shards again, so their roots match a recorded
+/// layout; deals are reused per shard; shards go only to deals still waiting for them.
 pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOutcome> {
     let key = keystore(cli).load(request.from)?;
-    let options = IngestOptions::new(request.data_shards, request.parity_shards);
-    let ingested = tributary_store::ingest(request.file, &options)
-        .with_context(|| format!("cannot ingest {}", request.file.display()))?;
+    let seed = seed_of(&key)?;
+    let owner = key.address();
+    let from = request.from;
+    let note = |message: String| {
+        if !cli.json {
+            eprintln!("{message}");
+        }
+    };
+    let mut resumed: Vec<&'static str> = Vec::new();
+    let (asset, _) = hash_file(request.file)?;
+    let saved = asset_dir(&cli.home(), &asset);
+    let agent = agent();
+
+    // What is on the ledger already, and what this home kept.
+    let registered: Option<AssetView> = get_unless_absent(
+        &agent,
+        client,
+        &format!("/v1/assets/{asset}"),
+        "asset_not_found",
+    )?;
+    if let Some(view) = &registered
+        && !view.owners.iter().any(|entry| entry.address == owner)
+    {
+        let owners: Vec<String> = view
+            .owners
+            .iter()
+            .map(|entry| entry.address.to_string())
+            .collect();
+        bail!(
+            "asset {asset} is already registered, owned by {}, not by {from}; only an owner can store it (run `tributary asset add` with --from an owner's key)",
+            owners.join(", ")
+        );
+    }
+    let recorded: Option<StorageLayout> = if registered.is_some() {
+        get_unless_absent(
+            &agent,
+            client,
+            &format!("/v1/assets/{asset}/storage"),
+            "not_stored",
+        )?
+    } else {
+        None
+    };
+    let previous = previous_run(&saved, &asset, &seed, from)?;
+    if previous.is_none() && recorded.is_some() {
+        bail!(
+            "asset {asset} is registered with a storage layout, but its data key is not in {}: without the key that layout was made with, its shards cannot be made again. Run this from the home that added it (--home), or copy that home's {} directory here, then run this again",
+            saved.join("key.json").display(),
+            Path::new("assets").join(asset.to_string()).display()
+        );
+    }
+
+    // The shards: under the saved key and cipher they come out as before, bit for bit.
+    let mut options = IngestOptions::new(request.data_shards, request.parity_shards);
+    let ingested = match previous {
+        Some(previous) => {
+            note(format!(
+                "resuming: using the data key saved in {}",
+                saved.display()
+            ));
+            resumed.push("data_key");
+            options.cipher = previous.cipher;
+            tributary_store::ingest_with_key(request.file, &options, previous.data_key)
+        }
+        None => tributary_store::ingest(request.file, &options),
+    }
+    .with_context(|| format!("cannot ingest {}", request.file.display()))?;
     let manifest = &ingested.manifest;
+    ensure!(
+        manifest.asset_id.0 == asset.0,
+        "{} changed while it was read; run this again",
+        request.file.display()
+    );
     let shard_count = ingested.shards.len();
     let shard_bytes = ingested
         .shards
@@ -181,57 +491,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             .all(|shard| shard.len() as u64 == shard_bytes),
         "the shards differ in size"
     );
-    let providers: Vec<ProviderView> = client.get("/v1/providers")?;
-    if providers.len() < shard_count {
-        bail!(
-            "{shard_count} shards need {shard_count} storage providers, the chain has {}; run the devnet with --storage-providers {shard_count} or lower --data-shards/--parity-shards",
-            providers.len()
-        );
-    }
-    // Spread: the least committed providers first (ties by address).
-    let mut chosen = providers;
-    chosen.sort_by(|a, b| {
-        a.committed_bytes
-            .cmp(&b.committed_bytes)
-            .then(a.address.cmp(&b.address))
-    });
-    chosen.truncate(shard_count);
-
-    let (response, asset) = register(
-        cli,
-        client,
-        RegisterRequest {
-            file: request.file,
-            from: request.from,
-            kind: request.kind,
-            name: request.name,
-            owners: Vec::new(),
-            parents: Vec::new(),
-            terms: request.terms,
-            fee: None,
-        },
-    )?;
-    expect_success("registering the asset", &response)?;
-    ensure!(
-        asset.0 == manifest.asset_id.0,
-        "the registered id differs from the manifest's"
-    );
-    // Keep the manifest and the wrapped key before anything is placed, so an interrupted add
-    // can be resumed or cleaned up from them.
     let manifest_json = manifest.to_json()?;
-    let wrapped = tributary_store::wrap(
-        &ingested.key,
-        &key_public(&key.signer),
-        &wrap_context(&asset),
-    )?;
-    let saved = asset_dir(&cli.home(), &asset);
-    std::fs::create_dir_all(&saved).with_context(|| format!("creating {}", saved.display()))?;
-    std::fs::write(saved.join("manifest.json"), &manifest_json)?;
-    std::fs::write(
-        saved.join("key.json"),
-        serde_json::to_string_pretty(&wrapped)?,
-    )?;
-
     let layout = StorageLayout {
         manifest_root: Hash32::blake3(manifest_json.as_bytes()),
         data_shards: u8::try_from(manifest.data_shards)?,
@@ -243,79 +503,335 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             .map(|shard| Hash32(shard.root.0))
             .collect(),
     };
-    let response = client.send(&key, Call::StoreAsset { asset, layout }, None)?;
-    expect_success("recording the layout", &response)?;
+    if let Some(recorded) = &recorded
+        && *recorded != layout
+    {
+        let differences = layout_differences(recorded, &layout);
+        let geometry = recorded.data_shards != layout.data_shards
+            || recorded.parity_shards != layout.parity_shards;
+        let advice = if geometry {
+            format!(
+                "run this again with --data-shards {} --parity-shards {}",
+                recorded.data_shards, recorded.parity_shards
+            )
+        } else {
+            format!(
+                "the data key in {} is not the one the layout was made with; restore this asset's directory from the home that added it",
+                saved.display()
+            )
+        };
+        bail!(
+            "asset {asset} already has a storage layout on the ledger that differs from this file's shards ({}); {advice}",
+            differences.join("; ")
+        );
+    }
 
-    let agent = agent();
-    let mut shards = Vec::new();
-    for (index, (shard, provider)) in ingested.shards.iter().zip(&chosen).enumerate() {
-        let shard_index = u8::try_from(index)?;
-        let response = client.send(
-            &key,
-            Call::CreateDeal {
-                asset,
-                shard_index,
-                provider: provider.address,
-                epochs: request.epochs,
-            },
-            None,
+    // The wrapped key and the manifest are kept before anything is registered, so a run that is
+    // interrupted from here on can be resumed with the same key.
+    std::fs::create_dir_all(&saved).with_context(|| format!("creating {}", saved.display()))?;
+    let key_path = saved.join("key.json");
+    if !key_path.is_file() {
+        let wrapped = tributary_store::wrap(
+            &ingested.key,
+            &key_public(&key.signer),
+            &wrap_context(&asset),
         )?;
-        expect_success("proposing a deal", &response)?;
-        let deal = response
-            .receipt
-            .as_ref()
-            .and_then(|receipt| {
-                receipt.events.iter().find_map(|event| match event {
-                    Event::DealCreated { deal, .. } => Some(*deal),
-                    _ => None,
-                })
-            })
-            .ok_or_else(|| anyhow!("no deal in the receipt"))?;
-        let url = format!("{}/deals/{deal}/shard", provider.endpoint);
+        write_atomically(
+            &key_path,
+            serde_json::to_string_pretty(&wrapped)?.as_bytes(),
+        )?;
+    }
+    let manifest_path = saved.join("manifest.json");
+    if std::fs::read_to_string(&manifest_path).ok().as_deref() != Some(manifest_json.as_str()) {
+        write_atomically(&manifest_path, manifest_json.as_bytes())?;
+    }
+
+    // Enough providers for the shards that have no deal yet, before anything is registered.
+    let providers: Vec<ProviderView> = client.get("/v1/providers")?;
+    let mut deals = if registered.is_some() {
+        asset_deals(client, &asset)?
+    } else {
+        Vec::new()
+    };
+    let missing = (0..shard_count)
+        .filter(|&index| {
+            u8::try_from(index).map_or(true, |index| deal_for(&deals, index).is_none())
+        })
+        .count();
+    let free = providers
+        .iter()
+        .filter(|provider| {
+            !deals
+                .iter()
+                .any(|deal| is_live(deal) && deal.provider == provider.address)
+        })
+        .count();
+    if free < missing {
+        bail!(
+            "{shard_count} shards need {shard_count} storage providers, the chain has {}; run the devnet with --storage-providers {shard_count} or lower --data-shards/--parity-shards",
+            providers.len()
+        );
+    }
+
+    // Registration.
+    if registered.is_some() {
+        note(format!("resuming: asset {asset} is already registered"));
+        resumed.push("registration");
+    } else {
+        let done = || {
+            let view: Option<AssetView> = get_unless_absent(
+                &agent,
+                client,
+                &format!("/v1/assets/{asset}"),
+                "asset_not_found",
+            )?;
+            Ok(view.is_some_and(|view| view.owners.iter().any(|entry| entry.address == owner)))
+        };
+        let attempt = || {
+            let (response, registered_id) = register(
+                cli,
+                client,
+                RegisterRequest {
+                    file: request.file,
+                    from,
+                    kind: request.kind,
+                    name: request.name,
+                    owners: Vec::new(),
+                    parents: Vec::new(),
+                    terms: request.terms.clone(),
+                    fee: None,
+                },
+            )?;
+            ensure!(
+                registered_id == asset,
+                "{} changed while it was stored; run this again",
+                request.file.display()
+            );
+            Ok(response)
+        };
+        if send_step(client, &key, "registering the asset", attempt, done)?.is_none() {
+            note(format!(
+                "resuming: asset {asset} was registered by an earlier run"
+            ));
+            resumed.push("registration");
+        }
+    }
+
+    // The layout.
+    if recorded.is_some() {
+        note("resuming: the storage layout is already recorded".to_string());
+        resumed.push("layout");
+    } else {
+        let done = || {
+            let found: Option<StorageLayout> = get_unless_absent(
+                &agent,
+                client,
+                &format!("/v1/assets/{asset}/storage"),
+                "not_stored",
+            )?;
+            match found {
+                None => Ok(false),
+                Some(found) if found == layout => Ok(true),
+                Some(found) => bail!(
+                    "asset {asset} got another storage layout meanwhile ({}); was it added from two places at once?",
+                    layout_differences(&found, &layout).join("; ")
+                ),
+            }
+        };
+        let attempt = || {
+            client.send(
+                &key,
+                Call::StoreAsset {
+                    asset,
+                    layout: layout.clone(),
+                },
+                None,
+            )
+        };
+        if send_step(client, &key, "recording the layout", attempt, done)?.is_none() {
+            note("resuming: the storage layout was recorded by an earlier run".to_string());
+            resumed.push("layout");
+        }
+    }
+
+    // Deals: one per shard, on distinct providers; shards that have a proposed or active deal
+    // keep it.
+    let endpoints: BTreeMap<Address, String> = providers
+        .iter()
+        .map(|provider| (provider.address, provider.endpoint.clone()))
+        .collect();
+    // Spread: the least committed providers first (ties by address).
+    let mut candidates = providers;
+    candidates.sort_by(|a, b| {
+        a.committed_bytes
+            .cmp(&b.committed_bytes)
+            .then(a.address.cmp(&b.address))
+    });
+    // An interrupted run's last transaction may have landed since the deals were read.
+    deals = asset_deals(client, &asset)?;
+    let mut kept = Vec::new();
+    for index in 0..shard_count {
+        let shard_index = u8::try_from(index)?;
+        if deal_for(&deals, shard_index).is_some() {
+            kept.push(index.to_string());
+            continue;
+        }
+        let Some(provider) = candidates.iter().find(|candidate| {
+            !deals
+                .iter()
+                .any(|deal| is_live(deal) && deal.provider == candidate.address)
+        }) else {
+            bail!(
+                "no storage provider is left for shard {index} of {asset}: every provider already holds one of its shards; run the devnet with more --storage-providers or lower --data-shards/--parity-shards"
+            );
+        };
+        let provider = provider.address;
+        let attempt = || {
+            client.send(
+                &key,
+                Call::CreateDeal {
+                    asset,
+                    shard_index,
+                    provider,
+                    epochs: request.epochs,
+                },
+                None,
+            )
+        };
+        let done = || Ok(deal_for(&asset_deals(client, &asset)?, shard_index).is_some());
+        if send_step(client, &key, "proposing a deal", attempt, done)?.is_none() {
+            kept.push(index.to_string());
+        }
+        deals = asset_deals(client, &asset)?;
+    }
+    if !kept.is_empty() {
+        note(format!(
+            "resuming: shards {} already have deals",
+            kept.join(", ")
+        ));
+        resumed.push("deals");
+    }
+    let mut placed: Vec<DealView> = Vec::with_capacity(shard_count);
+    for index in 0..shard_count {
+        let deal = deal_for(&deals, u8::try_from(index)?)
+            .ok_or_else(|| anyhow!("shard {index} of {asset} has no deal on the ledger"))?;
+        placed.push(deal.clone());
+    }
+
+    // Uploads, to the deals still waiting for their shard.
+    let waiting: Vec<usize> = (0..shard_count)
+        .filter(|&index| placed[index].status == "proposed")
+        .collect();
+    if waiting.len() < shard_count {
+        note(format!(
+            "resuming: {} of {shard_count} shards are already held by their providers",
+            shard_count - waiting.len()
+        ));
+        resumed.push("uploads");
+    }
+    let bar = upload_bar(cli.json, waiting.len() as u64 * shard_bytes);
+    // One upload per provider, all at once: each provider hashes and stores its shard while the
+    // others receive theirs.
+    let upload = |index: usize| -> Result<()> {
+        let deal = &placed[index];
+        let shard = &ingested.shards[index];
+        let endpoint = endpoints.get(&deal.provider).ok_or_else(|| {
+            anyhow!(
+                "provider {} of deal {} (shard {index}) is not registered on the ledger",
+                deal.provider,
+                deal.id
+            )
+        })?;
+        let url = format!("{endpoint}/deals/{}/shard", deal.id);
         let mut uploaded = agent
             .put(&url)
             .header("content-type", "application/octet-stream")
             .send(&shard[..])
-            .with_context(|| format!("uploading shard {index} to {url}"))?;
+            .with_context(|| {
+                format!(
+                    "uploading shard {index} to {url}; run `tributary asset add` again to resume"
+                )
+            })?;
         if !uploaded.status().is_success() {
-            bail!(
-                "provider {} refused shard {index}: {}",
-                provider.address,
-                error_text(&mut uploaded)
-            );
+            let (code, message) = error_parts(&mut uploaded);
+            // A provider that took the shard in an interrupted run may have accepted its deal
+            // since: then it holds the shard, which is what the upload was for.
+            if code.as_deref() != Some("deal_not_proposed") {
+                bail!(
+                    "provider {} refused shard {index} (deal {}): {message}",
+                    deal.provider,
+                    deal.id
+                );
+            }
         }
-        if !cli.json {
-            eprintln!(
-                "  shard {index}: {} bytes → deal {deal} with {}",
+        bar.inc(shard.len() as u64);
+        bar.suspend(|| {
+            note(format!(
+                "  shard {index}: {} bytes → deal {} with {}",
                 shard.len(),
-                provider.address
-            );
-        }
-        shards.push(Placement {
-            shard: shard_index,
-            deal,
-            provider: provider.address,
-            bytes: shard.len() as u64,
+                deal.id,
+                deal.provider
+            ))
         });
-    }
+        Ok(())
+    };
+    bar.set_message(format!(
+        "{} shards → {} providers",
+        waiting.len(),
+        waiting.len()
+    ));
+    std::thread::scope(|scope| -> Result<()> {
+        let uploads: Vec<_> = waiting
+            .iter()
+            .map(|&index| scope.spawn(move || upload(index)))
+            .collect();
+        for handle in uploads {
+            handle
+                .join()
+                .map_err(|_| anyhow!("a shard upload thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+
     // Every provider accepts once it holds its shard.
     poll_until(
         &format!("every provider to accept (see `tributary storage deals --asset {asset}`)"),
         ACCEPT_WAIT_MS_MAX,
         || {
-            let deals: Vec<DealView> = client.get(&format!("/v1/deals?asset={asset}"))?;
-            let accepted = shards.iter().all(|placement| {
-                deals
+            let deals = asset_deals(client, &asset)?;
+            let mut accepted = true;
+            for placement in &placed {
+                let status = deals
                     .iter()
-                    .any(|deal| deal.id == placement.deal && deal.status == "active")
-            });
+                    .find(|deal| deal.id == placement.id)
+                    .map_or("missing", |deal| deal.status.as_str());
+                match status {
+                    "active" => {}
+                    "proposed" => accepted = false,
+                    other => bail!(
+                        "deal {} for shard {} of {asset} is {other}, not accepted; run `tributary asset add` again to place the shard with another provider",
+                        placement.id,
+                        placement.shard_index
+                    ),
+                }
+            }
             Ok(accepted.then_some(()))
         },
     )?;
     Ok(AddOutcome {
         asset_id: asset,
         saved,
-        shards,
+        shards: placed
+            .iter()
+            .map(|deal| Placement {
+                shard: deal.shard_index,
+                deal: deal.id,
+                provider: deal.provider,
+                bytes: deal.shard_bytes,
+            })
+            .collect(),
+        resumed,
     })
 }
 

@@ -1,5 +1,11 @@
 //! Ingest: from a contributor's file to a manifest, a fresh data key and `k + m` shards.
 //!
+//! Ingest is deterministic given the data key and the cipher: chunk boundaries depend only on the
+//! bytes, and every chunk's nonce is derived from its index (its associated data from the asset id
+//! and the index), so [`ingest_with_key`] with the key (and [`IngestOptions::cipher`]) an earlier
+//! ingest of the same file used gives the same manifest and shards, bit for bit. That is how an
+//! interrupted upload is resumed: the shard roots already recorded on the ledger still match.
+//!
 //! The pipeline, over the file held in memory:
 //!
 //! 1. **Check** the format ([`crate::validate`]).
@@ -65,14 +71,25 @@ impl Default for IngestOptions {
 pub struct Ingested {
     /// What was stored, and how.
     pub manifest: Manifest,
-    /// The asset's fresh data key.
+    /// The asset's data key: fresh, or the one given to [`ingest_with_key`].
     pub key: DataKey,
     /// The `k + m` shards, in index order.
     pub shards: Vec<Vec<u8>>,
 }
 
-/// Reads, checks and stores the file at `path` (see the module docs). The file's name picks the format.
+/// Reads, checks and stores the file at `path` (see the module docs) under a fresh data key. The
+/// file's name picks the format.
 pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
+    ingest_with_key(path, options, DataKey::generate()?)
+}
+
+/// [`ingest`] under a given data key: the key an earlier ingest of the same file returned, to get
+/// the same shards again (pass that ingest's cipher in `options` too; see the module docs).
+///
+/// Never pass another asset's key: the nonces are chunk indexes, so two different files under one
+/// key would reuse (key, nonce) pairs on different plaintexts. The same file again only repeats
+/// the same ciphertext.
+pub fn ingest_with_key(path: &Path, options: &IngestOptions, key: DataKey) -> Result<Ingested> {
     let name = path.display().to_string();
     DataFormat::from_name(&name)?;
     let bytes_on_disk = std::fs::metadata(path)
@@ -80,11 +97,23 @@ pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
         .len();
     check_size(&name, bytes_on_disk)?;
     let bytes = std::fs::read(path).map_err(|error| StoreError::io(path, error))?;
-    ingest_bytes(&name, &bytes, options)
+    ingest_bytes_with_key(&name, &bytes, options, key)
 }
 
-/// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the format).
+/// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the
+/// format), under a fresh data key.
 pub fn ingest_bytes(name: &str, bytes: &[u8], options: &IngestOptions) -> Result<Ingested> {
+    ingest_bytes_with_key(name, bytes, options, DataKey::generate()?)
+}
+
+/// [`ingest_bytes`] under a given data key (see [`ingest_with_key`] for when, and what never to
+/// pass).
+pub fn ingest_bytes_with_key(
+    name: &str,
+    bytes: &[u8],
+    options: &IngestOptions,
+    key: DataKey,
+) -> Result<Ingested> {
     erasure::check_geometry(
         options.data_shards,
         options.parity_shards,
@@ -92,7 +121,6 @@ pub fn ingest_bytes(name: &str, bytes: &[u8], options: &IngestOptions) -> Result
     )?;
     check_size(name, bytes.len() as u64)?;
     let format = validate::check(name, bytes)?;
-    let key = DataKey::generate()?;
     let cipher = options.cipher.unwrap_or_else(CipherKind::preferred);
     let (manifest, shards) = seal(bytes, format, cipher, &key, options)?;
     Ok(Ingested {
@@ -350,4 +378,79 @@ pub fn encrypt_chunks(
             )
         })?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough CSV for several chunks and stripes.
+    fn csv_bytes() -> Vec<u8> {
+        let mut text = String::from("id,value,label\n");
+        for row in 0..240_000u64 {
+            text.push_str(&format!(
+                "{row},{},{}\n",
+                row.wrapping_mul(2_654_435_761) % 1_000_003,
+                row % 7
+            ));
+        }
+        text.into_bytes()
+    }
+
+    #[test]
+    fn the_same_key_gives_the_same_manifest_and_shards() {
+        let bytes = csv_bytes();
+        for cipher in [CipherKind::Aes256Gcm, CipherKind::XChaCha20Poly1305] {
+            let options = IngestOptions {
+                cipher: Some(cipher),
+                ..IngestOptions::new(4, 2)
+            };
+            let first = ingest_bytes("table.csv", &bytes, &options).unwrap();
+            assert!(first.manifest.chunks.len() > 1, "{cipher:?}");
+            let again = ingest_bytes_with_key(
+                "table.csv",
+                &bytes,
+                &options,
+                DataKey::from_bytes(*first.key.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(again.manifest, first.manifest, "{cipher:?}");
+            assert_eq!(
+                again.manifest.to_json().unwrap(),
+                first.manifest.to_json().unwrap()
+            );
+            assert_eq!(again.shards, first.shards, "{cipher:?}");
+            assert_eq!(again.key.as_bytes(), first.key.as_bytes());
+
+            // From a file too.
+            let directory = tempfile::tempdir().unwrap();
+            let path = directory.path().join("table.csv");
+            std::fs::write(&path, &bytes).unwrap();
+            let from_file =
+                ingest_with_key(&path, &options, DataKey::from_bytes(*first.key.as_bytes()))
+                    .unwrap();
+            assert_eq!(from_file.manifest, first.manifest);
+            assert_eq!(from_file.shards, first.shards);
+
+            // A fresh key gives other shards (the roots a ledger records would not match).
+            let fresh = ingest_bytes("table.csv", &bytes, &options).unwrap();
+            assert_eq!(fresh.manifest.asset_id, first.manifest.asset_id);
+            assert_ne!(fresh.shards, first.shards);
+        }
+    }
+
+    #[test]
+    fn the_cipher_follows_the_options() {
+        let bytes = csv_bytes();
+        for cipher in [CipherKind::Aes256Gcm, CipherKind::XChaCha20Poly1305] {
+            let options = IngestOptions {
+                cipher: Some(cipher),
+                ..IngestOptions::new(2, 1)
+            };
+            let ingested = ingest_bytes("table.csv", &bytes, &options).unwrap();
+            assert_eq!(ingested.manifest.cipher, cipher);
+        }
+        let preferred = ingest_bytes("table.csv", &bytes, &IngestOptions::new(2, 1)).unwrap();
+        assert_eq!(preferred.manifest.cipher, CipherKind::preferred());
+    }
 }

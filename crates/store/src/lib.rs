@@ -50,6 +50,7 @@ pub mod validate;
 pub use cipher::{CipherKind, DataKey};
 pub use error::{Result, StoreError};
 pub use ingest::{IngestOptions, Ingested, ingest, ingest_bytes};
+pub use ingest::{ingest_bytes_with_key, ingest_with_key};
 pub use keywrap::{WrappedKey, unwrap, wrap};
 pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry};
 pub use reassemble::{reassemble, reassemble_to};
