@@ -14,6 +14,7 @@ mod federated;
 mod load;
 mod output;
 mod processes;
+mod provide;
 mod rewards;
 mod storage;
 mod train;

@@ -7,6 +7,9 @@ use tributary_types::{DealView, ProviderView};
 
 #[derive(Subcommand, Debug)]
 pub enum StorageCommand {
+    /// Run a storage provider as its own process: bond stake, register an offer, take and prove
+    /// shards, serve readers, repair failed deals. Runs until Ctrl-C.
+    Provide(crate::provide::ProvideArgs),
     /// List the registered storage providers: capacity, committed bytes, price, endpoint.
     Providers,
     /// List storage deals (optionally of one asset): status, escrow, open challenge.
@@ -29,6 +32,7 @@ fn deals(cli: &Cli, asset: Option<&str>) -> Result<Vec<DealView>> {
 
 pub fn storage(cli: &Cli, command: &StorageCommand) -> Result<()> {
     match command {
+        StorageCommand::Provide(args) => crate::provide::provide(cli, args),
         StorageCommand::Providers => {
             let providers: Vec<ProviderView> = client(cli).get("/v1/providers")?;
             if cli.json {

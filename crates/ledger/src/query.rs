@@ -308,6 +308,18 @@ impl Ledger {
             .collect()
     }
 
+    /// Deals whose status is `status` (`proposed`, `active`, `failed` or `closed`), by id, from
+    /// `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`.
+    pub fn deals_with_status(&self, status: &str, after: DealId, limit: usize) -> Vec<DealView> {
+        self.state
+            .deals
+            .range(after.saturating_add(1)..)
+            .map(|(_, deal)| deal_view(deal))
+            .filter(|deal| deal.status == status)
+            .take(limit.min(QUERY_PAGE_MAX))
+            .collect()
+    }
+
     /// Whether `reader` may read `asset`'s data: one of its owners, or the holder of a license
     /// token for it that has not expired. A token minted by a training session's join does not
     /// count: in federated learning the data stays with its owners.

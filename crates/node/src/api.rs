@@ -32,10 +32,14 @@ pub struct ApiState {
     /// Number of validators (shown in status).
     pub validators: usize,
     /// Storage providers this node runs, by address (their upload and read endpoints).
-    pub providers: std::sync::Arc<
-        std::collections::BTreeMap<Address, std::sync::Arc<crate::provider::StorageProvider>>,
-    >,
+    pub providers: ProviderSet,
 }
+
+/// Storage providers served by one HTTP server, by address: the node's own, or those of a
+/// `tributary storage provide` process ([`storage_router`]).
+pub type ProviderSet = std::sync::Arc<
+    std::collections::BTreeMap<Address, std::sync::Arc<crate::provider::StorageProvider>>,
+>;
 
 /// A JSON error response.
 #[derive(Debug)]
@@ -195,6 +199,7 @@ pub struct Page {
         block_by_height,
         account,
         account_licenses,
+        account_bonds,
         asset,
         asset_lineage,
         assets,
@@ -205,6 +210,8 @@ pub struct Page {
         training_sessions,
         bill_of_materials,
         providers,
+        params,
+        provider,
         deals,
         deal,
         asset_storage,
@@ -249,6 +256,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/blocks/{height}", get(block_by_height))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/accounts/{address}/licenses", get(account_licenses))
+        .route("/v1/accounts/{address}/bonds", get(account_bonds))
         .route("/v1/assets", get(assets))
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/assets/{id}/lineage", get(asset_lineage))
@@ -259,11 +267,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/training/sessions", get(training_sessions))
         .route("/v1/training/sessions/{id}", get(training_session))
         .route("/v1/models/{id}/bom", get(bill_of_materials))
+        .route("/v1/params", get(params))
         .route("/v1/providers", get(providers))
+        .route("/v1/providers/{address}", get(provider))
         .route("/v1/deals", get(deals))
         .route("/v1/deals/{id}", get(deal))
         .route("/v1/assets/{id}/storage", get(asset_storage))
         .route("/v1/assets/{id}/readers/{address}", get(asset_reader))
+        .route("/v1/evidence", get(evidence))
+        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .fallback(|| async {
+            ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(limits::API_BODY_BYTES_MAX))
+        .with_state(state.clone())
+        .merge(storage_router(state.providers))
+}
+
+/// The routes of storage providers: shard upload and read, key delivery and key read. Served by
+/// the node for the providers it runs ([`router`]), and by `tributary storage provide`.
+pub fn storage_router(providers: ProviderSet) -> Router {
+    Router::new()
         .route(
             "/v1/storage/{provider}/deals/{deal}/shard",
             axum::routing::put(upload_shard)
@@ -279,13 +303,8 @@ pub fn router(state: ApiState) -> Router {
                 )),
         )
         .route("/v1/storage/{provider}/assets/{asset}/key", post(read_key))
-        .route("/v1/evidence", get(evidence))
-        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
-        .fallback(|| async {
-            ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
-        })
         .layer(DefaultBodyLimit::max(limits::API_BODY_BYTES_MAX))
-        .with_state(state)
+        .with_state(providers)
 }
 
 fn parse_address(text: &str) -> Result<Address, ApiError> {
@@ -389,6 +408,17 @@ async fn account(
 ) -> Result<Json<AccountView>, ApiError> {
     let address = parse_address(&address)?;
     Ok(Json(state.chain.lock().finalized.account(&address)))
+}
+
+/// An account's bonds, by role.
+#[utoipa::path(get, path = "/v1/accounts/{address}/bonds", params(("address" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)))]
+async fn account_bonds(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> Result<Json<Vec<tributary_types::BondView>>, ApiError> {
+    let address = parse_address(&address)?;
+    Ok(Json(state.chain.lock().finalized.bonds_of(&address)))
 }
 
 /// License tokens an account holds.
@@ -647,11 +677,43 @@ async fn providers(State(state): State<ApiState>) -> Json<Vec<ProviderView>> {
     )
 }
 
+/// One storage provider.
+#[utoipa::path(get, path = "/v1/providers/{address}", params(("address" = String, Path)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn provider(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> Result<Json<ProviderView>, ApiError> {
+    let address = parse_address(&address)?;
+    state
+        .chain
+        .lock()
+        .finalized
+        .provider(&address)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "provider_not_found",
+                format!("{address} is not a registered storage provider"),
+            )
+        })
+}
+
+/// The ledger's parameters, fixed at genesis (fees, epochs, bonds, slashing).
+#[utoipa::path(get, path = "/v1/params", responses((status = 200, body = Object)))]
+async fn params(State(state): State<ApiState>) -> Json<tributary_types::Params> {
+    Json(state.chain.lock().finalized.params().clone())
+}
+
 /// Filter and paging for `/v1/deals`.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct DealQuery {
     /// Only deals of this asset.
     pub asset: Option<String>,
+    /// Only deals with this provider (not closed).
+    pub provider: Option<String>,
+    /// Only deals with this status: `proposed`, `active`, `failed` or `closed`.
+    pub status: Option<String>,
     /// Deals with ids above this.
     #[serde(default)]
     pub after: u64,
@@ -671,16 +733,51 @@ async fn deals(
         .as_deref()
         .map(|text| parse_hash(text, "asset id"))
         .transpose()?;
+    let provider = query.provider.as_deref().map(parse_address).transpose()?;
+    if let Some(status) = query.status.as_deref()
+        && !DEAL_STATUSES.contains(&status)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            format!(
+                "`{status}` is not a deal status; use one of {}",
+                DEAL_STATUSES.join(", ")
+            ),
+        ));
+    }
     let limit = query
         .limit
         .unwrap_or(limits::QUERY_PAGE_MAX)
         .min(limits::QUERY_PAGE_MAX);
-    Ok(Json(state.chain.lock().finalized.deals(
-        query.after,
-        limit,
-        asset.as_ref(),
-    )))
+    let inner = state.chain.lock();
+    let ledger = &inner.finalized;
+    let selected = |deal: &DealView| {
+        asset.is_none_or(|asset| deal.asset == asset)
+            && query
+                .status
+                .as_deref()
+                .is_none_or(|status| deal.status == status)
+    };
+    let deals = match (provider, query.status.as_deref()) {
+        (Some(provider), _) => ledger
+            .provider_deals(&provider)
+            .into_iter()
+            .filter(|deal| deal.id > query.after && selected(deal))
+            .take(limit)
+            .collect(),
+        (None, Some(status)) => ledger
+            .deals_with_status(status, query.after, limits::QUERY_PAGE_MAX)
+            .into_iter()
+            .filter(selected)
+            .take(limit)
+            .collect(),
+        (None, None) => ledger.deals(query.after, limit, asset.as_ref()),
+    };
+    Ok(Json(deals))
 }
+
+/// The statuses a deal can have.
+const DEAL_STATUSES: [&str; 4] = ["proposed", "active", "failed", "closed"];
 
 /// A storage deal: status, escrow, the open challenge.
 #[utoipa::path(get, path = "/v1/deals/{id}", params(("id" = String, Path)),
@@ -724,11 +821,11 @@ async fn asset_storage(
 }
 
 fn provider_of(
-    state: &ApiState,
+    providers: &ProviderSet,
     provider: &str,
 ) -> Result<std::sync::Arc<crate::provider::StorageProvider>, ApiError> {
     let address = parse_address(provider)?;
-    state.providers.get(&address).cloned().ok_or_else(|| {
+    providers.get(&address).cloned().ok_or_else(|| {
         ApiError::not_found(
             "provider_not_here",
             format!("this node runs no storage provider {address}"),
@@ -765,7 +862,7 @@ fn provider_error(error: crate::provider::ProviderError) -> ApiError {
     request_body(content = String, content_type = "application/octet-stream", description = "the shard's bytes"),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upload_shard(
-    State(state): State<ApiState>,
+    State(state): State<ProviderSet>,
     Path((provider, deal)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -783,7 +880,7 @@ async fn upload_shard(
     params(("provider" = String, Path)), request_body = crate::provider::ReadRequest,
     responses((status = 200), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn read_shard(
-    State(state): State<ApiState>,
+    State(state): State<ProviderSet>,
     Path(provider): Path<String>,
     ApiJson(request): ApiJson<crate::provider::ReadRequest>,
 ) -> Result<Vec<u8>, ApiError> {
@@ -819,7 +916,7 @@ fn same_asset(path: &str, body: AssetId) -> Result<(), ApiError> {
     request_body = crate::provider::KeyDelivery,
     responses((status = 200, body = crate::provider::DeliveryReceipt), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn deliver_keys(
-    State(state): State<ApiState>,
+    State(state): State<ProviderSet>,
     Path((provider, asset)): Path<(String, String)>,
     ApiJson(delivery): ApiJson<crate::provider::KeyDelivery>,
 ) -> Result<Json<crate::provider::DeliveryReceipt>, ApiError> {
@@ -836,7 +933,7 @@ async fn deliver_keys(
     params(("provider" = String, Path), ("asset" = String, Path)),
     responses((status = 200, body = crate::provider::EnvelopeListing), (status = 404, body = ErrorBody)))]
 async fn envelope_listing(
-    State(state): State<ApiState>,
+    State(state): State<ProviderSet>,
     Path((provider, asset)): Path<(String, String)>,
 ) -> Result<Json<crate::provider::EnvelopeListing>, ApiError> {
     let provider = provider_of(&state, &provider)?;
@@ -853,7 +950,7 @@ async fn envelope_listing(
     request_body = crate::provider::KeyRequest,
     responses((status = 200, body = crate::provider::KeyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn read_key(
-    State(state): State<ApiState>,
+    State(state): State<ProviderSet>,
     Path((provider, asset)): Path<(String, String)>,
     ApiJson(request): ApiJson<crate::provider::KeyRequest>,
 ) -> Result<Json<crate::provider::KeyResponse>, ApiError> {

@@ -432,7 +432,7 @@ pub fn run_validators(
             let provider = crate::provider::StorageProvider::open(
                 local.signer,
                 &local.directory,
-                chain.clone(),
+                std::sync::Arc::new(chain.clone()),
                 offer,
             )
             .map_err(|error| {

@@ -25,13 +25,16 @@ use std::{
     path::Path,
     sync::{Arc, Mutex},
 };
-use tributary_chain::ChainState;
 use tributary_store::{ContentHash, ShardStore};
-use tributary_types::{
-    Address, Amount, AssetId, Call, DealId, DealView, SignedTransaction, Transaction, TxHash,
-};
+use tributary_types::{Address, Amount, AssetId, Call, DealId, DealView, TxHash};
 
+pub mod chain;
 pub mod envelopes;
+mod repair;
+pub mod transport;
+
+pub use chain::{ChainError, ProviderChain, RemoteChain};
+pub use transport::{Clock, HttpTransport, MemoryTransport, ShardTransport, SystemClock};
 
 pub use envelopes::{
     DeliveryReceipt, EnvelopeListing, KEY_DELIVERY_NAMESPACE, KEY_REQUEST_NAMESPACE, KeyDelivery,
@@ -40,9 +43,6 @@ pub use envelopes::{
 
 /// Namespace of a reader's signature on a shard request.
 pub const READ_NAMESPACE: &[u8] = b"tributary-shard-read-v1";
-
-/// Fee the provider pays per transaction, in base units (the devnet minimum).
-const PROVIDER_FEE: Amount = 1;
 
 /// What a provider offers on the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +186,19 @@ pub enum ProviderError {
     /// The local store failed.
     #[error("shard store: {0}")]
     Store(#[from] tributary_store::StoreError),
+    /// The chain could not be read.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Too few providers served a valid shard to rebuild a lost one.
+    #[error("cannot repair deal {deal}: {held} of the {needed} shards needed could be read")]
+    RepairSources {
+        /// The failed deal.
+        deal: DealId,
+        /// Valid shards read.
+        held: usize,
+        /// Shards needed (k).
+        needed: usize,
+    },
 }
 
 impl ProviderError {
@@ -210,6 +223,8 @@ impl ProviderError {
             Self::AssetMismatch { .. } => "asset_mismatch",
             Self::RecordDamaged { .. } => "record_damaged",
             Self::Store(_) => "store_error",
+            Self::Chain(_) => "chain_unavailable",
+            Self::RepairSources { .. } => "repair_sources",
         }
     }
 }
@@ -317,12 +332,19 @@ pub struct StorageProvider {
     signer: ed25519::PrivateKey,
     address: Address,
     store: ShardStore,
-    chain: ChainState,
+    chain: Arc<dyn ProviderChain>,
     offer: Offer,
     /// Transactions sent and not yet finalized or dropped, by what they were for.
     sent: Mutex<BTreeMap<Duty, TxHash>>,
     /// Held while an asset's key envelopes are read, merged and written back.
     envelopes: Mutex<()>,
+    /// Challenges this provider could not answer (its copy is gone or damaged), so each is
+    /// reported once rather than every tick; only the latest epoch's are kept.
+    unprovable: Mutex<BTreeMap<DealId, u64>>,
+    /// Reads other providers' shards for repairs.
+    transport: Arc<dyn ShardTransport>,
+    /// Stamps read requests with their expiry.
+    clock: Arc<dyn Clock>,
 }
 
 /// What a provider transaction is for (so each is sent once).
@@ -331,16 +353,36 @@ enum Duty {
     Register,
     Accept(DealId),
     Prove(DealId, u64),
+    Repair(DealId),
 }
 
 impl StorageProvider {
     /// A provider with account key `signer`, keeping shards under `directory`, reading and
-    /// writing the chain through `chain`.
+    /// writing the chain through `chain`, reaching other providers over HTTP.
     pub fn open(
         signer: ed25519::PrivateKey,
         directory: &Path,
-        chain: ChainState,
+        chain: Arc<dyn ProviderChain>,
         offer: Offer,
+    ) -> Result<Arc<Self>, ProviderError> {
+        Self::open_with(
+            signer,
+            directory,
+            chain,
+            offer,
+            Arc::new(HttpTransport::default()),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// [`StorageProvider::open`] with its own transport to other providers and clock.
+    pub fn open_with(
+        signer: ed25519::PrivateKey,
+        directory: &Path,
+        chain: Arc<dyn ProviderChain>,
+        offer: Offer,
+        transport: Arc<dyn ShardTransport>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, ProviderError> {
         let store = ShardStore::open(directory)?;
         let address = Address::from_public_key(&signer.public_key());
@@ -352,6 +394,9 @@ impl StorageProvider {
             offer,
             sent: Mutex::new(BTreeMap::new()),
             envelopes: Mutex::new(()),
+            unprovable: Mutex::new(BTreeMap::new()),
+            transport,
+            clock,
         }))
     }
 
@@ -361,11 +406,7 @@ impl StorageProvider {
     }
 
     fn deal(&self, id: DealId) -> Result<DealView, ProviderError> {
-        self.chain
-            .lock()
-            .finalized
-            .deal(id)
-            .ok_or(ProviderError::DealNotFound(id))
+        self.chain.deal(id)?.ok_or(ProviderError::DealNotFound(id))
     }
 
     /// Takes the shard of proposed deal `id`.
@@ -415,19 +456,15 @@ impl StorageProvider {
         if request.provider != self.address || !request.verifies(now_ms) {
             return Err(ProviderError::BadSignature(request.reader));
         }
-        let (allowed, layout) = {
-            let inner = self.chain.lock();
-            (
-                inner.finalized.may_read(&request.reader, &request.asset),
-                inner.finalized.storage_layout(&request.asset),
-            )
-        };
-        if !allowed {
+        if !self.chain.may_read(&request.reader, &request.asset)?
+            && !self.may_repair(&request.reader, &request.asset)?
+        {
             return Err(ProviderError::NotAuthorised {
                 reader: request.reader,
                 asset: request.asset,
             });
         }
+        let layout = self.chain.storage_layout(&request.asset)?;
         let no_shard = || ProviderError::NoShard {
             asset: request.asset,
             shard_index: request.shard_index,
@@ -454,24 +491,18 @@ impl StorageProvider {
     /// Returns the new transaction's hash.
     fn send(&self, duty: Duty, make: impl FnOnce() -> Option<Call>) -> Option<TxHash> {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hash) = sent.get(&duty)
-            && self.chain.transaction_status(hash).is_some()
-        {
-            return None;
+        if let Some(hash) = sent.get(&duty) {
+            match self.chain.transaction_known(hash) {
+                Ok(false) => {}
+                Ok(true) => return None,
+                Err(error) => {
+                    tracing::warn!(target: "tributary::provider", provider = %self.address, ?duty, %error, "cannot check a sent transaction");
+                    return None;
+                }
+            }
         }
         let call = make()?;
-        // One statement per lock: a guard held across `next_nonce` would deadlock.
-        let chain_id = self.chain.lock().finalized.params().chain_id.clone();
-        let nonce = self.chain.next_nonce(&self.address);
-        let transaction = Transaction {
-            chain_id,
-            sender: self.address,
-            nonce,
-            fee: PROVIDER_FEE,
-            call,
-        };
-        let signed = SignedTransaction::sign(&self.signer, transaction);
-        match self.chain.submit(signed) {
+        match self.chain.submit(&self.signer, call) {
             Ok(hash) => {
                 sent.insert(duty, hash);
                 Some(hash)
@@ -483,18 +514,21 @@ impl StorageProvider {
         }
     }
 
-    /// One round of duties; returns the transactions sent.
+    /// One round of duties; returns the transactions sent. A chain that cannot be read is
+    /// logged and the round skipped (the next one tries again).
     pub fn tick(&self) -> Vec<TxHash> {
-        let (registered, deals, challenge_count) = {
-            let inner = self.chain.lock();
-            (
-                inner.finalized.provider(&self.address).is_some(),
-                inner.finalized.provider_deals(&self.address),
-                usize::from(inner.finalized.params().challenges_per_deal).max(1),
-            )
-        };
+        match self.duties() {
+            Ok(sent) => sent,
+            Err(error) => {
+                tracing::warn!(target: "tributary::provider", provider = %self.address, %error, "skipped a round of duties");
+                Vec::new()
+            }
+        }
+    }
+
+    fn duties(&self) -> Result<Vec<TxHash>, ProviderError> {
         let mut sent = Vec::new();
-        if !registered {
+        if self.chain.provider(&self.address)?.is_none() {
             sent.extend(self.send(Duty::Register, || {
                 Some(Call::RegisterProvider {
                     capacity_bytes: self.offer.capacity_bytes,
@@ -502,9 +536,19 @@ impl StorageProvider {
                     endpoint: self.offer.endpoint.clone(),
                 })
             }));
-            return sent;
+            return Ok(sent);
         }
-        for deal in deals {
+        let challenge_count = usize::from(self.chain.params()?.challenges_per_deal).max(1);
+        let deals = self.chain.provider_deals(&self.address)?;
+        self.unprovable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| {
+                deals
+                    .iter()
+                    .any(|deal| deal.id == *id && deal.status == "active")
+            });
+        for deal in &deals {
             let asset = ContentHash(deal.asset.0);
             let index = u32::from(deal.shard_index);
             let root = ContentHash(deal.shard_root.0);
@@ -521,6 +565,10 @@ impl StorageProvider {
                     ) else {
                         continue;
                     };
+                    let mut unprovable = self.unprovable.lock().unwrap_or_else(|p| p.into_inner());
+                    if unprovable.get(&deal.id) == Some(&epoch) {
+                        continue;
+                    }
                     sent.extend(self.send(Duty::Prove(deal.id, epoch), || {
                         let chunks = tributary_proof::challenge_chunks(
                             seed.0,
@@ -536,7 +584,8 @@ impl StorageProvider {
                                 proof: proof.encode(),
                             }),
                             Err(error) => {
-                                tracing::error!(target: "tributary::provider", provider = %self.address, deal = deal.id, %error, "cannot prove a shard it should hold");
+                                tracing::error!(target: "tributary::provider", provider = %self.address, deal = deal.id, epoch, %error, "cannot prove a shard it should hold; the deal will fail and be repaired elsewhere");
+                                unprovable.insert(deal.id, epoch);
                                 None
                             }
                         }
@@ -545,19 +594,21 @@ impl StorageProvider {
                 _ => {}
             }
         }
-        sent
+        sent.extend(self.repair_one(&deals)?);
+        Ok(sent)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_chain::Block;
+    use tributary_chain::{Block, ChainState};
     use tributary_ledger::Ledger;
     use tributary_types::{
         AssetKind, BlockInput, Genesis, GenesisBond, Hash32, ReceiptStatus, RegisterAsset, Role,
         StorageLayout, Terms,
     };
+    use tributary_types::{SignedTransaction, Transaction};
 
     pub(super) const SHARD: &[u8] = &[7u8; 3000];
 
@@ -704,7 +755,7 @@ mod tests {
         StorageProvider::open(
             key(2),
             directory,
-            chain.clone(),
+            Arc::new(chain.clone()),
             Offer {
                 capacity_bytes: 1 << 20,
                 price_per_gib_epoch: 1 << 30,

@@ -12,6 +12,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod storage;
+
 use commonware_cryptography::{Signer, ed25519};
 use commonware_p2p::simulated::{self, Link};
 use commonware_runtime::{Clock, Quota, Runner, Supervisor, deterministic};

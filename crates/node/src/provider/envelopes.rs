@@ -280,19 +280,13 @@ impl StorageProvider {
                 reason: "the address is not an ed25519 public key, so no one can open it".into(),
             });
         }
-        let (owner, layout, deals) = {
-            let inner = self.chain.lock();
-            let ledger = &inner.finalized;
-            (
-                ledger.asset(&asset).is_some_and(|view| {
-                    view.owners
-                        .iter()
-                        .any(|owner| owner.address == delivery.owner)
-                }),
-                ledger.storage_layout(&asset),
-                ledger.provider_deals(&self.address),
-            )
-        };
+        let owner = self.chain.asset(&asset)?.is_some_and(|view| {
+            view.owners
+                .iter()
+                .any(|owner| owner.address == delivery.owner)
+        });
+        let layout = self.chain.storage_layout(&asset)?;
+        let deals = self.chain.provider_deals(&self.address)?;
         if !owner {
             return Err(ProviderError::NotOwner {
                 signer: delivery.owner,
@@ -371,20 +365,16 @@ impl StorageProvider {
         if request.provider != self.address || !request.verifies(now_ms) {
             return Err(ProviderError::BadSignature(request.reader));
         }
-        let (allowed, layout) = {
-            let inner = self.chain.lock();
-            (
-                inner.finalized.may_read(&request.reader, &asset),
-                inner.finalized.storage_layout(&asset),
-            )
-        };
-        if !allowed {
+        if !self.chain.may_read(&request.reader, &asset)? {
             return Err(ProviderError::NotAuthorised {
                 reader: request.reader,
                 asset,
             });
         }
-        let layout = layout.ok_or(ProviderError::NotStored(asset))?;
+        let layout = self
+            .chain
+            .storage_layout(&asset)?
+            .ok_or(ProviderError::NotStored(asset))?;
         let no_envelope = || ProviderError::NoEnvelope {
             reader: request.reader,
             asset,
@@ -408,9 +398,7 @@ impl StorageProvider {
     pub fn envelope_listing(&self, asset: &AssetId) -> Result<EnvelopeListing, ProviderError> {
         let layout = self
             .chain
-            .lock()
-            .finalized
-            .storage_layout(asset)
+            .storage_layout(asset)?
             .ok_or(ProviderError::NotStored(*asset))?;
         let _guard = self.envelopes.lock().unwrap_or_else(|p| p.into_inner());
         Ok(EnvelopeListing {

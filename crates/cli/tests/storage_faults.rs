@@ -1,0 +1,244 @@
+//! Issue 4's faults through real processes: storage providers each run as their own
+//! `tributary storage provide` process against a devnet. A provider that deletes its shard is
+//! caught by the next challenge, slashed, and the shard is rebuilt onto another provider; after
+//! that, killing m = 2 of the asset's providers still leaves `asset get` returning identical bytes.
+
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+mod common;
+
+use common::free_port;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(url: &str, home: &Path, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(BIN)
+        .args(["--node", url, "--home"])
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("running the CLI");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.success(), value, stderr)
+}
+
+fn ok(url: &str, home: &Path, args: &[&str]) -> Value {
+    let (success, value, stderr) = cli(url, home, args);
+    assert!(success, "tributary {args:?} failed: {stderr}");
+    value
+}
+
+fn get(url: &str, path: &str) -> Option<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent.get(&format!("{url}{path}")).call().ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.body_mut().read_json::<Value>().ok()
+}
+
+/// Polls `check` every 200 ms for up to `seconds`, panicking with `what` if it never holds.
+fn wait_until<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {seconds} s for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn shard_files(directory: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "shard")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+fn bonded(url: &str, address: &str) -> u128 {
+    get(url, &format!("/v1/accounts/{address}/bonds"))
+        .and_then(|bonds| {
+            bonds.as_array().map(|bonds| {
+                bonds
+                    .iter()
+                    .filter(|bond| bond["role"] == "storage_provider")
+                    .map(|bond| bond["amount"].as_str().unwrap().parse::<u128>().unwrap())
+                    .sum()
+            })
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repaired() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _devnet = Process(
+        Command::new(BIN)
+            .args(["devnet", "--storage-providers", "0", "--home"])
+            .arg(home.path())
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the devnet"),
+    );
+    wait_until(60, "the devnet", || {
+        get(&url, "/v1/status").filter(|status| status["height"].as_u64() >= Some(1))
+    });
+
+    // Seven providers, each its own process with its own key, funds and shard directory.
+    let names: Vec<String> = (0..7).map(|index| format!("store-{index}")).collect();
+    let mut providers: Vec<(String, String, PathBuf, Option<Process>)> = Vec::new();
+    for name in &names {
+        let key = ok(&url, home.path(), &["keys", "new", name]);
+        let address = key["address"].as_str().unwrap().to_string();
+        ok(
+            &url,
+            home.path(),
+            &[
+                "tx",
+                "transfer",
+                "--from",
+                "alice",
+                "--to",
+                &address,
+                "--amount",
+                "1000000000",
+            ],
+        );
+        let directory = home.path().join("stores").join(name);
+        let mut child = Command::new(BIN)
+            .args(["--node", &url, "--home"])
+            .arg(home.path())
+            .args(["storage", "provide", "--from", name, "--tick-ms", "100"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--dir")
+            .arg(&directory)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting a provider");
+        // The first line says where it serves: it is up.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("serving on"), "{name}: {line}");
+        providers.push((name.clone(), address, directory, Some(Process(child))));
+    }
+    wait_until(60, "seven registered providers", || {
+        get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(7))
+    });
+
+    let wine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/wine.csv");
+    let added = ok(
+        &url,
+        home.path(),
+        &["asset", "add", wine.to_str().unwrap(), "--from", "alice"],
+    );
+    let asset = added["asset_id"].as_str().unwrap().to_string();
+    let placements = added["shards"].as_array().unwrap().clone();
+    assert_eq!(placements.len(), 6);
+    let holder_of = |shard: u64| {
+        let address = placements
+            .iter()
+            .find(|placement| placement["shard"] == shard)
+            .unwrap()["provider"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        providers
+            .iter()
+            .position(|(_, provider, _, _)| *provider == address)
+            .unwrap()
+    };
+    let spare = (0..providers.len())
+        .find(|index| (0..6).all(|shard| holder_of(shard) != *index))
+        .unwrap();
+
+    // The provider of shard 0 loses it (deleted behind its back, while it keeps running).
+    let deleter = holder_of(0);
+    let stake_before = bonded(&url, &providers[deleter].1);
+    let files = shard_files(&providers[deleter].2);
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::remove_file(&files[0]).unwrap();
+
+    // The next challenge catches it: the deal fails, the provider is slashed, and the spare
+    // provider rebuilds the shard from four others and takes the deal over.
+    let deal_zero = placements[0]["deal"].as_u64().unwrap();
+    let repaired = wait_until(120, "the lost shard to be repaired", || {
+        get(&url, &format!("/v1/deals/{deal_zero}")).filter(|deal| {
+            deal["status"] == "active" && deal["provider"] != providers[deleter].1.as_str()
+        })
+    });
+    assert_eq!(repaired["provider"], providers[spare].1.as_str());
+    assert!(
+        bonded(&url, &providers[deleter].1) < stake_before,
+        "the deleting provider was not slashed"
+    );
+    assert_eq!(shard_files(&providers[spare].2).len(), 1);
+
+    // Now any two of the asset's providers may go: kill two that were not involved.
+    let doomed = [holder_of(1), holder_of(2)];
+    for index in doomed {
+        providers[index].3 = None;
+    }
+    let out = home.path().join("wine.out");
+    let fetched = ok(
+        &url,
+        home.path(),
+        &[
+            "asset",
+            "get",
+            &asset,
+            "--from",
+            "alice",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
+    assert_eq!(fetched["shards_used"].as_array().unwrap().len(), 4);
+}

@@ -1,0 +1,156 @@
+//! How shards move between providers, and the clock read requests are stamped with.
+//!
+//! A provider reads other providers' shards (to repair a failed deal) through a
+//! [`ShardTransport`]. [`HttpTransport`] posts a signed [`ReadRequest`] to the other provider's
+//! endpoint (the node API's `/v1/storage/ADDRESS/read` route); [`MemoryTransport`] hands it
+//! straight to a [`StorageProvider`] in the same process, so the deterministic storage simulation
+//! runs deals, challenges, slashing and repair without sockets. Both return the bytes unchecked:
+//! the caller verifies them against the root the ledger records.
+//!
+//! [`Clock`] is where a provider reads the time for request expiry: [`SystemClock`] in a running
+//! node, a simulated clock in the simulation.
+
+use super::{ReadRequest, StorageProvider};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+use tributary_types::{Address, limits};
+
+/// How long one shard download may take.
+pub const SHARD_DOWNLOAD_TIMEOUT_MS: u64 = 120_000;
+/// Largest error body read from another provider, in bytes.
+const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
+
+/// Reads a shard from another provider.
+pub trait ShardTransport: Send + Sync {
+    /// Sends `request` to the provider whose endpoint is `endpoint`; the shard's bytes, or why
+    /// not.
+    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String>;
+}
+
+/// Milliseconds since the Unix epoch, as a provider sees them.
+pub trait Clock: Send + Sync {
+    /// Now, in milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's wall clock (0 if it is before 1970).
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// Shards over HTTP: `POST {endpoint}/read`.
+pub struct HttpTransport {
+    agent: ureq::Agent,
+}
+
+impl Default for HttpTransport {
+    fn default() -> Self {
+        Self {
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_millis(SHARD_DOWNLOAD_TIMEOUT_MS)))
+                .build()
+                .into(),
+        }
+    }
+}
+
+impl ShardTransport for HttpTransport {
+    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String> {
+        let mut response = self
+            .agent
+            .post(format!("{endpoint}/read"))
+            .send_json(request)
+            .map_err(|error| error.to_string())?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response
+                .body_mut()
+                .with_config()
+                .limit(ERROR_BODY_BYTES_MAX)
+                .read_to_string()
+                .unwrap_or_default();
+            return Err(format!("HTTP {status}: {text}"));
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(limits::API_SHARD_BYTES_MAX as u64)
+            .read_to_vec()
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Shards between providers in one process, by endpoint; a provider missing from the map is
+/// unreachable (crashed or cut off).
+#[derive(Clone, Default)]
+pub struct MemoryTransport {
+    providers: Arc<RwLock<BTreeMap<String, Arc<StorageProvider>>>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl MemoryTransport {
+    /// A transport whose providers check request expiry against `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            providers: Arc::default(),
+            clock: Some(clock),
+        }
+    }
+
+    /// Makes `provider` reachable at `endpoint`.
+    pub fn connect(&self, endpoint: &str, provider: Arc<StorageProvider>) {
+        self.providers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.to_string(), provider);
+    }
+
+    /// Makes the provider at `endpoint` unreachable; returns whether it was reachable.
+    pub fn disconnect(&self, endpoint: &str) -> bool {
+        self.providers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(endpoint)
+            .is_some()
+    }
+
+    /// The providers reachable now, by endpoint.
+    pub fn reachable(&self) -> Vec<(String, Address)> {
+        self.providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(endpoint, provider)| (endpoint.clone(), provider.address()))
+            .collect()
+    }
+}
+
+impl ShardTransport for MemoryTransport {
+    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String> {
+        let provider = self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint)
+            .cloned()
+            .ok_or_else(|| format!("{endpoint} is unreachable"))?;
+        let now_ms = self
+            .clock
+            .as_ref()
+            .map_or_else(|| SystemClock.now_ms(), |clock| clock.now_ms());
+        provider
+            .read(request, now_ms)
+            .map_err(|error| error.to_string())
+    }
+}
