@@ -16,14 +16,10 @@ use clap::Args;
 use serde::Serialize;
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::mpsc,
-    time::Duration,
 };
 use tributary_node::{
     api::{StatusResponse, TransactionResponse},
-    devnet::{self, DevnetOptions},
     keystore::Keystore,
 };
 use tributary_types::{AccountView, Address, Amount, AssetKind, Call, Terms};
@@ -75,11 +71,6 @@ fn data_dir(args: &DemoArgs) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("cannot find the shipped datasets (data/iris.csv); run from the repository root or pass --data DIR"))
 }
 
-fn free_port() -> Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
-    Ok(listener.local_addr()?)
-}
-
 /// Writes a dataset derived from iris and wine: iris with each wine class's mean alcohol joined
 /// on the class label. Returns its path.
 fn derive_dataset(data: &Path, out: &Path) -> Result<PathBuf> {
@@ -116,54 +107,16 @@ fn derive_dataset(data: &Path, out: &Path) -> Result<PathBuf> {
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> Result<()> {
     let data = data_dir(args)?;
-    let home = tempfile::Builder::new()
-        .prefix("tributary-demo-")
-        .tempdir()
-        .context("creating a temporary home")?;
-    let http = free_port()?;
-    let options = DevnetOptions {
-        home: home.path().to_path_buf(),
-        validators: args.validators,
-        http,
-        reset: false,
-        storage_providers: 6,
-    };
-    let info = devnet::prepare(&options)?;
-    let validator_addresses: Vec<Address> =
-        info.genesis.validators.iter().map(|v| v.address).collect();
-    let (ready_sender, ready) = mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let node = std::thread::spawn(move || {
-        devnet::run(
-            info,
-            move |_| {
-                let _ = ready_sender.send(());
-            },
-            async {
-                let _ = stopped.await;
-            },
-        )
-    });
-    if ready.recv_timeout(Duration::from_secs(60)).is_err() {
-        let outcome = node
-            .join()
-            .map_err(|_| anyhow!("the devnet thread panicked"))?;
-        outcome?;
-        bail!("the devnet did not start within 60 s");
-    }
+    // Six providers hold each contributor's 4+2 shards; the seventh is there to repair a lost one.
+    let devnet = crate::local_devnet::LocalDevnet::start("tributary-demo-", args.validators, 7)?;
     let result = walk(
         cli,
-        &Client::new(&format!("http://{http}")),
+        &Client::new(&devnet.url()),
         &data,
-        home.path(),
-        &validator_addresses,
+        devnet.home(),
+        devnet.validators(),
     );
-    let _ = stop.send(());
-    let _ = node.join();
-    if args.keep {
-        let kept = home.keep();
-        eprintln!("demo home kept at {}", kept.display());
-    }
+    devnet.stop(args.keep);
     result
 }
 
@@ -254,7 +207,7 @@ fn walk(
     // books below see only the demo's own transactions.
     crate::client::poll_until("the storage providers to register", 60_000, || {
         let providers: Vec<tributary_types::ProviderView> = client.get("/v1/providers")?;
-        Ok((providers.len() >= 6).then_some(()))
+        Ok((providers.len() >= 7).then_some(()))
     })?;
     let start_status: StatusResponse = client.status()?;
     let before = balances(client)?;

@@ -104,6 +104,99 @@ pub struct StorageOutcome {
     read_back_identical: bool,
     /// The licensee's read of bob's shard through bob's key agent.
     licensee: LicenseeRead,
+    /// A provider that lost a shard: caught by a challenge, slashed, repaired elsewhere.
+    repair: RepairOutcome,
+}
+
+/// A lost shard, caught and repaired (issue 4: proofs of storage, slashing and repair).
+#[derive(Serialize)]
+pub struct RepairOutcome {
+    /// The deal whose shard was lost.
+    deal: u64,
+    /// The shard's index.
+    shard: u8,
+    /// The provider that lost it.
+    lost_by: Address,
+    /// Stake it lost, base units.
+    slashed: String,
+    /// The provider that rebuilt the shard from k others and took the deal over.
+    repaired_by: Address,
+    /// Whether carol's dataset still reads back identical afterwards.
+    read_back_identical: bool,
+}
+
+/// Stake `account` holds bonded as a storage provider.
+fn provider_stake(client: &Client, account: &Address) -> Result<Amount> {
+    let bonds: Vec<tributary_types::BondView> =
+        client.get(&format!("/v1/accounts/{account}/bonds"))?;
+    Ok(bonds
+        .iter()
+        .filter(|bond| bond.role == Role::StorageProvider)
+        .map(|bond| bond.amount)
+        .sum())
+}
+
+/// Deletes shard 0 of `asset` from its provider's disk, waits for the next challenge to catch
+/// it (the deal fails, the provider is slashed) and for a provider holding no shard of the asset
+/// to rebuild it from four others and take the deal over; then the owner reads the asset back.
+fn lose_and_repair(
+    demo_cli: &Cli,
+    client: &Client,
+    home: &Path,
+    asset: AssetId,
+    original: &Path,
+) -> Result<RepairOutcome> {
+    let deals: Vec<tributary_types::DealView> = client.get(&format!("/v1/deals?asset={asset}"))?;
+    let deal = deals
+        .iter()
+        .find(|deal| deal.shard_index == 0 && deal.status == "active")
+        .ok_or_else(|| anyhow!("carol's shard 0 has no active deal"))?
+        .clone();
+    let providers_dir = home.join("devnet").join("data").join("providers");
+    let lost = std::fs::read_dir(&providers_dir)
+        .with_context(|| format!("listing {}", providers_dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path().join(asset.to_string()).join("0.shard"))
+        .find(|path| path.exists())
+        .ok_or_else(|| anyhow!("no provider directory holds shard 0 of {asset}"))?;
+    let stake_before = provider_stake(client, &deal.provider)?;
+    std::fs::remove_file(&lost).with_context(|| format!("deleting {}", lost.display()))?;
+    eprintln!(
+        "  ✗ provider {} loses shard 0 of carol's dataset (its file is deleted behind its back)",
+        deal.provider
+    );
+    let repaired: tributary_types::DealView = poll_until(
+        "the lost shard to be caught and repaired",
+        CHAIN_WAIT_MS_MAX,
+        || {
+            let view: tributary_types::DealView = client.get(&format!("/v1/deals/{}", deal.id))?;
+            Ok((view.status == "active" && view.provider != deal.provider).then_some(view))
+        },
+    )?;
+    let slashed = stake_before.saturating_sub(provider_stake(client, &deal.provider)?);
+    eprintln!(
+        "  ✓ the next challenge caught it: slashed {slashed}; {} rebuilt shard 0 from 4 other shards and took deal {} over",
+        repaired.provider, deal.id
+    );
+    let read_path = home.join("carol.read.csv");
+    crate::data::get(demo_cli, client, asset, "carol", &read_path)?;
+    let read_back_identical = std::fs::read(&read_path)? == std::fs::read(original)?;
+    eprintln!(
+        "  ✓ carol reads her dataset back after the repair: {}",
+        if read_back_identical {
+            "identical bytes"
+        } else {
+            "DIFFERENT BYTES"
+        }
+    );
+    Ok(RepairOutcome {
+        deal: deal.id,
+        shard: deal.shard_index,
+        lost_by: deal.provider,
+        slashed: slashed.to_string(),
+        repaired_by: repaired.provider,
+        read_back_identical,
+    })
 }
 
 /// A licensee's read of a dataset it licensed (issue 4: license-gated key delivery).
@@ -664,6 +757,10 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
         "  ✓ each of the {} storage deals answered a beacon-drawn challenge with a proof ({proven_epochs} epochs proven)",
         deals.len()
     );
+    let repair = lose_and_repair(demo_cli, client, home, assets["carol"], &shards["carol"].0)?;
+    if !repair.read_back_identical {
+        problems.push("carol's shard read back after the repair differs from her file".into());
+    }
     Ok(RewardsOutcome {
         pool,
         amount: POOL_AMOUNT.to_string(),
@@ -678,6 +775,7 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
             proven_epochs,
             read_back_identical,
             licensee,
+            repair,
         },
         problems,
         shards: shards
@@ -735,6 +833,19 @@ pub fn print(outcome: &RewardsOutcome) {
         outcome.storage.providers,
         outcome.storage.proven_epochs,
         if outcome.storage.read_back_identical {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    let repair = &outcome.storage.repair;
+    println!(
+        "Repair: the provider of deal {} lost shard {}; a challenge caught it, {} of its stake was slashed, and {} rebuilt the shard and took the deal over; carol's read afterwards: {}",
+        repair.deal,
+        repair.shard,
+        repair.slashed,
+        repair.repaired_by,
+        if repair.read_back_identical {
             "identical"
         } else {
             "DIFFERENT"

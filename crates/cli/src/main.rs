@@ -12,6 +12,7 @@ mod demo_rewards;
 mod demo_training;
 mod federated;
 mod load;
+mod local_devnet;
 mod output;
 mod processes;
 mod provide;

@@ -451,11 +451,11 @@ fn demo_balances_the_books_on_four_validators() {
             "{rewards}"
         );
     }
-    // The shards were stored with `asset add` (4+2 with six providers each), alice read hers
-    // back, and every deal proved at least one epoch.
+    // The shards were stored with `asset add` (4+2 with six of the seven providers each), alice
+    // read hers back, and every deal proved at least one epoch.
     let storage = &rewards["storage"];
     assert_eq!(storage["deals"], 30, "{storage}");
-    assert_eq!(storage["providers"], 6, "{storage}");
+    assert_eq!(storage["providers"], 7, "{storage}");
     assert_eq!(storage["read_back_identical"], true, "{storage}");
     // A licensee, refused without a license, reads bob's shard with the key bob's agent
     // delivered to all six of its providers.
@@ -467,6 +467,15 @@ fn demo_balances_the_books_on_four_validators() {
         storage["proven_epochs"].as_u64().unwrap() >= 30,
         "{storage}"
     );
+    // A provider lost carol's shard 0: slashed, and another provider repaired it; carol's
+    // dataset still reads back identical.
+    let repair = &storage["repair"];
+    assert_ne!(repair["lost_by"], repair["repaired_by"], "{repair}");
+    assert!(
+        repair["slashed"].as_str().unwrap().parse::<u128>().unwrap() > 0,
+        "{repair}"
+    );
+    assert_eq!(repair["read_back_identical"], true, "{repair}");
 }
 
 #[test]
@@ -1093,4 +1102,168 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
             file.display()
         );
     }
+}
+
+/// Issue: `asset add` is resumable. A run killed (SIGKILL) wherever it happens to be leaves no
+/// half-stored asset: running it again completes it, with one deal per shard and no duplicates;
+/// running it once more is a no-op. Someone else's asset, or a lost data key, is a clear error.
+#[test]
+fn asset_add_resumes_after_a_kill() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while devnet.ok(home.path(), &["storage", "status"])["providers"] != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "storage providers did not register"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A few MB, so that placing it takes a moment.
+    let file = home.path().join("readings.csv");
+    let mut text = String::from("sensor,reading,quality,label\n");
+    for row in 0..160_000u64 {
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            row % 97,
+            row.wrapping_mul(2_654_435_761) % 10_000_019,
+            row.wrapping_mul(40_503) % 1_009,
+            row % 3
+        ));
+    }
+    std::fs::write(&file, &text).unwrap();
+    let asset = blake3::hash(text.as_bytes()).to_hex().to_string();
+    let add = |from: &str| {
+        devnet.cli(
+            home.path(),
+            &["asset", "add", file.to_str().unwrap(), "--from", from],
+        )
+    };
+    let deals_of = || -> Vec<Value> {
+        get(&devnet.url, &format!("/v1/deals?asset={asset}"))
+            .ok()
+            .and_then(|deals| deals.as_array().cloned())
+            .unwrap_or_default()
+    };
+
+    // Interrupted: killed once its first deal is on the ledger (or wherever it is by then).
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["--node", &devnet.url, "--home"])
+        .arg(home.path())
+        .args([
+            "--json",
+            "asset",
+            "add",
+            file.to_str().unwrap(),
+            "--from",
+            "alice",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting asset add");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished_first = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if !deals_of().is_empty() {
+            break false;
+        }
+        assert!(Instant::now() < deadline, "no deal appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!(
+        "killed after {:?} (finished already: {finished_first}) with {} deals",
+        started.elapsed(),
+        deals_of().len()
+    );
+    let saved = home.path().join("assets").join(&asset);
+    assert!(saved.join("key.json").is_file() && saved.join("manifest.json").is_file());
+
+    // Run again: it completes.
+    let (success, resumed, stderr) = add("alice");
+    assert!(success, "resumed add: {stderr}");
+    assert_eq!(resumed["asset_id"], asset.as_str());
+    let steps = resumed["resumed"].as_array().unwrap();
+    assert!(steps.contains(&Value::from("data_key")), "{resumed}");
+    assert!(steps.contains(&Value::from("registration")), "{resumed}");
+    let placed = resumed["shards"].as_array().unwrap();
+    assert_eq!(placed.len(), 6);
+    let deals = deals_of();
+    assert_eq!(
+        deals.len(),
+        6,
+        "one deal per shard, none duplicated: {deals:?}"
+    );
+    let mut indexes: Vec<u64> = deals
+        .iter()
+        .map(|deal| deal["shard_index"].as_u64().unwrap())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, (0..6).collect::<Vec<_>>());
+    assert!(
+        deals.iter().all(|deal| deal["status"] == "active"),
+        "{deals:?}"
+    );
+    let mut providers: Vec<&str> = deals
+        .iter()
+        .map(|deal| deal["provider"].as_str().unwrap())
+        .collect();
+    providers.sort();
+    providers.dedup();
+    assert_eq!(providers.len(), 6, "{deals:?}");
+
+    // The bytes come back whole.
+    let out = home.path().join("readings.out");
+    devnet.ok(
+        home.path(),
+        &[
+            "asset",
+            "get",
+            &asset,
+            "--from",
+            "alice",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        blake3::hash(&std::fs::read(&out).unwrap())
+            .to_hex()
+            .to_string(),
+        asset
+    );
+
+    // Once more: nothing left to do, the same deals.
+    let (success, again, stderr) = add("alice");
+    assert!(success, "no-op add: {stderr}");
+    assert_eq!(
+        again["resumed"],
+        serde_json::json!(["data_key", "registration", "layout", "deals", "uploads"])
+    );
+    assert_eq!(again["shards"], resumed["shards"]);
+    assert_eq!(deals_of().len(), 6);
+
+    // Someone else's asset: refused, saying whose it is.
+    let (success, _, stderr) = add("bob");
+    assert!(
+        !success && stderr.contains("already registered, owned by"),
+        "{stderr}"
+    );
+    // A lost data key: refused, saying what to do.
+    let key = saved.join("key.json");
+    let aside = saved.join("key.json.aside");
+    std::fs::rename(&key, &aside).unwrap();
+    let (success, _, stderr) = add("alice");
+    assert!(
+        !success && stderr.contains("data key is not in") && stderr.contains("--home"),
+        "{stderr}"
+    );
+    assert!(!key.exists(), "a fresh key must not replace the lost one");
+    std::fs::rename(&aside, &key).unwrap();
+    assert_eq!(deals_of().len(), 6);
 }
