@@ -330,6 +330,9 @@ pub enum BenchCommand {
     /// Federated training over loopback HTTP with secure aggregation (100 rounds × 10 contributors
     /// on digits), beside Flower's simulation of the same task when --flower-python is given.
     Federated(crate::federated::FederatedBenchArgs),
+    /// End-to-end `asset add` and `asset get` of a generated CSV (default 1 GiB) across six local
+    /// storage providers, beside raw HTTP transfers of the same shards.
+    Storage(crate::bench_storage::StorageBenchArgs),
 }
 
 pub(crate) fn keystore(cli: &Cli) -> Keystore {
@@ -1051,6 +1054,7 @@ pub fn bench(cli: &Cli, command: &BenchCommand) -> Result<()> {
     let (transactions_per_block, blocks) = match command {
         BenchCommand::Load(args) => return crate::load::run(cli, args),
         BenchCommand::Federated(args) => return crate::federated::bench(cli, args),
+        BenchCommand::Storage(args) => return crate::bench_storage::bench(cli, args),
         BenchCommand::Ledger {
             transactions_per_block,
             blocks,

@@ -4,6 +4,7 @@
 //! client). Library errors are typed; here they become `anyhow` errors with context, printed as
 //! one line, and a non-zero exit code.
 
+mod bench_storage;
 mod client;
 mod commands;
 mod data;

@@ -182,8 +182,9 @@ const _: () = assert!(STORAGE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
 const _: () = assert!(STORAGE_SHARDS_MAX <= u8::MAX as usize);
 const _: () = assert!(32 + 32 + 3 + 8 + 1 + STORAGE_SHARDS_MAX * 32 + 256 <= TRANSACTION_BYTES_MAX);
 
-/// Largest shard upload the API accepts, in bytes.
-pub const API_SHARD_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Largest shard upload the API accepts, in bytes: a shard is held in memory while it is checked
+/// and stored, so this bounds a provider's memory per upload. 512 MiB takes a 2 GiB asset at 4+2.
+pub const API_SHARD_BYTES_MAX: usize = 512 * 1024 * 1024;
 
 /// Longest training-session task description, in bytes. The session's reward pool is named
 /// `training session {id}: {task}`, which must fit [`REWARD_TASK_BYTES_MAX`].
