@@ -13,6 +13,10 @@ use tributary_types::{Amount, Call, SignedTransaction, Transaction};
 /// How long a transaction command waits for finality.
 pub const FINALITY_WAIT_MS_MAX: u64 = 60_000;
 const POLL_INTERVAL_MS: u64 = 100;
+/// How many times [`Client::send_retrying_nonce`] sends again after a `wrong_nonce` refusal.
+const NONCE_RETRIES: u32 = 3;
+/// How long it waits before each of those.
+const NONCE_RETRY_INTERVAL_MS: u64 = 500;
 
 /// The node API client.
 pub struct Client {
@@ -118,6 +122,32 @@ impl Client {
     }
 
     /// Waits until the transaction is finalized (or failed).
+    /// [`Client::send`], sent again (up to [`NONCE_RETRIES`] times, a block apart) when the node
+    /// refuses its nonce (`wrong_nonce`): the node still held an earlier transaction of the sender
+    /// in its mempool, which it is about to finalize. The refused transaction was never admitted,
+    /// so sending the call again cannot do it twice. Not for steps that another process may be
+    /// doing at the same time (`asset add` resuming checks the ledger instead).
+    pub fn send_retrying_nonce(
+        &self,
+        key: &Key,
+        call: Call,
+        fee: Option<Amount>,
+    ) -> Result<TransactionResponse> {
+        let mut attempt = 0;
+        loop {
+            match self.send(key, call.clone(), fee) {
+                Err(error)
+                    if attempt < NONCE_RETRIES && error.to_string().contains("(wrong_nonce)") =>
+                {
+                    attempt += 1;
+                    tracing::debug!(attempt, %error, "the node refused the nonce; sending again");
+                    std::thread::sleep(Duration::from_millis(NONCE_RETRY_INTERVAL_MS));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     pub fn wait(&self, tx_hash: &str) -> Result<TransactionResponse> {
         let started = Instant::now();
         loop {

@@ -543,7 +543,7 @@ pub fn tx(cli: &Cli, command: &TxCommand) -> Result<()> {
     } = command;
     let key = keystore(cli).load(from)?;
     let to_address = resolve_address(cli, to)?;
-    let response = client(cli).send(
+    let response = client(cli).send_retrying_nonce(
         &key,
         Call::Transfer {
             to: to_address,

@@ -11,9 +11,7 @@ use std::{
 
 mod common;
 
-use common::free_port;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+use common::{BIN, free_port};
 
 struct Devnet {
     child: Child,
@@ -43,23 +41,11 @@ impl Devnet {
     }
 
     fn cli(&self, home: &Path, args: &[&str]) -> (bool, Value, String) {
-        let output = Command::new(BIN)
-            .args(["--node", &self.url, "--home"])
-            .arg(home)
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("running the CLI");
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        (output.status.success(), value, stderr)
+        common::cli(&self.url, home, args)
     }
 
     fn ok(&self, home: &Path, args: &[&str]) -> Value {
-        let (success, value, stderr) = self.cli(home, args);
-        assert!(success, "tributary {args:?} failed: {stderr}");
-        value
+        common::ok(&self.url, home, args)
     }
 }
 
@@ -1219,18 +1205,7 @@ fn asset_add_resumes_after_a_kill() {
 
     // The bytes come back whole.
     let out = home.path().join("readings.out");
-    devnet.ok(
-        home.path(),
-        &[
-            "asset",
-            "get",
-            &asset,
-            "--from",
-            "alice",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    common::asset_get(&devnet.url, home.path(), &asset, "alice", &out);
     assert_eq!(
         blake3::hash(&std::fs::read(&out).unwrap())
             .to_hex()

@@ -7,23 +7,12 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::free_port;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tributary");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{BIN, Process as Running, free_port};
 
 fn tributary(home: &Path, node: &str) -> Command {
     let mut command = Command::new(BIN);

@@ -7,45 +7,13 @@ use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 mod common;
 
-use common::free_port;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tributary");
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cli(url: &str, home: &Path, args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new(BIN)
-        .args(["--node", url, "--home"])
-        .arg(home)
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("running the CLI");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.success(), value, stderr)
-}
-
-fn ok(url: &str, home: &Path, args: &[&str]) -> Value {
-    let (success, value, stderr) = cli(url, home, args);
-    assert!(success, "tributary {args:?} failed: {stderr}");
-    value
-}
+use common::{BIN, Process, asset_get, free_port, ok};
 
 fn get(url: &str, path: &str) -> Option<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -226,19 +194,7 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
         providers[index].3 = None;
     }
     let out = home.path().join("wine.out");
-    let fetched = ok(
-        &url,
-        home.path(),
-        &[
-            "asset",
-            "get",
-            &asset,
-            "--from",
-            "alice",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let fetched = asset_get(&url, home.path(), &asset, "alice", &out);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
     assert_eq!(fetched["shards_used"].as_array().unwrap().len(), 4);
 }
