@@ -112,21 +112,35 @@ impl Client {
             call,
         };
         let signed = SignedTransaction::sign(&key.signer, transaction);
-        let submitted: SubmitResponse = self.post(
+        let hash = signed.hash().to_string();
+        let submitted: Result<SubmitResponse> = self.post(
             "/v1/transactions",
             &SubmitRequest {
                 transaction: hex::encode(signed.to_bytes()),
             },
-        )?;
-        self.wait(&submitted.tx_hash)
+        );
+        match submitted {
+            Ok(submitted) => self.wait(&submitted.tx_hash),
+            // The request may have reached the node although its answer did not (the HTTP
+            // client sends a request again when its connection closes, and the second copy is
+            // refused as a wrong nonce or a duplicate). If the node knows this very
+            // transaction, it is ours: wait for it rather than report a failure or resend.
+            Err(error) => {
+                match self.get::<TransactionResponse>(&format!("/v1/transactions/{hash}")) {
+                    Ok(_) => self.wait(&hash),
+                    Err(_) => Err(error),
+                }
+            }
+        }
     }
 
     /// Waits until the transaction is finalized (or failed).
-    /// [`Client::send`], sent again (up to [`NONCE_RETRIES`] times, a block apart) when the node
-    /// refuses its nonce (`wrong_nonce`): the node still held an earlier transaction of the sender
-    /// in its mempool, which it is about to finalize. The refused transaction was never admitted,
-    /// so sending the call again cannot do it twice. Not for steps that another process may be
-    /// doing at the same time (`asset add` resuming checks the ledger instead).
+    /// [`Client::send`], sent again (up to [`NONCE_RETRIES`] times, half a second apart) when the
+    /// node refuses its nonce (`wrong_nonce`) because another transaction of the sender is
+    /// pending. [`Client::send`] already waits for its own transaction when the node admitted it,
+    /// so a refusal here means this call was never admitted and sending it again cannot do it
+    /// twice. Not for steps another process may be doing at the same time (`asset add` resuming
+    /// checks the ledger instead).
     pub fn send_retrying_nonce(
         &self,
         key: &Key,

@@ -39,6 +39,11 @@ pub struct DevnetArgs {
     /// the chain is created.
     #[arg(long, default_value_t = 6)]
     pub storage_providers: usize,
+    /// Blocks per storage epoch, the window a provider has to answer a challenge (default: the
+    /// ledger's, 10), used when the chain is created. Longer epochs suit providers that run as
+    /// their own processes on a busy machine.
+    #[arg(long, conflicts_with = "processes")]
+    pub epoch_blocks: Option<u64>,
     /// With --processes: also run this many full (non-voting) nodes that follow the chain
     /// (used when the chain is created).
     #[arg(long, default_value_t = 0, requires = "processes")]
@@ -371,6 +376,7 @@ pub fn devnet(cli: &Cli, args: &DevnetArgs) -> Result<()> {
         http: args.http,
         reset: args.reset,
         storage_providers: args.storage_providers,
+        epoch_blocks: args.epoch_blocks,
     };
     let info = devnet::prepare(&options)?;
     let json = cli.json;

@@ -34,6 +34,7 @@ impl LocalDevnet {
             http,
             reset: false,
             storage_providers,
+            epoch_blocks: None,
         };
         let info = devnet::prepare(&options)?;
         let validator_addresses = info.genesis.validators.iter().map(|v| v.address).collect();

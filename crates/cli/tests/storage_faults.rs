@@ -28,14 +28,18 @@ fn get(url: &str, path: &str) -> Option<Value> {
     response.body_mut().read_json::<Value>().ok()
 }
 
-/// Polls `check` every 200 ms for up to `seconds`, panicking with `what` if it never holds.
-fn wait_until<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+/// Polls `check` every 200 ms for up to `seconds`; `None` (with `what` on stderr) if it never
+/// holds.
+fn wait_until<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         if let Some(value) = check() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "waited {seconds} s for {what}");
+        if Instant::now() >= deadline {
+            eprintln!("waited {seconds} s for {what}");
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -83,7 +87,16 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     let url = format!("http://127.0.0.1:{port}");
     let _devnet = Process(
         Command::new(BIN)
-            .args(["devnet", "--storage-providers", "0", "--home"])
+            // Epochs of 30 blocks: seven provider processes polling a node on a busy two-core
+            // machine must not miss challenges they can answer.
+            .args([
+                "devnet",
+                "--storage-providers",
+                "0",
+                "--epoch-blocks",
+                "30",
+                "--home",
+            ])
             .arg(home.path())
             .args(["--http", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -93,7 +106,8 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     );
     wait_until(60, "the devnet", || {
         get(&url, "/v1/status").filter(|status| status["height"].as_u64() >= Some(1))
-    });
+    })
+    .expect("the devnet did not come up");
 
     // Seven providers, each its own process with its own key, funds and shard directory.
     let names: Vec<String> = (0..7).map(|index| format!("store-{index}")).collect();
@@ -119,13 +133,14 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
         let mut child = Command::new(BIN)
             .args(["--node", &url, "--home"])
             .arg(home.path())
-            .args(["storage", "provide", "--from", name, "--tick-ms", "100"])
+            .args(["storage", "provide", "--from", name, "--tick-ms", "250"])
             .args(["--listen", &format!("127.0.0.1:{}", free_port())])
             .arg("--dir")
             .arg(&directory)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(home.path().join(format!("{name}.log"))).unwrap())
             .spawn()
             .expect("starting a provider");
         // The first line says where it serves: it is up.
@@ -138,7 +153,8 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     }
     wait_until(60, "seven registered providers", || {
         get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(7))
-    });
+    })
+    .expect("the providers did not register");
 
     let wine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/wine.csv");
     let added = ok(
@@ -176,10 +192,24 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     // The next challenge catches it: the deal fails, the provider is slashed, and the spare
     // provider rebuilds the shard from four others and takes the deal over.
     let deal_zero = placements[0]["deal"].as_u64().unwrap();
-    let repaired = wait_until(120, "the lost shard to be repaired", || {
+    let repaired = wait_until(90, "the lost shard to be repaired", || {
         get(&url, &format!("/v1/deals/{deal_zero}")).filter(|deal| {
             deal["status"] == "active" && deal["provider"] != providers[deleter].1.as_str()
         })
+    })
+    .unwrap_or_else(|| {
+        // Say what the providers were doing.
+        for name in &names {
+            let log = std::fs::read_to_string(home.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            eprintln!("--- {name} (last lines, newest first)\n{}", tail.join("\n"));
+        }
+        panic!(
+            "the lost shard was not repaired within 90 s; deal {deal_zero}: {:?}; spare {}",
+            get(&url, &format!("/v1/deals/{deal_zero}")),
+            providers[spare].0
+        )
     });
     assert_eq!(repaired["provider"], providers[spare].1.as_str());
     assert!(

@@ -120,6 +120,9 @@ pub struct DevnetOptions {
     /// Storage providers to run (used when the genesis is created): accounts `provider-0`…,
     /// funded and bonded at genesis, serving on this node's API.
     pub storage_providers: usize,
+    /// Blocks per storage epoch (the challenge window), used when the genesis is created;
+    /// `None` keeps the ledger's default.
+    pub epoch_blocks: Option<u64>,
 }
 
 /// Where a prepared devnet lives.
@@ -244,6 +247,14 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
                 .iter()
                 .map(|(_, address)| (*address, DEV_ACCOUNT_BALANCE)),
         );
+        if let Some(epoch_blocks) = options.epoch_blocks {
+            if epoch_blocks == 0 {
+                return Err(DevnetError::Options(
+                    "--epoch-blocks must be at least 1".into(),
+                ));
+            }
+            ledger.params.epoch_blocks = epoch_blocks;
+        }
         ledger.bonds = validators
             .iter()
             .map(|validator| GenesisBond {
