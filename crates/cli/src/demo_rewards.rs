@@ -125,17 +125,6 @@ pub struct RepairOutcome {
     read_back_identical: bool,
 }
 
-/// Stake `account` holds bonded as a storage provider.
-fn provider_stake(client: &Client, account: &Address) -> Result<Amount> {
-    let bonds: Vec<tributary_types::BondView> =
-        client.get(&format!("/v1/accounts/{account}/bonds"))?;
-    Ok(bonds
-        .iter()
-        .filter(|bond| bond.role == Role::StorageProvider)
-        .map(|bond| bond.amount)
-        .sum())
-}
-
 /// Deletes shard 0 of `asset` from its provider's disk, waits for the next challenge to catch
 /// it (the deal fails, the provider is slashed) and for a provider holding no shard of the asset
 /// to rebuild it from four others and take the deal over; then the owner reads the asset back.
@@ -159,7 +148,7 @@ fn lose_and_repair(
         .map(|entry| entry.path().join(asset.to_string()).join("0.shard"))
         .find(|path| path.exists())
         .ok_or_else(|| anyhow!("no provider directory holds shard 0 of {asset}"))?;
-    let stake_before = provider_stake(client, &deal.provider)?;
+    let stake_before = crate::storage::provider_stake(client, &deal.provider)?;
     std::fs::remove_file(&lost).with_context(|| format!("deleting {}", lost.display()))?;
     eprintln!(
         "  ✗ provider {} loses shard 0 of carol's dataset (its file is deleted behind its back)",
@@ -173,7 +162,8 @@ fn lose_and_repair(
             Ok((view.status == "active" && view.provider != deal.provider).then_some(view))
         },
     )?;
-    let slashed = stake_before.saturating_sub(provider_stake(client, &deal.provider)?);
+    let slashed =
+        stake_before.saturating_sub(crate::storage::provider_stake(client, &deal.provider)?);
     eprintln!(
         "  ✓ the next challenge caught it: slashed {slashed}; {} rebuilt shard 0 from 4 other shards and took deal {} over",
         repaired.provider, deal.id

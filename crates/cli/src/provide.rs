@@ -25,7 +25,7 @@ use tributary_node::{
     api::storage_router,
     provider::{Offer, ProviderChain, RemoteChain, StorageProvider},
 };
-use tributary_types::{Address, Amount, BondView, Call, Role};
+use tributary_types::{Address, Amount, Call, Role};
 
 /// Arguments of `storage provide`.
 #[derive(Args, Debug)]
@@ -84,12 +84,7 @@ pub fn provide(cli: &Cli, args: &ProvideArgs) -> Result<()> {
             params.provider_bond_min
         );
     }
-    let bonds: Vec<BondView> = client.get(&format!("/v1/accounts/{address}/bonds"))?;
-    let bonded: Amount = bonds
-        .iter()
-        .filter(|bond| bond.role == Role::StorageProvider)
-        .map(|bond| bond.amount)
-        .sum();
+    let bonded = crate::storage::provider_stake(&client, &address)?;
     if bonded < target {
         let response = client.send(
             &key,

@@ -1,9 +1,10 @@
 //! `tributary storage`: storage providers and deals, as the ledger records them.
 
+use crate::client::Client;
 use crate::{Cli, commands::client, commands::parse_asset_id, output};
 use anyhow::Result;
 use clap::Subcommand;
-use tributary_types::{DealView, ProviderView};
+use tributary_types::{Address, Amount, DealView, ProviderView, Role};
 
 #[derive(Subcommand, Debug)]
 pub enum StorageCommand {
@@ -20,6 +21,17 @@ pub enum StorageCommand {
     },
     /// Summarise storage: providers, deals by status, proven epochs.
     Status,
+}
+
+/// Stake `account` holds bonded as a storage provider.
+pub(crate) fn provider_stake(client: &Client, account: &Address) -> Result<Amount> {
+    let bonds: Vec<tributary_types::BondView> =
+        client.get(&format!("/v1/accounts/{account}/bonds"))?;
+    Ok(bonds
+        .iter()
+        .filter(|bond| bond.role == Role::StorageProvider)
+        .map(|bond| bond.amount)
+        .sum())
 }
 
 fn deals(cli: &Cli, asset: Option<&str>) -> Result<Vec<DealView>> {

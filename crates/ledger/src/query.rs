@@ -308,15 +308,24 @@ impl Ledger {
             .collect()
     }
 
-    /// Deals whose status is `status` (`proposed`, `active`, `failed` or `closed`), by id, from
-    /// `after` (exclusive), at most `min(limit, QUERY_PAGE_MAX)`.
-    pub fn deals_with_status(&self, status: &str, after: DealId, limit: usize) -> Vec<DealView> {
+    /// Deals whose status is `status` (`proposed`, `active`, `failed` or `closed`), optionally
+    /// only those of `asset`, by id, from `after` (exclusive), at most
+    /// `min(limit, QUERY_PAGE_MAX)`.
+    pub fn deals_with_status(
+        &self,
+        status: &str,
+        after: DealId,
+        limit: usize,
+        asset: Option<&AssetId>,
+    ) -> Vec<DealView> {
         self.state
             .deals
             .range(after.saturating_add(1)..)
-            .map(|(_, deal)| deal_view(deal))
-            .filter(|deal| deal.status == status)
+            .filter(|(_, deal)| {
+                deal.status.name() == status && asset.is_none_or(|asset| deal.asset == *asset)
+            })
             .take(limit.min(QUERY_PAGE_MAX))
+            .map(|(_, deal)| deal_view(deal))
             .collect()
     }
 

@@ -751,26 +751,23 @@ async fn deals(
         .min(limits::QUERY_PAGE_MAX);
     let inner = state.chain.lock();
     let ledger = &inner.finalized;
-    let selected = |deal: &DealView| {
-        asset.is_none_or(|asset| deal.asset == asset)
-            && query
-                .status
-                .as_deref()
-                .is_none_or(|status| deal.status == status)
-    };
     let deals = match (provider, query.status.as_deref()) {
         (Some(provider), _) => ledger
             .provider_deals(&provider)
             .into_iter()
-            .filter(|deal| deal.id > query.after && selected(deal))
+            .filter(|deal| {
+                deal.id > query.after
+                    && asset.is_none_or(|asset| deal.asset == asset)
+                    && query
+                        .status
+                        .as_deref()
+                        .is_none_or(|status| deal.status == status)
+            })
             .take(limit)
             .collect(),
-        (None, Some(status)) => ledger
-            .deals_with_status(status, query.after, limits::QUERY_PAGE_MAX)
-            .into_iter()
-            .filter(selected)
-            .take(limit)
-            .collect(),
+        (None, Some(status)) => {
+            ledger.deals_with_status(status, query.after, limit, asset.as_ref())
+        }
         (None, None) => ledger.deals(query.after, limit, asset.as_ref()),
     };
     Ok(Json(deals))
@@ -891,10 +888,8 @@ async fn read_shard(
 
 /// Unix time in milliseconds (0 if the clock is before 1970).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    use crate::provider::Clock as _;
+    crate::provider::SystemClock.now_ms()
 }
 
 /// Checks that a body's asset is the path's.

@@ -44,7 +44,7 @@ pub const STORAGE_CHAIN_ID: &str = "tributary-storage-sim";
 pub const BLOCK_MS: u64 = 100;
 /// Each provider's genesis bond.
 pub const PROVIDER_BOND: Amount = 1_000_000;
-/// Blocks after the last fault the run goes on for, so repairs can finish.
+/// Epochs after the last fault the run goes on for, so repairs can finish.
 pub const SETTLE_EPOCHS: u64 = 6;
 
 /// What happens to a provider.
@@ -188,7 +188,9 @@ impl ProviderChain for SimChain {
     }
 
     fn failed_deals(&self) -> Result<Vec<DealView>, ChainError> {
-        Ok(self.ledger().deals_with_status("failed", 0, QUERY_PAGE_MAX))
+        Ok(self
+            .ledger()
+            .deals_with_status("failed", 0, QUERY_PAGE_MAX, None))
     }
 
     fn asset_deals(&self, asset: &AssetId) -> Result<Vec<DealView>, ChainError> {

@@ -102,7 +102,7 @@ impl ProviderChain for ChainState {
             let after = deals.last().map_or(0, |deal| deal.id);
             let page = inner
                 .finalized
-                .deals_with_status("failed", after, QUERY_PAGE_MAX);
+                .deals_with_status("failed", after, QUERY_PAGE_MAX, None);
             if page.is_empty() {
                 return Ok(deals);
             }
