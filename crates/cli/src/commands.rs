@@ -702,11 +702,12 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                 return output::json(&outcome);
             }
             println!(
-                "{} bytes written to {} (BLAKE3 {} verified) from shards {:?}; data key from {}",
+                "{} bytes written to {} (BLAKE3 {} verified) from shards {:?} ({} over iroh-blobs); data key from {}",
                 outcome.bytes,
                 outcome.out.display(),
                 outcome.asset_id,
                 outcome.shards_used,
+                outcome.shards_over_iroh,
                 outcome.key_from
             );
             Ok(())

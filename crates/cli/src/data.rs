@@ -30,10 +30,11 @@ use std::{
     path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use tributary_blobs::{BlobConfig, BlobNode, Serving};
 use tributary_node::{
     api::{ErrorBody, TransactionResponse},
     keystore::Key,
-    provider::{KeyRequest, KeyResponse, ReadRequest},
+    provider::{KeyRequest, KeyResponse, ReadRequest, secret_seed, transport::blob_address},
 };
 use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, WrappedKey};
 use tributary_types::{
@@ -857,6 +858,8 @@ pub struct GetOutcome {
     pub shards_used: Vec<u8>,
     /// Shards refused or failing (index and why).
     pub shards_skipped: Vec<(u8, String)>,
+    /// How many of the shards used came over iroh-blobs (the rest over HTTP).
+    pub shards_over_iroh: usize,
     /// Where the data key came from: `home` (saved by `asset add`) or the provider that served
     /// the reader's envelope.
     pub key_from: String,
@@ -1052,56 +1055,89 @@ pub fn get(
     let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
     let mut used = Vec::new();
     let mut skipped = Vec::new();
+    let mut over_iroh = 0usize;
     // Active deals first; a failed deal's provider missed a challenge but may still hold its
     // shard (every shard is checked against its root anyway).
-    let candidates = deals
+    let mut candidates = deals
         .iter()
         .filter(|deal| deal.status == "active")
-        .chain(deals.iter().filter(|deal| deal.status == "failed"));
-    for deal in candidates {
-        if used.len() >= needed {
+        .chain(deals.iter().filter(|deal| deal.status == "failed"))
+        .filter(|deal| usize::from(deal.shard_index) < total);
+    // The reader's own iroh endpoint: its id is the reader's address, which providers check
+    // against the ledger before serving.
+    let blobs = BlobNode::start(
+        BlobConfig {
+            secret_key: secret_seed(&key.signer),
+            bind: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            announce: Vec::new(),
+        },
+        Serving::Nothing,
+    )
+    .context("cannot start an iroh endpoint to fetch shards")?;
+    // Fetch k shards at once, from distinct shard indexes; replace each failure with the next
+    // candidate until k verified shards are in hand or the candidates run out.
+    while used.len() < needed {
+        let mut wave: Vec<&DealView> = Vec::new();
+        for deal in candidates.by_ref() {
+            let index = usize::from(deal.shard_index);
+            if shards[index].is_some()
+                || wave
+                    .iter()
+                    .any(|taken| taken.shard_index == deal.shard_index)
+            {
+                continue;
+            }
+            if !endpoints.contains_key(&deal.provider) {
+                skipped.push((deal.shard_index, "provider not registered".to_string()));
+                continue;
+            }
+            wave.push(deal);
+            if wave.len() + used.len() >= needed {
+                break;
+            }
+        }
+        if wave.is_empty() {
             break;
         }
-        let index = usize::from(deal.shard_index);
-        if index >= total || shards[index].is_some() {
-            continue;
-        }
-        let Some(endpoint) = endpoints.get(&deal.provider) else {
-            skipped.push((deal.shard_index, "provider not registered".to_string()));
-            continue;
-        };
-        let request = ReadRequest::sign(
-            &key.signer,
-            asset,
-            deal.shard_index,
-            deal.provider,
-            now_ms + READ_REQUEST_TTL_MS,
-        );
-        let url = format!("{endpoint}/read");
-        let fetched = agent
-            .post(&url)
-            .send_json(&request)
-            .map_err(|error| error.to_string());
-        let bytes = match fetched {
-            Ok(mut response) if response.status().is_success() => response
-                .body_mut()
-                .with_config()
-                .limit(SHARD_DOWNLOAD_BYTES_MAX)
-                .read_to_vec()
-                .map_err(|error| error.to_string()),
-            Ok(mut response) => Err(error_text(&mut response)),
-            Err(error) => Err(error),
-        };
-        match bytes {
-            // Checked against the manifest's root: a corrupt shard is skipped, not used.
-            Ok(bytes) if blake3::hash(&bytes).as_bytes() == &manifest.shards[index].root.0 => {
-                shards[index] = Some(bytes);
-                used.push(deal.shard_index);
+        let fetched: Vec<(&DealView, FetchedShard)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave
+                .iter()
+                .map(|&deal| {
+                    let endpoint = &endpoints[&deal.provider];
+                    let root = &manifest.shards[usize::from(deal.shard_index)].root.0;
+                    let (blobs, agent, key) = (&blobs, &agent, &key);
+                    scope
+                        .spawn(move || fetch_shard(blobs, agent, key, deal, endpoint, root, now_ms))
+                })
+                .collect();
+            wave.iter()
+                .zip(handles)
+                .map(|(&deal, handle)| {
+                    let result = handle
+                        .join()
+                        .unwrap_or_else(|_| Err("the fetch thread panicked".to_string()));
+                    (deal, result)
+                })
+                .collect()
+        });
+        for (deal, result) in fetched {
+            let index = usize::from(deal.shard_index);
+            match result {
+                // Checked against the manifest's root: a corrupt shard is skipped, not used.
+                Ok((bytes, iroh))
+                    if blake3::hash(&bytes).as_bytes() == &manifest.shards[index].root.0 =>
+                {
+                    shards[index] = Some(bytes);
+                    used.push(deal.shard_index);
+                    over_iroh += usize::from(iroh);
+                }
+                Ok(_) => skipped.push((deal.shard_index, "corrupt: root mismatch".to_string())),
+                Err(reason) => skipped.push((deal.shard_index, reason)),
             }
-            Ok(_) => skipped.push((deal.shard_index, "corrupt: root mismatch".to_string())),
-            Err(reason) => skipped.push((deal.shard_index, reason)),
         }
     }
+    drop(blobs);
+    used.sort_unstable();
     if used.len() < needed {
         bail!(
             "only {} of the {needed} shards needed could be fetched; skipped: {skipped:?}",
@@ -1119,6 +1155,56 @@ pub fn get(
         bytes: bytes.len() as u64,
         shards_used: used,
         shards_skipped: skipped,
+        shards_over_iroh: over_iroh,
         key_from,
     })
+}
+
+/// A fetched shard's bytes and whether iroh carried them, or why not.
+type FetchedShard = std::result::Result<(Vec<u8>, bool), String>;
+
+/// Fetches the shard of `deal` from its provider at `endpoint`: over iroh-blobs (verified as it
+/// streams) when the provider announces an iroh endpoint, else over HTTP with a signed read
+/// request. Returns the bytes (still to be checked against the manifest) and whether iroh
+/// carried them.
+fn fetch_shard(
+    blobs: &BlobNode,
+    agent: &ureq::Agent,
+    key: &Key,
+    deal: &DealView,
+    endpoint: &str,
+    root: &[u8; 32],
+    now_ms: u64,
+) -> FetchedShard {
+    if deal.shard_bytes > SHARD_DOWNLOAD_BYTES_MAX {
+        return Err(format!(
+            "the ledger records {} bytes for this shard, more than the limit of {SHARD_DOWNLOAD_BYTES_MAX}",
+            deal.shard_bytes
+        ));
+    }
+    if let Some(address) = blob_address(agent, endpoint, &deal.provider)? {
+        return blobs
+            .fetch_to_vec(&address, root, deal.shard_bytes)
+            .map(|bytes| (bytes, true))
+            .map_err(|error| format!("iroh: {error}"));
+    }
+    let request = ReadRequest::sign(
+        &key.signer,
+        deal.asset,
+        deal.shard_index,
+        deal.provider,
+        now_ms + READ_REQUEST_TTL_MS,
+    );
+    let url = format!("{endpoint}/read");
+    match agent.post(&url).send_json(&request) {
+        Ok(mut response) if response.status().is_success() => response
+            .body_mut()
+            .with_config()
+            .limit(SHARD_DOWNLOAD_BYTES_MAX)
+            .read_to_vec()
+            .map(|bytes| (bytes, false))
+            .map_err(|error| error.to_string()),
+        Ok(mut response) => Err(error_text(&mut response)),
+        Err(error) => Err(error.to_string()),
+    }
 }

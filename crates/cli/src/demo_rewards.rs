@@ -204,6 +204,10 @@ pub struct LicenseeRead {
     envelope_providers: usize,
     /// Whether the bytes it read equal the owner's file.
     read_back_identical: bool,
+    /// Shards it read, and how many of them came over iroh-blobs (verified as they streamed,
+    /// from endpoints whose id is the provider's address).
+    shards_read: usize,
+    shards_over_iroh: usize,
 }
 
 /// The trainer (in a home holding only its own key) reads bob's shard: refused without a
@@ -281,10 +285,12 @@ fn licensee_reads(
     eprintln!(
         "  ✓ bob's key agent (its own process, only bob's key) wraps the data key to the trainer and delivers it to {envelope_providers} providers"
     );
-    crate::data::get(&reader_cli, client, asset, "trainer", &out)?;
+    let read = crate::data::get(&reader_cli, client, asset, "trainer", &out)?;
     let read_back_identical = std::fs::read(&out)? == std::fs::read(original)?;
     eprintln!(
-        "  ✓ the trainer reads bob's shard back with its own key: {}",
+        "  ✓ the trainer reads bob's shard back with its own key ({} of {} shards over iroh-blobs): {}",
+        read.shards_over_iroh,
+        read.shards_used.len(),
         if read_back_identical {
             "identical bytes"
         } else {
@@ -298,6 +304,8 @@ fn licensee_reads(
         refused_without_license,
         envelope_providers,
         read_back_identical,
+        shards_read: read.shards_used.len(),
+        shards_over_iroh: read.shards_over_iroh,
     })
 }
 
@@ -727,6 +735,12 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
     if !licensee.read_back_identical {
         problems.push("the trainer's read of bob's shard differs from his file".into());
     }
+    if licensee.shards_over_iroh < licensee.shards_read {
+        problems.push(format!(
+            "only {} of the trainer's {} shards came over iroh-blobs",
+            licensee.shards_over_iroh, licensee.shards_read
+        ));
+    }
     let (proven_epochs, providers) = poll_until(
         "every storage deal to prove an epoch",
         CHAIN_WAIT_MS_MAX,
@@ -843,7 +857,7 @@ pub fn print(outcome: &RewardsOutcome) {
     );
     let licensee = &outcome.storage.licensee;
     println!(
-        "Licensed read: the {} was {} without a license; with one, {}'s key agent delivered the data key, wrapped to the trainer's own key, to {} providers and it read {}'s shard back: {}",
+        "Licensed read: the {} was {} without a license; with one, {}'s key agent delivered the data key, wrapped to the trainer's own key, to {} providers and it read {}'s shard back ({} of {} shards over iroh-blobs): {}",
         licensee.reader,
         if licensee.refused_without_license {
             "refused"
@@ -853,6 +867,8 @@ pub fn print(outcome: &RewardsOutcome) {
         licensee.owner,
         licensee.envelope_providers,
         licensee.owner,
+        licensee.shards_over_iroh,
+        licensee.shards_read,
         if licensee.read_back_identical {
             "identical"
         } else {

@@ -7,7 +7,8 @@
 //! ledger allows, and repair failed deals of other providers. Shards live in a crash-safe store
 //! under `--dir` (default `HOME/providers/NAME`), so a restarted provider carries on where it
 //! stopped. It serves the provider routes of the node API (`/v1/storage/ADDRESS/...`) on
-//! `--listen`.
+//! `--listen`, and its shards over iroh-blobs on `--blobs-listen` (UDP; readers learn the address
+//! from `/v1/storage/ADDRESS/blobs`).
 
 use crate::{Cli, commands::keystore, output};
 use anyhow::{Context, Result, bail};
@@ -23,7 +24,7 @@ use std::{
 };
 use tributary_node::{
     api::storage_router,
-    provider::{Offer, ProviderChain, RemoteChain, StorageProvider},
+    provider::{BlobOptions, Offer, ProviderChain, RemoteChain, StorageProvider},
 };
 use tributary_types::{Address, Amount, Call, Role};
 
@@ -36,6 +37,13 @@ pub struct ProvideArgs {
     /// Address to serve shards and keys on.
     #[arg(long, default_value = "127.0.0.1:8700")]
     pub listen: SocketAddr,
+    /// UDP address of the iroh endpoint that serves shards (default: LISTEN's IP, any port).
+    #[arg(long)]
+    pub blobs_listen: Option<SocketAddr>,
+    /// Address readers dial the iroh endpoint at, if not the bound one (behind NAT or a
+    /// port forward); may be given more than once.
+    #[arg(long)]
+    pub blobs_announce: Vec<SocketAddr>,
     /// URL clients and readers reach this provider at (default `http://LISTEN`).
     #[arg(long)]
     pub public_url: Option<String>,
@@ -51,8 +59,9 @@ pub struct ProvideArgs {
     /// Stake to hold bonded for the storage provider role (default: the ledger's minimum).
     #[arg(long)]
     pub stake: Option<Amount>,
-    /// How often to look for deals, challenges and repairs, in milliseconds.
-    #[arg(long, default_value_t = 250)]
+    /// How often to look for deals, challenges and repairs, in milliseconds (several times per
+    /// epoch: a challenge must be answered within the epoch it is drawn in).
+    #[arg(long, default_value_t = 100)]
     pub tick_ms: u64,
 }
 
@@ -126,8 +135,20 @@ pub fn provide(cli: &Cli, args: &ProvideArgs) -> Result<()> {
             price_per_gib_epoch: args.price_per_gib_epoch,
             endpoint: endpoint.clone(),
         },
+        BlobOptions {
+            bind: args
+                .blobs_listen
+                .unwrap_or_else(|| SocketAddr::new(bound.ip(), 0)),
+            announce: args.blobs_announce.clone(),
+        },
     )
-    .with_context(|| format!("cannot open the shard store in {}", directory.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot open the provider (shard store in {})",
+            directory.display()
+        )
+    })?;
+    let blobs = provider.blob_address();
 
     let stopping = Arc::new(AtomicBool::new(false));
     let ticker = {
@@ -150,6 +171,7 @@ pub fn provide(cli: &Cli, args: &ProvideArgs) -> Result<()> {
         output::json(&serde_json::json!({
             "provider": address,
             "endpoint": endpoint,
+            "blobs": blobs,
             "directory": directory,
             "node": cli.node,
         }))?;
@@ -159,7 +181,11 @@ pub fn provide(cli: &Cli, args: &ProvideArgs) -> Result<()> {
         let mut stdout = std::io::stdout();
         let _ = writeln!(
             stdout,
-            "storage provider {address} serving on {endpoint}\n  shards in {}; node {}\nPress Ctrl-C to stop.",
+            "storage provider {address} serving on {endpoint}\n  iroh-blobs on {}\n  shards in {}; node {}\nPress Ctrl-C to stop.",
+            blobs
+                .as_ref()
+                .map(|blobs| format!("{:?}", blobs.addresses))
+                .unwrap_or_default(),
             directory.display(),
             cli.node
         );

@@ -449,6 +449,9 @@ fn demo_balances_the_books_on_four_validators() {
     assert_eq!(licensee["refused_without_license"], true, "{licensee}");
     assert_eq!(licensee["envelope_providers"], 6, "{licensee}");
     assert_eq!(licensee["read_back_identical"], true, "{licensee}");
+    // Its shards came over iroh-blobs, from endpoints keyed by the providers' addresses.
+    assert_eq!(licensee["shards_read"], 4, "{licensee}");
+    assert_eq!(licensee["shards_over_iroh"], 4, "{licensee}");
     assert!(
         storage["proven_epochs"].as_u64().unwrap() >= 30,
         "{storage}"
@@ -869,6 +872,7 @@ fn asset_add_places_shards_and_get_survives_corrupt_shards() {
     assert!(success, "{stderr}");
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
     assert_eq!(fetched["shards_used"].as_array().unwrap().len(), 4);
+    assert_eq!(fetched["shards_over_iroh"], 4, "{fetched}");
 
     // Corrupt data shards 0 and 1 on their providers' disks: the reader skips them and uses
     // the parity shards instead.
@@ -1023,7 +1027,12 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
     assert_eq!(deliveries.len(), 1, "{served}");
     assert_eq!(deliveries[0]["reader"], licensee_address.as_str());
     assert_eq!(deliveries[0]["asset"], asset.as_str());
-    assert_eq!(deliveries[0]["providers"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        deliveries[0]["providers"].as_array().unwrap().len(),
+        6,
+        "{served}\n{}",
+        devnet.ok(home.path(), &["storage", "deals", "--asset", &asset])
+    );
     let again = devnet.ok(
         home.path(),
         &["asset", "serve-keys", "--from", "alice", "--once"],

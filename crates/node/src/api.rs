@@ -216,6 +216,7 @@ pub struct Page {
         deal,
         asset_storage,
         upload_shard,
+        blob_address,
         read_shard,
         deliver_keys,
         envelope_listing,
@@ -293,6 +294,7 @@ pub fn storage_router(providers: ProviderSet) -> Router {
             axum::routing::put(upload_shard)
                 .layer(DefaultBodyLimit::max(limits::API_SHARD_BYTES_MAX)),
         )
+        .route("/v1/storage/{provider}/blobs", get(blob_address))
         .route("/v1/storage/{provider}/read", post(read_shard))
         .route(
             "/v1/storage/{provider}/assets/{asset}/envelopes",
@@ -869,6 +871,27 @@ async fn upload_shard(
         .map_err(|_| ApiError::bad_request("invalid_deal", format!("`{deal}` is not a deal id")))?;
     on_provider(move || provider.upload(deal, &body)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where to fetch this provider's shards over iroh-blobs: its endpoint id (its address's public
+/// key, hex) and socket addresses. 404 if it serves over HTTP only.
+#[utoipa::path(get, path = "/v1/storage/{provider}/blobs",
+    params(("provider" = String, Path)),
+    responses((status = 200, description = "`{\"id\": HEX, \"addresses\": [\"IP:PORT\"]}`"), (status = 404, body = ErrorBody)))]
+async fn blob_address(
+    State(state): State<ProviderSet>,
+    Path(provider): Path<String>,
+) -> Result<Json<tributary_blobs::BlobAddress>, ApiError> {
+    let provider = provider_of(&state, &provider)?;
+    provider.blob_address().map(Json).ok_or_else(|| {
+        ApiError::not_found(
+            "no_blob_endpoint",
+            format!(
+                "provider {} serves shards over HTTP only; use /read",
+                provider.address()
+            ),
+        )
+    })
 }
 
 /// Read a shard: the request is signed by the reader, whom the ledger must allow (an owner, or

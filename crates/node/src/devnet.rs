@@ -43,8 +43,11 @@ pub const PROVIDER_BOND: Amount = 1_000_000;
 pub const PROVIDER_CAPACITY_BYTES: u64 = 64 << 30;
 /// Price per GiB per epoch each devnet provider asks, base units.
 pub const PROVIDER_PRICE_PER_GIB_EPOCH: Amount = 1_000_000;
-/// How often a provider looks for deals to accept and challenges to answer.
-pub const PROVIDER_TICK_MS: u64 = 250;
+/// How often a provider looks for deals to accept and challenges to answer. A devnet finalizes
+/// empty blocks within milliseconds of each other, so a 10-block epoch can last as little as
+/// about 300 ms: a provider must look several times per epoch to answer its challenge in time
+/// (a round against the in-process chain costs microseconds).
+pub const PROVIDER_TICK_MS: u64 = 50;
 /// The devnet's chain id.
 pub const DEVNET_CHAIN_ID: &str = "tributary-devnet";
 /// The default API address.
@@ -445,6 +448,7 @@ pub fn run_validators(
                 &local.directory,
                 std::sync::Arc::new(chain.clone()),
                 offer,
+                crate::provider::BlobOptions::loopback(),
             )
             .map_err(|error| {
                 DevnetError::Options(format!("storage provider {address}: {error}"))

@@ -9,8 +9,14 @@
 //!   if the ledger does not have it, accepts proposed deals whose shard it holds, and answers the
 //!   open challenge of each active deal with a proof from disk. Each transaction is sent once per
 //!   (deal, epoch); a dropped one is sent again once it leaves the mempool unfinalized.
-//! - [`StorageProvider::read`]: serves a shard to a reader whose signed request verifies and whom
-//!   the ledger allows (an owner of the asset, or the holder of an unexpired license for it).
+//! - Serving shards over iroh-blobs ([`tributary_blobs`]): a provider opened with
+//!   [`StorageProvider::open`] runs an iroh endpoint keyed by its account key and serves each
+//!   shard file it holds in place, with BLAKE3/bao verified streaming. A request is allowed only
+//!   if the reader's endpoint id (its address, authenticated by QUIC's handshake) may read the
+//!   shard's asset on the ledger: an owner, the holder of an unexpired license, or a provider
+//!   repairing the asset. [`StorageProvider::blob_address`] says where to dial it.
+//! - [`StorageProvider::read`]: the same shards over HTTP, for a reader whose signed request
+//!   verifies and whom the ledger allows (the fallback, and the simulator's path).
 //!   Shards are ciphertext; this check keeps the provider from serving anyone the asset's terms
 //!   exclude.
 //! - [`StorageProvider::deliver_keys`] and [`StorageProvider::key`] (in [`envelopes`]): keep, for
@@ -22,9 +28,11 @@ use commonware_cryptography::{Signer, Verifier as _, ed25519};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::BTreeMap,
+    net::SocketAddr,
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock, Weak},
 };
+use tributary_blobs::{BlobAddress, BlobConfig, BlobNode, Gate, Serving};
 use tributary_store::{ContentHash, ShardStore};
 use tributary_types::{Address, Amount, AssetId, Call, DealId, DealView, TxHash};
 
@@ -34,7 +42,9 @@ mod repair;
 pub mod transport;
 
 pub use chain::{ChainError, ProviderChain, RemoteChain};
-pub use transport::{Clock, HttpTransport, MemoryTransport, ShardTransport, SystemClock};
+pub use transport::{
+    Clock, HttpTransport, IrohTransport, MemoryTransport, ShardTransport, SystemClock,
+};
 
 pub use envelopes::{
     DeliveryReceipt, EnvelopeListing, KEY_DELIVERY_NAMESPACE, KEY_REQUEST_NAMESPACE, KeyDelivery,
@@ -53,6 +63,25 @@ pub struct Offer {
     pub price_per_gib_epoch: Amount,
     /// Where readers and clients reach it.
     pub endpoint: String,
+}
+
+/// Where a provider's iroh endpoint binds, and what it announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobOptions {
+    /// The UDP address to bind (port 0 for any).
+    pub bind: SocketAddr,
+    /// Addresses to announce to readers; empty for the bound ones.
+    pub announce: Vec<SocketAddr>,
+}
+
+impl BlobOptions {
+    /// Any free port on loopback (devnets, tests).
+    pub fn loopback() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            announce: Vec::new(),
+        }
+    }
 }
 
 /// Why a provider refused a request.
@@ -100,6 +129,9 @@ pub enum ProviderError {
         /// The asset.
         asset: AssetId,
     },
+    /// The provider's iroh endpoint could not start or serve.
+    #[error("iroh: {0}")]
+    Blobs(#[from] tributary_blobs::BlobsError),
     /// This provider does not hold that shard.
     #[error("this provider holds no shard {shard_index} of asset {asset}")]
     NoShard {
@@ -223,6 +255,7 @@ impl ProviderError {
             Self::AssetMismatch { .. } => "asset_mismatch",
             Self::RecordDamaged { .. } => "record_damaged",
             Self::Store(_) => "store_error",
+            Self::Blobs(_) => "blob_transport",
             Self::Chain(_) => "chain_unavailable",
             Self::RepairSources { .. } => "repair_sources",
         }
@@ -345,6 +378,55 @@ pub struct StorageProvider {
     transport: Arc<dyn ShardTransport>,
     /// Stamps read requests with their expiry.
     clock: Arc<dyn Clock>,
+    /// The iroh endpoint serving this provider's shards (none in the simulator).
+    blobs: Option<Arc<BlobNode>>,
+    /// Shard roots served over iroh, with the asset each belongs to (what the gate checks).
+    served: Arc<Mutex<BTreeMap<[u8; 32], AssetId>>>,
+    /// Shards found unserved by a round of duties (after a restart), handed to a thread of
+    /// their own so that importing them never delays a proof; with the roots queued.
+    serve_queue: Option<ServeQueue>,
+}
+
+/// The serving thread's queue and the roots put on it.
+type ServeQueue = (
+    std::sync::mpsc::Sender<ServeJob>,
+    Mutex<std::collections::BTreeSet<[u8; 32]>>,
+);
+
+/// A shard for the serving thread.
+struct ServeJob {
+    path: std::path::PathBuf,
+    root: [u8; 32],
+    asset: AssetId,
+}
+
+/// Lets a reader fetch a served shard if the ledger lets it read the shard's asset.
+#[derive(Default)]
+struct ProviderGate {
+    provider: OnceLock<Weak<StorageProvider>>,
+}
+
+impl Gate for ProviderGate {
+    fn allow(&self, reader: &[u8; 32], root: &[u8; 32]) -> Result<(), String> {
+        let provider = self
+            .provider
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or("the provider is shutting down")?;
+        let asset = provider
+            .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(root)
+            .copied()
+            .ok_or("no shard with this root is served here")?;
+        let reader = Address(*reader);
+        match provider.may_read_shards(&reader, &asset) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProviderError::NotAuthorised { reader, asset }.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
 }
 
 /// What a provider transaction is for (so each is sent once).
@@ -358,21 +440,73 @@ enum Duty {
 
 impl StorageProvider {
     /// A provider with account key `signer`, keeping shards under `directory`, reading and
-    /// writing the chain through `chain`, reaching other providers over HTTP.
+    /// writing the chain through `chain`, serving its shards and reading other providers' over
+    /// iroh (an endpoint bound as `blobs` says, its blob store in `directory/iroh`).
     pub fn open(
         signer: ed25519::PrivateKey,
         directory: &Path,
         chain: Arc<dyn ProviderChain>,
         offer: Offer,
+        blobs: BlobOptions,
     ) -> Result<Arc<Self>, ProviderError> {
-        Self::open_with(
+        let gate = Arc::new(ProviderGate::default());
+        let node = Arc::new(BlobNode::start(
+            BlobConfig {
+                secret_key: secret_seed(&signer),
+                bind: blobs.bind,
+                announce: blobs.announce,
+            },
+            Serving::Files {
+                directory: directory.join("iroh"),
+                gate: gate.clone(),
+            },
+        )?);
+        let mut provider = Self::open_inner(
             signer,
             directory,
             chain,
             offer,
-            Arc::new(HttpTransport::default()),
+            Arc::new(IrohTransport::new(node.clone())),
             Arc::new(SystemClock),
-        )
+        )?;
+        let (sender, jobs) = std::sync::mpsc::channel::<ServeJob>();
+        {
+            // Weak: the provider's drop must drop the node (and release its store) at once.
+            let node = Arc::downgrade(&node);
+            let served = provider.served.clone();
+            let address = provider.address;
+            std::thread::Builder::new()
+                .name("provider-serving".into())
+                .spawn(move || {
+                    for job in jobs {
+                        let Some(node) = node.upgrade() else {
+                            return;
+                        };
+                        match node.serve_file(&job.path, &job.root) {
+                            Ok(()) => {
+                                served
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .insert(job.root, job.asset);
+                            }
+                            Err(error) => {
+                                tracing::warn!(target: "tributary::provider", provider = %address, asset = %job.asset, %error, "cannot serve a shard over iroh");
+                            }
+                        }
+                    }
+                })
+                .map_err(|source| {
+                    ProviderError::Store(tributary_store::StoreError::Io {
+                        path: directory.to_path_buf(),
+                        source,
+                    })
+                })?;
+        }
+        provider.serve_queue = Some((sender, Mutex::default()));
+        provider.blobs = Some(node);
+        let provider = Arc::new(provider);
+        let _ = gate.provider.set(Arc::downgrade(&provider));
+        Ok(provider)
     }
 
     /// [`StorageProvider::open`] with its own transport to other providers and clock.
@@ -384,9 +518,20 @@ impl StorageProvider {
         transport: Arc<dyn ShardTransport>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, ProviderError> {
+        Self::open_inner(signer, directory, chain, offer, transport, clock).map(Arc::new)
+    }
+
+    fn open_inner(
+        signer: ed25519::PrivateKey,
+        directory: &Path,
+        chain: Arc<dyn ProviderChain>,
+        offer: Offer,
+        transport: Arc<dyn ShardTransport>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ProviderError> {
         let store = ShardStore::open(directory)?;
         let address = Address::from_public_key(&signer.public_key());
-        Ok(Arc::new(Self {
+        Ok(Self {
             signer,
             address,
             store,
@@ -397,7 +542,77 @@ impl StorageProvider {
             unprovable: Mutex::new(BTreeMap::new()),
             transport,
             clock,
-        }))
+            blobs: None,
+            served: Arc::default(),
+            serve_queue: None,
+        })
+    }
+
+    /// Where readers dial this provider's iroh endpoint; `None` if it serves over HTTP only.
+    pub fn blob_address(&self) -> Option<BlobAddress> {
+        self.blobs.as_ref().map(|node| node.address())
+    }
+
+    /// Whether `reader` may read `asset`'s shards: an owner or licensee, or a provider repairing
+    /// the asset.
+    fn may_read_shards(&self, reader: &Address, asset: &AssetId) -> Result<bool, ProviderError> {
+        Ok(self.chain.may_read(reader, asset)? || self.may_repair(reader, asset)?)
+    }
+
+    /// Serves the stored shard `index` of `asset` (root `root`) over iroh, once. A failure is
+    /// logged: readers still have HTTP, and the next round of duties tries again.
+    fn serve_shard(&self, asset: &AssetId, index: u32, root: &ContentHash) {
+        let Some(node) = &self.blobs else {
+            return;
+        };
+        if self
+            .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&root.0)
+        {
+            return;
+        }
+        let path = self.store.shard_path(&ContentHash(asset.0), index);
+        match node.serve_file(&path, &root.0) {
+            Ok(()) => {
+                self.served
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(root.0, *asset);
+                tracing::debug!(target: "tributary::provider", provider = %self.address, %asset, index, "serving a shard over iroh");
+            }
+            Err(error) => {
+                tracing::warn!(target: "tributary::provider", provider = %self.address, %asset, index, %error, "cannot serve a shard over iroh");
+            }
+        }
+    }
+
+    /// Queues a held, unserved shard of an active deal for the serving thread (once).
+    fn queue_serving(&self, deal: &DealView, asset: &ContentHash, index: u32, root: &ContentHash) {
+        let Some((sender, queued)) = &self.serve_queue else {
+            return;
+        };
+        if self
+            .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&root.0)
+            || !matches!(self.store.contains(asset, index), Ok(true))
+        {
+            return;
+        }
+        if queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(root.0)
+        {
+            let _ = sender.send(ServeJob {
+                path: self.store.shard_path(asset, index),
+                root: root.0,
+                asset: deal.asset,
+            });
+        }
     }
 
     /// The provider's account address.
@@ -448,6 +663,7 @@ impl StorageProvider {
             &root,
         )?;
         tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = bytes.len(), "stored a shard");
+        self.serve_shard(&deal.asset, u32::from(deal.shard_index), &root);
         Ok(())
     }
 
@@ -456,9 +672,7 @@ impl StorageProvider {
         if request.provider != self.address || !request.verifies(now_ms) {
             return Err(ProviderError::BadSignature(request.reader));
         }
-        if !self.chain.may_read(&request.reader, &request.asset)?
-            && !self.may_repair(&request.reader, &request.asset)?
-        {
+        if !self.may_read_shards(&request.reader, &request.asset)? {
             return Err(ProviderError::NotAuthorised {
                 reader: request.reader,
                 asset: request.asset,
@@ -552,6 +766,9 @@ impl StorageProvider {
             let asset = ContentHash(deal.asset.0);
             let index = u32::from(deal.shard_index);
             let root = ContentHash(deal.shard_root.0);
+            if deal.status == "active" {
+                self.queue_serving(deal, &asset, index, &root);
+            }
             match deal.status.as_str() {
                 "proposed" => sent.extend(self.send(Duty::Accept(deal.id), || {
                     let held = matches!(self.store.get(&asset, index, &root), Ok(Some(_)));
@@ -597,6 +814,18 @@ impl StorageProvider {
         sent.extend(self.repair_one(&deals)?);
         Ok(sent)
     }
+}
+
+/// The 32-byte seed of an ed25519 key: the secret of its iroh endpoint, so the endpoint id is
+/// the account's public key.
+pub fn secret_seed(signer: &ed25519::PrivateKey) -> [u8; 32] {
+    use commonware_codec::Encode as _;
+    let encoded = signer.encode();
+    let mut seed = [0u8; 32];
+    for (byte, encoded) in seed.iter_mut().zip(encoded.iter()) {
+        *byte = *encoded;
+    }
+    seed
 }
 
 #[cfg(test)]
@@ -761,6 +990,7 @@ mod tests {
                 price_per_gib_epoch: 1 << 30,
                 endpoint: "http://127.0.0.1:1/v1/storage/x".into(),
             },
+            BlobOptions::loopback(),
         )
         .unwrap()
     }
@@ -827,6 +1057,39 @@ mod tests {
         assert_eq!(
             provider.read(&other_shard, now).unwrap_err().code(),
             "bad_signature"
+        );
+
+        // Over iroh: the endpoint id is the provider's address; the licensee and the owner fetch
+        // verified bytes, a stranger is refused by the gate, whose key it cannot fake.
+        let served = provider.blob_address().unwrap();
+        assert_eq!(served.id, hex::encode(address(2).0));
+        let root = *blake3::hash(SHARD).as_bytes();
+        let reader = |seed: u64| {
+            BlobNode::start(
+                BlobConfig {
+                    secret_key: secret_seed(&key(seed)),
+                    bind: BlobOptions::loopback().bind,
+                    announce: Vec::new(),
+                },
+                Serving::Nothing,
+            )
+            .unwrap()
+        };
+        for allowed in [1, 3] {
+            let node = reader(allowed);
+            assert_eq!(node.id(), address(allowed).0, "endpoint id is the address");
+            assert_eq!(
+                node.fetch_to_vec(&served, &root, SHARD.len() as u64)
+                    .unwrap(),
+                SHARD
+            );
+        }
+        let refused = reader(4)
+            .fetch_to_vec(&served, &root, SHARD.len() as u64)
+            .unwrap_err();
+        assert!(
+            matches!(refused, tributary_blobs::BlobsError::Transfer { .. }),
+            "{refused}"
         );
     }
 

@@ -619,8 +619,12 @@ pub fn run_storage(
         };
         let request =
             ReadRequest::sign(&owner, asset, deal.shard_index, deal.provider, now + 60_000);
-        if let Ok(bytes) = transport.read_shard(&holder.endpoint, &request)
-            && ContentHash::of(&bytes) == ContentHash(deal.shard_root.0)
+        if let Ok(bytes) = transport.read_shard(
+            &holder.endpoint,
+            &request,
+            &deal.shard_root.0,
+            deal.shard_bytes,
+        ) && ContentHash::of(&bytes) == ContentHash(deal.shard_root.0)
         {
             shards[usize::from(deal.shard_index)] = Some(bytes);
         }

@@ -102,7 +102,10 @@ impl ShardStore {
         self.directory.join(asset_id.to_hex())
     }
 
-    fn shard_path(&self, asset_id: &ContentHash, index: u32) -> PathBuf {
+    /// Where shard `index` of `asset_id` is (or would be) kept: for serving the file in place.
+    /// Replaced only by an atomic rename of identical bytes (a shard is checked against its
+    /// root before it is stored).
+    pub fn shard_path(&self, asset_id: &ContentHash, index: u32) -> PathBuf {
         self.asset_directory(asset_id)
             .join(format!("{index}.shard"))
     }

@@ -156,6 +156,7 @@ impl StorageProvider {
             &bytes,
             &root,
         )?;
+        self.serve_shard(&deal.asset, u32::from(deal.shard_index), &root);
         Ok(())
     }
 
@@ -168,7 +169,12 @@ impl StorageProvider {
             source.provider,
             self.clock.now_ms().saturating_add(REPAIR_READ_TTL_MS),
         );
-        let bytes = self.transport.read_shard(endpoint, &request)?;
+        let bytes = self.transport.read_shard(
+            endpoint,
+            &request,
+            &source.shard_root.0,
+            source.shard_bytes,
+        )?;
         if bytes.len() as u64 != source.shard_bytes
             || ContentHash::of(&bytes) != ContentHash(source.shard_root.0)
         {

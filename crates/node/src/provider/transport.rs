@@ -1,11 +1,14 @@
 //! How shards move between providers, and the clock read requests are stamped with.
 //!
 //! A provider reads other providers' shards (to repair a failed deal) through a
-//! [`ShardTransport`]. [`HttpTransport`] posts a signed [`ReadRequest`] to the other provider's
-//! endpoint (the node API's `/v1/storage/ADDRESS/read` route); [`MemoryTransport`] hands it
-//! straight to a [`StorageProvider`] in the same process, so the deterministic storage simulation
-//! runs deals, challenges, slashing and repair without sockets. Both return the bytes unchecked:
-//! the caller verifies them against the root the ledger records.
+//! [`ShardTransport`]. [`IrohTransport`] fetches them over iroh-blobs with verified streaming
+//! from the endpoint the other provider announces at `ENDPOINT/blobs` (checking that its endpoint
+//! id is the provider's address), and falls back to HTTP if it announces none;
+//! [`HttpTransport`] posts a signed [`ReadRequest`] to the other provider's endpoint (the node
+//! API's `/v1/storage/ADDRESS/read` route); [`MemoryTransport`] hands it straight to a
+//! [`StorageProvider`] in the same process, so the deterministic storage simulation runs deals,
+//! challenges, slashing and repair without sockets. The caller still verifies every shard against
+//! the root the ledger records.
 //!
 //! [`Clock`] is where a provider reads the time for request expiry: [`SystemClock`] in a running
 //! node, a simulated clock in the simulation.
@@ -16,6 +19,7 @@ use std::{
     sync::{Arc, RwLock},
     time::Duration,
 };
+use tributary_blobs::{BlobAddress, BlobNode};
 use tributary_types::{Address, limits};
 
 /// How long one shard download may take.
@@ -25,9 +29,15 @@ const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
 
 /// Reads a shard from another provider.
 pub trait ShardTransport: Send + Sync {
-    /// Sends `request` to the provider whose endpoint is `endpoint`; the shard's bytes, or why
-    /// not.
-    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String>;
+    /// Sends `request` to the provider whose endpoint is `endpoint` for the shard whose root
+    /// and size the ledger records as `root` and `size`; the shard's bytes, or why not.
+    fn read_shard(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        root: &[u8; 32],
+        size: u64,
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// Milliseconds since the Unix epoch, as a provider sees them.
@@ -66,7 +76,13 @@ impl Default for HttpTransport {
 }
 
 impl ShardTransport for HttpTransport {
-    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String> {
+    fn read_shard(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        _root: &[u8; 32],
+        _size: u64,
+    ) -> Result<Vec<u8>, String> {
         let mut response = self
             .agent
             .post(format!("{endpoint}/read"))
@@ -89,6 +105,73 @@ impl ShardTransport for HttpTransport {
             .read_to_vec()
             .map_err(|error| error.to_string())
     }
+}
+
+/// Shards over iroh-blobs from the endpoint a provider announces, through this provider's own
+/// iroh node (so the reader's endpoint id is its address); HTTP for a provider announcing none.
+pub struct IrohTransport {
+    node: Arc<BlobNode>,
+    http: HttpTransport,
+}
+
+impl IrohTransport {
+    /// Reads through `node`.
+    pub fn new(node: Arc<BlobNode>) -> Self {
+        Self {
+            node,
+            http: HttpTransport::default(),
+        }
+    }
+}
+
+impl ShardTransport for IrohTransport {
+    fn read_shard(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        root: &[u8; 32],
+        size: u64,
+    ) -> Result<Vec<u8>, String> {
+        match blob_address(&self.http.agent, endpoint, &request.provider)? {
+            Some(address) => self
+                .node
+                .fetch_to_vec(&address, root, size)
+                .map_err(|error| error.to_string()),
+            None => self.http.read_shard(endpoint, request, root, size),
+        }
+    }
+}
+
+/// The iroh address the provider at `endpoint` announces (`GET {endpoint}/blobs`), checked to
+/// belong to `provider`; `None` if it announces none (HTTP 404).
+pub fn blob_address(
+    agent: &ureq::Agent,
+    endpoint: &str,
+    provider: &Address,
+) -> Result<Option<BlobAddress>, String> {
+    let mut response = agent
+        .get(format!("{endpoint}/blobs"))
+        .call()
+        .map_err(|error| error.to_string())?;
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(format!("HTTP {} from {endpoint}/blobs", response.status()));
+    }
+    let address: BlobAddress = response
+        .body_mut()
+        .with_config()
+        .limit(ERROR_BODY_BYTES_MAX)
+        .read_json()
+        .map_err(|error| format!("{endpoint}/blobs: {error}"))?;
+    if address.id != hex::encode(provider.0) {
+        return Err(format!(
+            "{endpoint} announces iroh endpoint {}, which is not provider {provider}",
+            address.id
+        ));
+    }
+    Ok(Some(address))
 }
 
 /// Shards between providers in one process, by endpoint; a provider missing from the map is
@@ -137,7 +220,13 @@ impl MemoryTransport {
 }
 
 impl ShardTransport for MemoryTransport {
-    fn read_shard(&self, endpoint: &str, request: &ReadRequest) -> Result<Vec<u8>, String> {
+    fn read_shard(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        _root: &[u8; 32],
+        _size: u64,
+    ) -> Result<Vec<u8>, String> {
         let provider = self
             .providers
             .read()
