@@ -482,17 +482,7 @@ impl StorageProvider {
                         let Some(node) = node.upgrade() else {
                             return;
                         };
-                        match node.serve_file(&job.path, &job.root) {
-                            Ok(()) => {
-                                served
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .insert(job.root, job.asset);
-                            }
-                            Err(error) => {
-                                tracing::warn!(target: "tributary::provider", provider = %address, asset = %job.asset, %error, "cannot serve a shard over iroh");
-                            }
-                        }
+                        serve_file(&node, &served, &address, &job);
                     }
                 })
                 .map_err(|source| {
@@ -559,33 +549,27 @@ impl StorageProvider {
         Ok(self.chain.may_read(reader, asset)? || self.may_repair(reader, asset)?)
     }
 
-    /// Serves the stored shard `index` of `asset` (root `root`) over iroh, once. A failure is
-    /// logged: readers still have HTTP, and the next round of duties tries again.
+    /// Serves the stored shard `index` of `asset` (root `root`) over iroh, once.
     fn serve_shard(&self, asset: &AssetId, index: u32, root: &ContentHash) {
         let Some(node) = &self.blobs else {
             return;
         };
-        if self
-            .served
+        if self.is_served(root) {
+            return;
+        }
+        let job = ServeJob {
+            path: self.store.shard_path(&ContentHash(asset.0), index),
+            root: root.0,
+            asset: *asset,
+        };
+        serve_file(node, &self.served, &self.address, &job);
+    }
+
+    fn is_served(&self, root: &ContentHash) -> bool {
+        self.served
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&root.0)
-        {
-            return;
-        }
-        let path = self.store.shard_path(&ContentHash(asset.0), index);
-        match node.serve_file(&path, &root.0) {
-            Ok(()) => {
-                self.served
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(root.0, *asset);
-                tracing::debug!(target: "tributary::provider", provider = %self.address, %asset, index, "serving a shard over iroh");
-            }
-            Err(error) => {
-                tracing::warn!(target: "tributary::provider", provider = %self.address, %asset, index, %error, "cannot serve a shard over iroh");
-            }
-        }
     }
 
     /// Queues a held, unserved shard of an active deal for the serving thread (once).
@@ -593,13 +577,7 @@ impl StorageProvider {
         let Some((sender, queued)) = &self.serve_queue else {
             return;
         };
-        if self
-            .served
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&root.0)
-            || !matches!(self.store.contains(asset, index), Ok(true))
-        {
+        if self.is_served(root) || !matches!(self.store.contains(asset, index), Ok(true)) {
             return;
         }
         if queued
@@ -813,6 +791,28 @@ impl StorageProvider {
         }
         sent.extend(self.repair_one(&deals)?);
         Ok(sent)
+    }
+}
+
+/// Serves `job`'s file over iroh and records its root for the gate; a failure is logged (readers
+/// still have HTTP; an upload or repair of the shard, or a restart, tries again).
+fn serve_file(
+    node: &BlobNode,
+    served: &Mutex<BTreeMap<[u8; 32], AssetId>>,
+    provider: &Address,
+    job: &ServeJob,
+) {
+    match node.serve_file(&job.path, &job.root) {
+        Ok(()) => {
+            served
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(job.root, job.asset);
+            tracing::debug!(target: "tributary::provider", %provider, asset = %job.asset, path = %job.path.display(), "serving a shard over iroh");
+        }
+        Err(error) => {
+            tracing::warn!(target: "tributary::provider", %provider, asset = %job.asset, %error, "cannot serve a shard over iroh");
+        }
     }
 }
 
