@@ -34,7 +34,7 @@ use tributary_blobs::{BlobConfig, BlobNode, Serving};
 use tributary_node::{
     api::{ErrorBody, TransactionResponse},
     keystore::Key,
-    provider::{KeyRequest, KeyResponse, ReadRequest, secret_seed, transport::blob_address},
+    provider::{IrohTransport, KeyRequest, KeyResponse, ReadRequest, secret_seed},
 };
 use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, WrappedKey};
 use tributary_types::{
@@ -46,8 +46,6 @@ use tributary_types::{
 const ACCEPT_WAIT_MS_MAX: u64 = 60_000;
 /// How long a read request stays valid.
 const READ_REQUEST_TTL_MS: u64 = 60_000;
-/// Largest shard `get` accepts from a provider, in bytes.
-const SHARD_DOWNLOAD_BYTES_MAX: u64 = tributary_types::limits::API_SHARD_BYTES_MAX as u64;
 /// Largest key response (the manifest and an envelope) `get` accepts from a provider, in bytes.
 const KEY_DOWNLOAD_BYTES_MAX: u64 = tributary_types::limits::API_KEY_DELIVERY_BODY_BYTES_MAX as u64;
 /// Largest error response read from a provider, in bytes.
@@ -1065,15 +1063,17 @@ pub fn get(
         .filter(|deal| usize::from(deal.shard_index) < total);
     // The reader's own iroh endpoint: its id is the reader's address, which providers check
     // against the ledger before serving.
-    let blobs = BlobNode::start(
-        BlobConfig {
-            secret_key: secret_seed(&key.signer),
-            bind: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            announce: Vec::new(),
-        },
-        Serving::Nothing,
-    )
-    .context("cannot start an iroh endpoint to fetch shards")?;
+    let transport = IrohTransport::new(std::sync::Arc::new(
+        BlobNode::start(
+            BlobConfig {
+                secret_key: secret_seed(&key.signer),
+                bind: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                announce: Vec::new(),
+            },
+            Serving::Nothing,
+        )
+        .context("cannot start an iroh endpoint to fetch shards")?,
+    ));
     // Fetch k shards at once, from distinct shard indexes; replace each failure with the next
     // candidate until k verified shards are in hand or the candidates run out.
     while used.len() < needed {
@@ -1105,9 +1105,19 @@ pub fn get(
                 .map(|&deal| {
                     let endpoint = &endpoints[&deal.provider];
                     let root = &manifest.shards[usize::from(deal.shard_index)].root.0;
-                    let (blobs, agent, key) = (&blobs, &agent, &key);
-                    scope
-                        .spawn(move || fetch_shard(blobs, agent, key, deal, endpoint, root, now_ms))
+                    let (transport, key) = (&transport, &key);
+                    // Over iroh-blobs (verified as it streams) when the provider announces an
+                    // iroh endpoint, else over HTTP with this signed request.
+                    scope.spawn(move || {
+                        let request = ReadRequest::sign(
+                            &key.signer,
+                            deal.asset,
+                            deal.shard_index,
+                            deal.provider,
+                            now_ms + READ_REQUEST_TTL_MS,
+                        );
+                        transport.fetch(endpoint, &request, root, deal.shard_bytes)
+                    })
                 })
                 .collect();
             wave.iter()
@@ -1136,7 +1146,7 @@ pub fn get(
             }
         }
     }
-    drop(blobs);
+    drop(transport);
     used.sort_unstable();
     if used.len() < needed {
         bail!(
@@ -1162,49 +1172,3 @@ pub fn get(
 
 /// A fetched shard's bytes and whether iroh carried them, or why not.
 type FetchedShard = std::result::Result<(Vec<u8>, bool), String>;
-
-/// Fetches the shard of `deal` from its provider at `endpoint`: over iroh-blobs (verified as it
-/// streams) when the provider announces an iroh endpoint, else over HTTP with a signed read
-/// request. Returns the bytes (still to be checked against the manifest) and whether iroh
-/// carried them.
-fn fetch_shard(
-    blobs: &BlobNode,
-    agent: &ureq::Agent,
-    key: &Key,
-    deal: &DealView,
-    endpoint: &str,
-    root: &[u8; 32],
-    now_ms: u64,
-) -> FetchedShard {
-    if deal.shard_bytes > SHARD_DOWNLOAD_BYTES_MAX {
-        return Err(format!(
-            "the ledger records {} bytes for this shard, more than the limit of {SHARD_DOWNLOAD_BYTES_MAX}",
-            deal.shard_bytes
-        ));
-    }
-    if let Some(address) = blob_address(agent, endpoint, &deal.provider)? {
-        return blobs
-            .fetch_to_vec(&address, root, deal.shard_bytes)
-            .map(|bytes| (bytes, true))
-            .map_err(|error| format!("iroh: {error}"));
-    }
-    let request = ReadRequest::sign(
-        &key.signer,
-        deal.asset,
-        deal.shard_index,
-        deal.provider,
-        now_ms + READ_REQUEST_TTL_MS,
-    );
-    let url = format!("{endpoint}/read");
-    match agent.post(&url).send_json(&request) {
-        Ok(mut response) if response.status().is_success() => response
-            .body_mut()
-            .with_config()
-            .limit(SHARD_DOWNLOAD_BYTES_MAX)
-            .read_to_vec()
-            .map(|bytes| (bytes, false))
-            .map_err(|error| error.to_string()),
-        Ok(mut response) => Err(error_text(&mut response)),
-        Err(error) => Err(error.to_string()),
-    }
-}

@@ -628,18 +628,21 @@ impl StorageProvider {
             });
         }
         let root = ContentHash(deal.shard_root.0);
-        if ContentHash::of(bytes) != root {
-            return Err(ProviderError::WrongShard {
-                deal: id,
-                reason: "its BLAKE3 root differs from the deal's".into(),
-            });
-        }
-        self.store.put(
+        // The store checks the root in the same pass that builds the proof outboard.
+        match self.store.put(
             &ContentHash(deal.asset.0),
             u32::from(deal.shard_index),
             bytes,
             &root,
-        )?;
+        ) {
+            Err(tributary_store::StoreError::ShardRootMismatch { .. }) => {
+                return Err(ProviderError::WrongShard {
+                    deal: id,
+                    reason: "its BLAKE3 root differs from the deal's".into(),
+                });
+            }
+            stored => stored?,
+        }
         tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = bytes.len(), "stored a shard");
         self.serve_shard(&deal.asset, u32::from(deal.shard_index), &root);
         Ok(())

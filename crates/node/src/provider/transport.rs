@@ -24,6 +24,8 @@ use tributary_types::{Address, limits};
 
 /// How long one shard download may take.
 pub const SHARD_DOWNLOAD_TIMEOUT_MS: u64 = 120_000;
+/// Largest `/blobs` answer read from a provider, in bytes (an id and a few socket addresses).
+const BLOB_ADDRESS_BYTES_MAX: u64 = 4 * 1024;
 /// Largest error body read from another provider, in bytes.
 const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
 
@@ -122,6 +124,35 @@ impl IrohTransport {
             http: HttpTransport::default(),
         }
     }
+
+    /// [`ShardTransport::read_shard`], also saying whether iroh carried the shard (`false`: the
+    /// provider announces no iroh endpoint and HTTP did). A size above
+    /// [`limits::API_SHARD_BYTES_MAX`] is refused before anything is fetched.
+    pub fn fetch(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        root: &[u8; 32],
+        size: u64,
+    ) -> Result<(Vec<u8>, bool), String> {
+        if size > limits::API_SHARD_BYTES_MAX as u64 {
+            return Err(format!(
+                "the ledger records {size} bytes for this shard, more than the limit of {}",
+                limits::API_SHARD_BYTES_MAX
+            ));
+        }
+        match blob_address(&self.http.agent, endpoint, &request.provider)? {
+            Some(address) => self
+                .node
+                .fetch_to_vec(&address, root, size)
+                .map(|bytes| (bytes, true))
+                .map_err(|error| format!("iroh: {error}")),
+            None => self
+                .http
+                .read_shard(endpoint, request, root, size)
+                .map(|bytes| (bytes, false)),
+        }
+    }
 }
 
 impl ShardTransport for IrohTransport {
@@ -132,13 +163,8 @@ impl ShardTransport for IrohTransport {
         root: &[u8; 32],
         size: u64,
     ) -> Result<Vec<u8>, String> {
-        match blob_address(&self.http.agent, endpoint, &request.provider)? {
-            Some(address) => self
-                .node
-                .fetch_to_vec(&address, root, size)
-                .map_err(|error| error.to_string()),
-            None => self.http.read_shard(endpoint, request, root, size),
-        }
+        self.fetch(endpoint, request, root, size)
+            .map(|(bytes, _)| bytes)
     }
 }
 
@@ -162,7 +188,7 @@ pub fn blob_address(
     let address: BlobAddress = response
         .body_mut()
         .with_config()
-        .limit(ERROR_BODY_BYTES_MAX)
+        .limit(BLOB_ADDRESS_BYTES_MAX)
         .read_json()
         .map_err(|error| format!("{endpoint}/blobs: {error}"))?;
     if address.id != hex::encode(provider.0) {
