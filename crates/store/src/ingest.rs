@@ -90,14 +90,20 @@ pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
 /// key would reuse (key, nonce) pairs on different plaintexts. The same file again only repeats
 /// the same ciphertext.
 pub fn ingest_with_key(path: &Path, options: &IngestOptions, key: DataKey) -> Result<Ingested> {
+    let bytes = read_asset(path)?;
+    ingest_bytes_with_key(&path.display().to_string(), &bytes, options, key)
+}
+
+/// Reads the file at `path` for [`ingest_bytes`], after checking that its name is a known format
+/// and that it is within [`ASSET_BYTES_MAX`] (before reading anything).
+pub fn read_asset(path: &Path) -> Result<Vec<u8>> {
     let name = path.display().to_string();
     DataFormat::from_name(&name)?;
     let bytes_on_disk = std::fs::metadata(path)
         .map_err(|error| StoreError::io(path, error))?
         .len();
     check_size(&name, bytes_on_disk)?;
-    let bytes = std::fs::read(path).map_err(|error| StoreError::io(path, error))?;
-    ingest_bytes_with_key(&name, &bytes, options, key)
+    std::fs::read(path).map_err(|error| StoreError::io(path, error))
 }
 
 /// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the

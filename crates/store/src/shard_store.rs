@@ -395,6 +395,9 @@ fn read_directory(directory: &Path) -> Result<Vec<fs::DirEntry>> {
         .map_err(|error| StoreError::io(directory, error))
 }
 
+/// How many bytes [`write_atomically`] hands the kernel per write.
+const WRITE_PIECE_BYTES: usize = 1 << 20;
+
 /// Writes `bytes` to `target` through a fsynced temporary file in `directory`, a rename, and a directory
 /// fsync.
 fn write_atomically(directory: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
@@ -410,7 +413,11 @@ fn write_atomically(directory: &Path, target: &Path, bytes: &[u8]) -> Result<()>
     let result = (|| {
         let mut file =
             File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
-        file.write_all(bytes)
+        // In pieces: a single write of hundreds of megabytes was two to three times slower here
+        // than the same bytes a mebibyte at a time (the kernel's page cache work per call).
+        bytes
+            .chunks(WRITE_PIECE_BYTES)
+            .try_for_each(|piece| file.write_all(piece))
             .and_then(|()| file.sync_all())
             .map_err(|error| StoreError::io(&temporary, error))?;
         drop(file);

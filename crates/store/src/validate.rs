@@ -9,6 +9,8 @@
 //! * **Parquet**: the `PAR1` magic at both ends and a footer length that fits inside the file.
 //! * **JSON Lines**: every line is one JSON value (a final newline is allowed, blank lines are not).
 
+mod csv_rows;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -53,41 +55,11 @@ const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
 pub fn check(name: &str, bytes: &[u8]) -> Result<DataFormat> {
     let format = DataFormat::from_name(name)?;
     match format {
-        DataFormat::Csv => check_csv(name, bytes)?,
+        DataFormat::Csv => csv_rows::check(name, bytes)?,
         DataFormat::Parquet => check_parquet(name, bytes)?,
         DataFormat::Jsonl => check_jsonl(name, bytes)?,
     }
     Ok(format)
-}
-
-fn check_csv(name: &str, bytes: &[u8]) -> Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut record = csv::ByteRecord::new();
-    let malformed = |error: csv::Error| StoreError::CsvMalformed {
-        name: name.to_string(),
-        line: error.position().map_or(0, |position| position.line()),
-        message: error.to_string(),
-    };
-    if !reader.read_byte_record(&mut record).map_err(malformed)? {
-        return Err(StoreError::CsvMissingHeader {
-            name: name.to_string(),
-        });
-    }
-    let expected = record.len();
-    while reader.read_byte_record(&mut record).map_err(malformed)? {
-        if record.len() != expected {
-            return Err(StoreError::CsvRaggedRow {
-                name: name.to_string(),
-                line: record.position().map_or(0, |position| position.line()),
-                expected,
-                found: record.len(),
-            });
-        }
-    }
-    Ok(())
 }
 
 fn check_parquet(name: &str, bytes: &[u8]) -> Result<()> {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use tributary_store::manifest::ManifestError;
 use tributary_store::{
-    CipherKind, DataKey, IngestOptions, Ingested, Manifest, StoreError, ingest, ingest_bytes,
-    reassemble, reassemble_to,
+    CipherKind, DataKey, IngestOptions, Ingested, Manifest, ShardCheck, StoreError, ingest,
+    ingest_bytes, reassemble, reassemble_to,
 };
 
 mod common;
@@ -108,6 +108,39 @@ fn any_two_of_six_shards_may_be_lost() {
             needed: 4
         })
     ));
+}
+
+#[test]
+fn shards_verified_by_the_caller_are_not_hashed_again_but_corruption_still_fails() {
+    let bytes = parquet_like(&random_bytes(6, 2 * 1024 * 1024 + 5));
+    let ingested = ingest_bytes("trusted.parquet", &bytes, &IngestOptions::new(4, 2)).unwrap();
+    let reassembled = |shards: &[Option<Vec<u8>>]| {
+        let mut written = Vec::new();
+        reassemble_to(
+            &ingested.manifest,
+            &ingested.key,
+            shards,
+            ShardCheck::VerifiedByCaller,
+            "output",
+            &mut written,
+        )
+        .map(|()| written)
+    };
+    // A data shard missing: rebuilt from parity.
+    let mut shards = all_present(&ingested);
+    shards[2] = None;
+    assert_eq!(reassembled(&shards).unwrap(), bytes);
+    // A shard of the wrong length is named without hashing.
+    let mut shards = all_present(&ingested);
+    shards[1].as_mut().unwrap().pop();
+    assert!(matches!(
+        reassembled(&shards),
+        Err(StoreError::CorruptShards { indices }) if indices == vec![1]
+    ));
+    // A flipped byte the caller failed to catch is still refused (a chunk's tag fails).
+    let mut shards = all_present(&ingested);
+    shards[0].as_mut().unwrap()[100] ^= 1;
+    assert!(reassembled(&shards).is_err());
 }
 
 #[test]
@@ -314,6 +347,7 @@ fn repository_data_files_round_trip() {
             &ingested.manifest,
             &ingested.key,
             &shards,
+            ShardCheck::Hash,
             "output",
             &mut written,
         )
