@@ -65,6 +65,10 @@ struct Report {
     parity_shards: usize,
     add: Direction,
     get: Direction,
+    /// Where `add`'s time went, step by step.
+    add_phases_ms: crate::output::Phases,
+    /// Where `get`'s time went.
+    get_phases_ms: crate::output::Phases,
 }
 
 /// Writes a CSV of about `bytes` bytes (deterministic rows of numbers and a label).
@@ -89,7 +93,12 @@ fn write_payload(path: &std::path::Path, bytes: u64) -> Result<()> {
         written += line.len() as u64;
         row += 1;
     }
-    writer.flush()?;
+    // On disk before anything is timed: a gigabyte of dirty pages left to the kernel's writeback
+    // slows every later write (the output `get` writes), by how far writeback has got.
+    writer
+        .into_inner()
+        .map_err(|error| error.into_error())?
+        .sync_all()?;
     Ok(())
 }
 
@@ -340,7 +349,7 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
     eprintln!("asset get…");
     let out = devnet.home().join("payload.out");
     let started = Instant::now();
-    get(&bench_cli, &client, added.asset_id, "alice", &out)?;
+    let got = get(&bench_cli, &client, added.asset_id, "alice", &out)?;
     let get_seconds = started.elapsed().as_secs_f64();
     std::fs::remove_file(&out).ok();
     std::fs::remove_file(&payload).ok();
@@ -376,6 +385,8 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
         parity_shards,
         add: direction(add_seconds, wire_up, raw_up, iroh_up),
         get: direction(get_seconds, wire_down, raw_down, iroh_down),
+        add_phases_ms: added.phases_ms,
+        get_phases_ms: got.phases_ms,
     };
     if cli.json {
         return output::json(&report);
@@ -410,5 +421,7 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
         shard_bytes / 1_000_000
     );
     println!("{table}");
+    println!("add: {}", report.add_phases_ms.summary());
+    println!("get: {}", report.get_phases_ms.summary());
     Ok(())
 }

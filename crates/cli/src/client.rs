@@ -12,6 +12,10 @@ use tributary_types::{Amount, Call, SignedTransaction, Transaction};
 
 /// How long a transaction command waits for finality.
 pub const FINALITY_WAIT_MS_MAX: u64 = 60_000;
+/// The first pause between two polls; each pause doubles, up to [`POLL_INTERVAL_MS`] (a devnet
+/// finalizes a block in a few milliseconds, a network in hundreds).
+const POLL_INTERVAL_FIRST_MS: u64 = 5;
+/// The longest pause between two polls.
 const POLL_INTERVAL_MS: u64 = 100;
 /// How many times [`Client::send_retrying_nonce`] sends again after a `wrong_nonce` refusal.
 const NONCE_RETRIES: u32 = 3;
@@ -134,7 +138,64 @@ impl Client {
         }
     }
 
-    /// Waits until the transaction is finalized (or failed).
+    /// Signs `calls` from `key` with consecutive nonces from its next one, submits them all
+    /// without waiting in between, then waits for each; the responses are in `calls`' order. The
+    /// chain executes one sender's transactions in nonce order, so a call may depend on the ones
+    /// before it (each still succeeds or fails on its own: check every response). Fails with the
+    /// node's refusal if a submission is refused (`wrong_nonce` when the sender has another
+    /// transaction pending), after waiting for those already admitted.
+    pub fn send_all(&self, key: &Key, calls: Vec<Call>) -> Result<Vec<TransactionResponse>> {
+        let status = self.status()?;
+        let fee: Amount = status
+            .min_fee
+            .parse()
+            .context("node reported a bad min_fee")?;
+        let account: tributary_types::AccountView =
+            self.get(&format!("/v1/accounts/{}", key.address()))?;
+        let mut admitted = Vec::with_capacity(calls.len());
+        let mut refused = None;
+        for (offset, call) in calls.into_iter().enumerate() {
+            let transaction = Transaction {
+                chain_id: status.chain_id.clone(),
+                sender: key.address(),
+                nonce: account.nonce + offset as u64,
+                fee,
+                call,
+            };
+            let signed = SignedTransaction::sign(&key.signer, transaction);
+            let hash = signed.hash().to_string();
+            let submitted: Result<SubmitResponse> = self.post(
+                "/v1/transactions",
+                &SubmitRequest {
+                    transaction: hex::encode(signed.to_bytes()),
+                },
+            );
+            match submitted {
+                Ok(_) => admitted.push(hash),
+                // As in `send`: the node may have admitted it although its answer was lost.
+                Err(error) => {
+                    if self
+                        .get::<TransactionResponse>(&format!("/v1/transactions/{hash}"))
+                        .is_ok()
+                    {
+                        admitted.push(hash);
+                    } else {
+                        refused = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        let responses = admitted
+            .iter()
+            .map(|hash| self.wait(hash))
+            .collect::<Result<Vec<_>>>()?;
+        match refused {
+            Some(error) => Err(error),
+            None => Ok(responses),
+        }
+    }
+
     /// [`Client::send`], sent again (up to [`NONCE_RETRIES`] times, half a second apart) when the
     /// node refuses its nonce (`wrong_nonce`) because another transaction of the sender is
     /// pending. [`Client::send`] already waits for its own transaction when the node admitted it,
@@ -162,8 +223,10 @@ impl Client {
         }
     }
 
+    /// Waits until the transaction is finalized (or failed).
     pub fn wait(&self, tx_hash: &str) -> Result<TransactionResponse> {
         let started = Instant::now();
+        let mut pause_ms = POLL_INTERVAL_FIRST_MS;
         loop {
             let response: TransactionResponse = self.get(&format!("/v1/transactions/{tx_hash}"))?;
             if response.status != "pending" {
@@ -175,7 +238,8 @@ impl Client {
                     FINALITY_WAIT_MS_MAX / 1000
                 );
             }
-            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+            std::thread::sleep(Duration::from_millis(pause_ms));
+            pause_ms = (pause_ms * 2).min(POLL_INTERVAL_MS);
         }
     }
 }
@@ -187,10 +251,8 @@ pub fn error_message(text: &str) -> Option<String> {
         .map(|error| format!("{} ({})", error.error.message, error.error.code))
 }
 
-/// How often [`poll_until`] asks again.
-const POLL_UNTIL_INTERVAL_MS: u64 = 100;
-
-/// Calls `check` until it returns a value, every [`POLL_UNTIL_INTERVAL_MS`]; fails with
+/// Calls `check` until it returns a value, pausing [`POLL_INTERVAL_FIRST_MS`] at first and twice
+/// as long each time after, up to [`POLL_INTERVAL_MS`]; fails with
 /// "waited N s for `what`" after `timeout_ms`, or with `check`'s own error.
 pub fn poll_until<T>(
     what: &str,
@@ -198,6 +260,7 @@ pub fn poll_until<T>(
     mut check: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let started = Instant::now();
+    let mut pause_ms = POLL_INTERVAL_FIRST_MS;
     loop {
         if let Some(value) = check()? {
             return Ok(value);
@@ -205,6 +268,7 @@ pub fn poll_until<T>(
         if started.elapsed() >= Duration::from_millis(timeout_ms) {
             bail!("waited {} s for {what}", timeout_ms / 1000);
         }
-        std::thread::sleep(Duration::from_millis(POLL_UNTIL_INTERVAL_MS));
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        pause_ms = (pause_ms * 2).min(POLL_INTERVAL_MS);
     }
 }

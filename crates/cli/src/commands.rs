@@ -633,6 +633,19 @@ pub fn register(
 ) -> Result<(TransactionResponse, AssetId)> {
     let key = keystore(cli).load(request.from)?;
     let (content_root, byte_size) = hash_file(request.file)?;
+    let fee = request.fee;
+    let call = register_call(request, content_root, byte_size)?;
+    let response = client.send(&key, call, fee)?;
+    Ok((response, content_root))
+}
+
+/// The `RegisterAsset` call for `request`'s file, whose BLAKE3 root and size the caller has
+/// computed.
+pub fn register_call(
+    request: RegisterRequest<'_>,
+    content_root: AssetId,
+    byte_size: u64,
+) -> Result<Call> {
     let name = match request.name {
         Some(name) => name.to_string(),
         None => request
@@ -647,7 +660,7 @@ pub fn register(
             limits::ASSET_NAME_BYTES_MAX
         );
     }
-    let call = Call::RegisterAsset(RegisterAsset {
+    Ok(Call::RegisterAsset(RegisterAsset {
         content_root,
         kind: request.kind,
         name,
@@ -655,9 +668,7 @@ pub fn register(
         owners: request.owners,
         parents: request.parents,
         terms: request.terms,
-    });
-    let response = client.send(&key, call, request.fee)?;
-    Ok((response, content_root))
+    }))
 }
 
 pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {

@@ -19,7 +19,8 @@ pub mod key_agent;
 use crate::{
     Cli,
     client::{Client, FINALITY_WAIT_MS_MAX, poll_until},
-    commands::{RegisterRequest, hash_file, keystore, register},
+    commands::{RegisterRequest, keystore, register_call},
+    output::Phases,
 };
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use commonware_codec::Encode;
@@ -36,7 +37,7 @@ use tributary_node::{
     keystore::Key,
     provider::{IrohTransport, KeyRequest, KeyResponse, ReadRequest, secret_seed},
 };
-use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, WrappedKey};
+use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, ShardCheck, WrappedKey};
 use tributary_types::{
     AccountView, Address, AssetId, AssetKind, AssetView, Call, DealView, Hash32, ProviderView,
     StorageLayout, Terms,
@@ -96,6 +97,8 @@ pub struct AddOutcome {
     /// The steps an earlier, interrupted run had done (or begun), which this run resumed:
     /// `data_key`, `registration`, `layout`, `deals`, `uploads`. Empty for a fresh add.
     pub resumed: Vec<&'static str>,
+    /// How long each step took.
+    pub phases_ms: Phases,
 }
 
 fn asset_dir(home: &Path, asset: &AssetId) -> PathBuf {
@@ -349,6 +352,34 @@ fn send_step(
     )
 }
 
+/// Sends a fresh add's transactions at once ([`Client::send_all`]): the registration, the layout
+/// and the deals. `false` if another transaction of the owner was pending (an interrupted run's),
+/// so the caller goes step by step instead; an error if one of them failed.
+fn send_fresh(
+    client: &Client,
+    key: &Key,
+    registration: Call,
+    layout: Call,
+    deals: Vec<Call>,
+) -> Result<bool> {
+    let mut calls = vec![registration, layout];
+    calls.extend(deals);
+    let responses = match client.send_all(key, calls) {
+        Ok(responses) => responses,
+        Err(error) if is_pending_conflict(&error) => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    for (index, response) in responses.iter().enumerate() {
+        let what = match index {
+            0 => "registering the asset".to_string(),
+            1 => "recording the layout".to_string(),
+            deal => format!("proposing the deal for shard {}", deal - 2),
+        };
+        expect_success(&what, response)?;
+    }
+    Ok(true)
+}
+
 /// How a recorded storage layout differs from the one this file's shards give, one item each.
 fn layout_differences(recorded: &StorageLayout, computed: &StorageLayout) -> Vec<String> {
     let mut differences = Vec::new();
@@ -414,7 +445,18 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         }
     };
     let mut resumed: Vec<&'static str> = Vec::new();
-    let (asset, _) = hash_file(request.file)?;
+    let mut phases = Phases::start();
+    // Read once: hashed here for the asset id, then ingested from memory.
+    let bytes = tributary_store::read_asset(request.file)
+        .with_context(|| format!("cannot read {}", request.file.display()))?;
+    let asset = Hash32(
+        *blake3::Hasher::new()
+            .update_rayon(&bytes)
+            .finalize()
+            .as_bytes(),
+    );
+    let name = request.file.display().to_string();
+    phases.lap("read and hash");
     let saved = asset_dir(&cli.home(), &asset);
     let agent = agent();
 
@@ -467,17 +509,15 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             ));
             resumed.push("data_key");
             options.cipher = previous.cipher;
-            tributary_store::ingest_with_key(request.file, &options, previous.data_key)
+            tributary_store::ingest_bytes_with_key(&name, &bytes, &options, previous.data_key)
         }
-        None => tributary_store::ingest(request.file, &options),
+        None => tributary_store::ingest_bytes(&name, &bytes, &options),
     }
     .with_context(|| format!("cannot ingest {}", request.file.display()))?;
+    let byte_size = bytes.len() as u64;
+    drop(bytes);
+    phases.lap("ingest");
     let manifest = &ingested.manifest;
-    ensure!(
-        manifest.asset_id.0 == asset.0,
-        "{} changed while it was read; run this again",
-        request.file.display()
-    );
     let shard_count = ingested.shards.len();
     let shard_bytes = ingested
         .shards
@@ -572,87 +612,6 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         );
     }
 
-    // Registration.
-    if registered.is_some() {
-        note(format!("resuming: asset {asset} is already registered"));
-        resumed.push("registration");
-    } else {
-        let done = || {
-            let view: Option<AssetView> = get_unless_absent(
-                &agent,
-                client,
-                &format!("/v1/assets/{asset}"),
-                "asset_not_found",
-            )?;
-            Ok(view.is_some_and(|view| view.owners.iter().any(|entry| entry.address == owner)))
-        };
-        let attempt = || {
-            let (response, registered_id) = register(
-                cli,
-                client,
-                RegisterRequest {
-                    file: request.file,
-                    from,
-                    kind: request.kind,
-                    name: request.name,
-                    owners: Vec::new(),
-                    parents: Vec::new(),
-                    terms: request.terms.clone(),
-                    fee: None,
-                },
-            )?;
-            ensure!(
-                registered_id == asset,
-                "{} changed while it was stored; run this again",
-                request.file.display()
-            );
-            Ok(response)
-        };
-        if send_step(client, &key, "registering the asset", attempt, done)?.is_none() {
-            note(format!(
-                "resuming: asset {asset} was registered by an earlier run"
-            ));
-            resumed.push("registration");
-        }
-    }
-
-    // The layout.
-    if recorded.is_some() {
-        note("resuming: the storage layout is already recorded".to_string());
-        resumed.push("layout");
-    } else {
-        let done = || {
-            let found: Option<StorageLayout> = get_unless_absent(
-                &agent,
-                client,
-                &format!("/v1/assets/{asset}/storage"),
-                "not_stored",
-            )?;
-            match found {
-                None => Ok(false),
-                Some(found) if found == layout => Ok(true),
-                Some(found) => bail!(
-                    "asset {asset} got another storage layout meanwhile ({}); was it added from two places at once?",
-                    layout_differences(&found, &layout).join("; ")
-                ),
-            }
-        };
-        let attempt = || {
-            client.send(
-                &key,
-                Call::StoreAsset {
-                    asset,
-                    layout: layout.clone(),
-                },
-                None,
-            )
-        };
-        if send_step(client, &key, "recording the layout", attempt, done)?.is_none() {
-            note("resuming: the storage layout was recorded by an earlier run".to_string());
-            resumed.push("layout");
-        }
-    }
-
     // Deals: one per shard, on distinct providers; shards that have a proposed or active deal
     // keep it.
     let endpoints: BTreeMap<Address, String> = providers
@@ -666,49 +625,153 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             .cmp(&b.committed_bytes)
             .then(a.address.cmp(&b.address))
     });
-    // An interrupted run's last transaction may have landed since the deals were read.
-    deals = asset_deals(client, &asset)?;
-    let mut kept = Vec::new();
-    for index in 0..shard_count {
-        let shard_index = u8::try_from(index)?;
-        if deal_for(&deals, shard_index).is_some() {
-            kept.push(index.to_string());
-            continue;
-        }
-        let Some(provider) = candidates.iter().find(|candidate| {
-            !deals
+    // A fresh add sends its registration, layout and deals at once: one sender's transactions
+    // execute in nonce order, so each may rely on the ones before it, and they can share a
+    // block. A run resuming an interrupted one goes step by step, checking the ledger first.
+    let registration = register_call(
+        RegisterRequest {
+            file: request.file,
+            from,
+            kind: request.kind,
+            name: request.name,
+            owners: Vec::new(),
+            parents: Vec::new(),
+            terms: request.terms.clone(),
+            fee: None,
+        },
+        asset,
+        byte_size,
+    )?;
+    let batched = registered.is_none()
+        && send_fresh(
+            client,
+            &key,
+            registration.clone(),
+            Call::StoreAsset {
+                asset,
+                layout: layout.clone(),
+            },
+            candidates
                 .iter()
-                .any(|deal| is_live(deal) && deal.provider == candidate.address)
-        }) else {
-            bail!(
-                "no storage provider is left for shard {index} of {asset}: every provider already holds one of its shards; run the devnet with more --storage-providers or lower --data-shards/--parity-shards"
-            );
-        };
-        let provider = provider.address;
-        let attempt = || {
-            client.send(
-                &key,
-                Call::CreateDeal {
-                    asset,
-                    shard_index,
-                    provider,
-                    epochs: request.epochs,
-                },
-                None,
-            )
-        };
-        let done = || Ok(deal_for(&asset_deals(client, &asset)?, shard_index).is_some());
-        if send_step(client, &key, "proposing a deal", attempt, done)?.is_none() {
-            kept.push(index.to_string());
-        }
+                .take(shard_count)
+                .enumerate()
+                .map(|(index, provider)| {
+                    Ok(Call::CreateDeal {
+                        asset,
+                        shard_index: u8::try_from(index)?,
+                        provider: provider.address,
+                        epochs: request.epochs,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+    if batched {
         deals = asset_deals(client, &asset)?;
-    }
-    if !kept.is_empty() {
-        note(format!(
-            "resuming: shards {} already have deals",
-            kept.join(", ")
-        ));
-        resumed.push("deals");
+    } else {
+        // Registration.
+        if registered.is_some() {
+            note(format!("resuming: asset {asset} is already registered"));
+            resumed.push("registration");
+        } else {
+            let done = || {
+                let view: Option<AssetView> = get_unless_absent(
+                    &agent,
+                    client,
+                    &format!("/v1/assets/{asset}"),
+                    "asset_not_found",
+                )?;
+                Ok(view.is_some_and(|view| view.owners.iter().any(|entry| entry.address == owner)))
+            };
+            let attempt = || client.send(&key, registration.clone(), None);
+            if send_step(client, &key, "registering the asset", attempt, done)?.is_none() {
+                note(format!(
+                    "resuming: asset {asset} was registered by an earlier run"
+                ));
+                resumed.push("registration");
+            }
+        }
+
+        // The layout.
+        if recorded.is_some() {
+            note("resuming: the storage layout is already recorded".to_string());
+            resumed.push("layout");
+        } else {
+            let done = || {
+                let found: Option<StorageLayout> = get_unless_absent(
+                    &agent,
+                    client,
+                    &format!("/v1/assets/{asset}/storage"),
+                    "not_stored",
+                )?;
+                match found {
+                    None => Ok(false),
+                    Some(found) if found == layout => Ok(true),
+                    Some(found) => bail!(
+                        "asset {asset} got another storage layout meanwhile ({}); was it added from two places at once?",
+                        layout_differences(&found, &layout).join("; ")
+                    ),
+                }
+            };
+            let attempt = || {
+                client.send(
+                    &key,
+                    Call::StoreAsset {
+                        asset,
+                        layout: layout.clone(),
+                    },
+                    None,
+                )
+            };
+            if send_step(client, &key, "recording the layout", attempt, done)?.is_none() {
+                note("resuming: the storage layout was recorded by an earlier run".to_string());
+                resumed.push("layout");
+            }
+        }
+
+        // An interrupted run's last transaction may have landed since the deals were read.
+        deals = asset_deals(client, &asset)?;
+        let mut kept = Vec::new();
+        for index in 0..shard_count {
+            let shard_index = u8::try_from(index)?;
+            if deal_for(&deals, shard_index).is_some() {
+                kept.push(index.to_string());
+                continue;
+            }
+            let Some(provider) = candidates.iter().find(|candidate| {
+                !deals
+                    .iter()
+                    .any(|deal| is_live(deal) && deal.provider == candidate.address)
+            }) else {
+                bail!(
+                    "no storage provider is left for shard {index} of {asset}: every provider already holds one of its shards; run the devnet with more --storage-providers or lower --data-shards/--parity-shards"
+                );
+            };
+            let provider = provider.address;
+            let attempt = || {
+                client.send(
+                    &key,
+                    Call::CreateDeal {
+                        asset,
+                        shard_index,
+                        provider,
+                        epochs: request.epochs,
+                    },
+                    None,
+                )
+            };
+            let done = || Ok(deal_for(&asset_deals(client, &asset)?, shard_index).is_some());
+            if send_step(client, &key, "proposing a deal", attempt, done)?.is_none() {
+                kept.push(index.to_string());
+            }
+            deals = asset_deals(client, &asset)?;
+        }
+        if !kept.is_empty() {
+            note(format!(
+                "resuming: shards {} already have deals",
+                kept.join(", ")
+            ));
+            resumed.push("deals");
+        }
     }
     let mut placed: Vec<DealView> = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
@@ -716,6 +779,8 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             .ok_or_else(|| anyhow!("shard {index} of {asset} has no deal on the ledger"))?;
         placed.push(deal.clone());
     }
+
+    phases.lap("register, layout and deals");
 
     // Uploads, to the deals still waiting for their shard.
     let waiting: Vec<usize> = (0..shard_count)
@@ -792,6 +857,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         Ok(())
     })?;
     bar.finish_and_clear();
+    phases.lap("upload");
 
     // Every provider accepts once it holds its shard.
     poll_until(
@@ -818,6 +884,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             Ok(accepted.then_some(()))
         },
     )?;
+    phases.lap("accept");
     Ok(AddOutcome {
         asset_id: asset,
         saved,
@@ -831,6 +898,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             })
             .collect(),
         resumed,
+        phases_ms: phases,
     })
 }
 
@@ -861,6 +929,8 @@ pub struct GetOutcome {
     /// Where the data key came from: `home` (saved by `asset add`) or the provider that served
     /// the reader's envelope.
     pub key_from: String,
+    /// How long each step took.
+    pub phases_ms: Phases,
 }
 
 /// What the home holds for an asset and a reader.
@@ -1015,6 +1085,7 @@ pub fn get(
 ) -> Result<GetOutcome> {
     let key = keystore(cli).load(from)?;
     let seed = seed_of(&key)?;
+    let mut phases = Phases::start();
     let layout: StorageLayout = client.get(&format!("/v1/assets/{asset}/storage"))?;
     let providers: Vec<ProviderView> = client.get("/v1/providers")?;
     let endpoints: BTreeMap<Address, String> = providers
@@ -1047,6 +1118,7 @@ pub fn get(
         "the saved manifest is not the one recorded on the ledger for {asset}"
     );
     let manifest = Manifest::from_json(&manifest_json)?;
+    phases.lap("key");
     let now_ms = now_ms();
     let total = manifest.shards.len();
     let needed = usize::try_from(manifest.data_shards)?;
@@ -1133,15 +1205,13 @@ pub fn get(
         for (deal, result) in fetched {
             let index = usize::from(deal.shard_index);
             match result {
-                // Checked against the manifest's root: a corrupt shard is skipped, not used.
-                Ok((bytes, iroh))
-                    if blake3::hash(&bytes).as_bytes() == &manifest.shards[index].root.0 =>
-                {
+                // Checked by the transport against the manifest's root: a corrupt shard fails
+                // there and is skipped, not used.
+                Ok((bytes, iroh)) => {
                     shards[index] = Some(bytes);
                     used.push(deal.shard_index);
                     over_iroh += usize::from(iroh);
                 }
-                Ok(_) => skipped.push((deal.shard_index, "corrupt: root mismatch".to_string())),
                 Err(reason) => skipped.push((deal.shard_index, reason)),
             }
         }
@@ -1154,19 +1224,34 @@ pub fn get(
             used.len()
         );
     }
-    let bytes = tributary_store::reassemble(&manifest, &data_key, &shards)?;
+    phases.lap("fetch");
+    // Written to a temporary file while its hash is checked; kept only if it is the asset.
     let temporary = out.with_extension("partial");
-    std::fs::write(&temporary, &bytes)
+    let file = std::fs::File::create(&temporary)
         .with_context(|| format!("writing {}", temporary.display()))?;
+    let written = tributary_store::reassemble_to(
+        &manifest,
+        &data_key,
+        &shards,
+        ShardCheck::VerifiedByCaller,
+        &temporary.display().to_string(),
+        file,
+    );
+    if let Err(error) = written {
+        std::fs::remove_file(&temporary).ok();
+        return Err(error.into());
+    }
     std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
+    phases.lap("decode and write");
     Ok(GetOutcome {
         asset_id: asset,
         out: out.to_path_buf(),
-        bytes: bytes.len() as u64,
+        bytes: manifest.byte_size,
         shards_used: used,
         shards_skipped: skipped,
         shards_over_iroh: over_iroh,
         key_from,
+        phases_ms: phases,
     })
 }
 

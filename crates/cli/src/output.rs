@@ -23,6 +23,44 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
+/// How long each step of a command took, in the order they ran (`phases_ms` in `--json`).
+#[derive(Serialize, Default)]
+#[serde(transparent)]
+pub struct Phases {
+    steps: Vec<(&'static str, u64)>,
+    #[serde(skip)]
+    since: Option<std::time::Instant>,
+}
+
+impl Phases {
+    /// Starts timing the first step now.
+    pub fn start() -> Self {
+        Self {
+            steps: Vec::new(),
+            since: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// Ends the step running since the last call (or [`Phases::start`]) and names it `name`.
+    pub fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        let elapsed = self.since.map_or(0, |since| {
+            u64::try_from(now.duration_since(since).as_millis()).unwrap_or(u64::MAX)
+        });
+        self.steps.push((name, elapsed));
+        self.since = Some(now);
+    }
+
+    /// `name 123 ms, name 45 ms, …`.
+    pub fn summary(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Formats base units with thousands separators.
 pub fn units(amount: u128) -> String {
     let digits = amount.to_string();

@@ -751,8 +751,11 @@ impl StorageProvider {
                 self.queue_serving(deal, &asset, index, &root);
             }
             match deal.status.as_str() {
+                // Held: the store checked the shard against the layout's root when it took
+                // it (an asset's layout never changes), so it is not read and hashed again here;
+                // rot after that is what the challenges catch.
                 "proposed" => sent.extend(self.send(Duty::Accept(deal.id), || {
-                    let held = matches!(self.store.get(&asset, index, &root), Ok(Some(_)));
+                    let held = matches!(self.store.contains(&asset, index), Ok(true));
                     held.then_some(Call::AcceptDeal { deal: deal.id })
                 })),
                 "active" => {

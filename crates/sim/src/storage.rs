@@ -31,7 +31,7 @@ use tributary_node::provider::{
     ChainError, Clock, MemoryTransport, Offer, ProviderChain, ReadRequest, ShardTransport,
     StorageProvider,
 };
-use tributary_store::{CipherKind, ContentHash, DataKey, IngestOptions};
+use tributary_store::{CipherKind, DataKey, IngestOptions};
 use tributary_types::{
     Address, Amount, AssetId, AssetKind, AssetView, BlockInput, Call, DealId, DealView, Genesis,
     GenesisBond, Hash32, Params, ProviderView, ReceiptStatus, RegisterAsset, Role,
@@ -624,8 +624,7 @@ pub fn run_storage(
             &request,
             &deal.shard_root.0,
             deal.shard_bytes,
-        ) && ContentHash::of(&bytes) == ContentHash(deal.shard_root.0)
-        {
+        ) {
             shards[usize::from(deal.shard_index)] = Some(bytes);
         }
     }

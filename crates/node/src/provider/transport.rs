@@ -32,7 +32,8 @@ const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
 /// Reads a shard from another provider.
 pub trait ShardTransport: Send + Sync {
     /// Sends `request` to the provider whose endpoint is `endpoint` for the shard whose root
-    /// and size the ledger records as `root` and `size`; the shard's bytes, or why not.
+    /// and size the ledger records as `root` and `size`; the shard's bytes, checked against
+    /// both (callers need not hash them again), or why not.
     fn read_shard(
         &self,
         endpoint: &str,
@@ -77,13 +78,33 @@ impl Default for HttpTransport {
     }
 }
 
+/// `bytes` if they are the shard whose root and size are `root` and `size`.
+fn checked(bytes: Vec<u8>, root: &[u8; 32], size: u64) -> Result<Vec<u8>, String> {
+    if bytes.len() as u64 != size {
+        return Err(format!(
+            "the provider sent {} bytes; the shard has {size}",
+            bytes.len()
+        ));
+    }
+    // Hashed on every core: a shard is up to hundreds of megabytes.
+    if blake3::Hasher::new()
+        .update_rayon(&bytes)
+        .finalize()
+        .as_bytes()
+        != root
+    {
+        return Err("the shard does not match its root on the ledger".into());
+    }
+    Ok(bytes)
+}
+
 impl ShardTransport for HttpTransport {
     fn read_shard(
         &self,
         endpoint: &str,
         request: &ReadRequest,
-        _root: &[u8; 32],
-        _size: u64,
+        root: &[u8; 32],
+        size: u64,
     ) -> Result<Vec<u8>, String> {
         let mut response = self
             .agent
@@ -100,12 +121,13 @@ impl ShardTransport for HttpTransport {
                 .unwrap_or_default();
             return Err(format!("HTTP {status}: {text}"));
         }
-        response
+        let bytes = response
             .body_mut()
             .with_config()
-            .limit(limits::API_SHARD_BYTES_MAX as u64)
+            .limit(size.min(limits::API_SHARD_BYTES_MAX as u64))
             .read_to_vec()
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        checked(bytes, root, size)
     }
 }
 
@@ -126,7 +148,8 @@ impl IrohTransport {
     }
 
     /// [`ShardTransport::read_shard`], also saying whether iroh carried the shard (`false`: the
-    /// provider announces no iroh endpoint and HTTP did). A size above
+    /// provider announces no iroh endpoint and HTTP did). Either way the bytes are checked
+    /// against `root` and `size`: iroh verifies them as they stream. A size above
     /// [`limits::API_SHARD_BYTES_MAX`] is refused before anything is fetched.
     pub fn fetch(
         &self,
@@ -250,8 +273,8 @@ impl ShardTransport for MemoryTransport {
         &self,
         endpoint: &str,
         request: &ReadRequest,
-        _root: &[u8; 32],
-        _size: u64,
+        root: &[u8; 32],
+        size: u64,
     ) -> Result<Vec<u8>, String> {
         let provider = self
             .providers
@@ -264,8 +287,9 @@ impl ShardTransport for MemoryTransport {
             .clock
             .as_ref()
             .map_or_else(|| SystemClock.now_ms(), |clock| clock.now_ms());
-        provider
+        let bytes = provider
             .read(request, now_ms)
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        checked(bytes, root, size)
     }
 }
