@@ -98,24 +98,16 @@ impl Client {
     /// Signs `call` from `key` with the next nonce and `fee` (default: the minimum), submits it
     /// and waits until it is finalized or failed.
     pub fn send(&self, key: &Key, call: Call, fee: Option<Amount>) -> Result<TransactionResponse> {
-        let status = self.status()?;
-        let min_fee: Amount = status
-            .min_fee
-            .parse()
-            .context("node reported a bad min_fee")?;
-        let fee = fee.unwrap_or(min_fee);
-        let account: tributary_types::AccountView =
-            self.get(&format!("/v1/accounts/{}", key.address()))?;
-        let transaction = Transaction {
-            chain_id: status.chain_id,
-            sender: key.address(),
-            // Commands submit one transaction at a time and wait for it, so the finalized
-            // nonce is the next one.
-            nonce: account.nonce,
-            fee,
-            call,
-        };
-        let signed = SignedTransaction::sign(&key.signer, transaction);
+        self.send_all(key, vec![call], fee)?
+            .pop()
+            .ok_or_else(|| anyhow!("the node returned no outcome for the transaction"))
+    }
+
+    /// Submits `signed`; returns its hash once the node has admitted it. The request may have
+    /// reached the node although its answer did not (the HTTP client sends a request again when
+    /// its connection closes, and the second copy is refused as a wrong nonce or a duplicate): if
+    /// the node knows this very transaction, it is ours, and admitted.
+    fn submit(&self, signed: &SignedTransaction) -> Result<String> {
         let hash = signed.hash().to_string();
         let submitted: Result<SubmitResponse> = self.post(
             "/v1/transactions",
@@ -124,32 +116,35 @@ impl Client {
             },
         );
         match submitted {
-            Ok(submitted) => self.wait(&submitted.tx_hash),
-            // The request may have reached the node although its answer did not (the HTTP
-            // client sends a request again when its connection closes, and the second copy is
-            // refused as a wrong nonce or a duplicate). If the node knows this very
-            // transaction, it is ours: wait for it rather than report a failure or resend.
+            Ok(submitted) => Ok(submitted.tx_hash),
             Err(error) => {
                 match self.get::<TransactionResponse>(&format!("/v1/transactions/{hash}")) {
-                    Ok(_) => self.wait(&hash),
+                    Ok(_) => Ok(hash),
                     Err(_) => Err(error),
                 }
             }
         }
     }
 
-    /// Signs `calls` from `key` with consecutive nonces from its next one, submits them all
+    /// Signs `calls` from `key` with consecutive nonces from its next one (the finalized nonce:
+    /// commands wait for their transactions) and `fee` (default: the minimum), submits them all
     /// without waiting in between, then waits for each; the responses are in `calls`' order. The
     /// chain executes one sender's transactions in nonce order, so a call may depend on the ones
     /// before it (each still succeeds or fails on its own: check every response). Fails with the
     /// node's refusal if a submission is refused (`wrong_nonce` when the sender has another
     /// transaction pending), after waiting for those already admitted.
-    pub fn send_all(&self, key: &Key, calls: Vec<Call>) -> Result<Vec<TransactionResponse>> {
+    pub fn send_all(
+        &self,
+        key: &Key,
+        calls: Vec<Call>,
+        fee: Option<Amount>,
+    ) -> Result<Vec<TransactionResponse>> {
         let status = self.status()?;
-        let fee: Amount = status
+        let min_fee: Amount = status
             .min_fee
             .parse()
             .context("node reported a bad min_fee")?;
+        let fee = fee.unwrap_or(min_fee);
         let account: tributary_types::AccountView =
             self.get(&format!("/v1/accounts/{}", key.address()))?;
         let mut admitted = Vec::with_capacity(calls.len());
@@ -162,27 +157,11 @@ impl Client {
                 fee,
                 call,
             };
-            let signed = SignedTransaction::sign(&key.signer, transaction);
-            let hash = signed.hash().to_string();
-            let submitted: Result<SubmitResponse> = self.post(
-                "/v1/transactions",
-                &SubmitRequest {
-                    transaction: hex::encode(signed.to_bytes()),
-                },
-            );
-            match submitted {
-                Ok(_) => admitted.push(hash),
-                // As in `send`: the node may have admitted it although its answer was lost.
+            match self.submit(&SignedTransaction::sign(&key.signer, transaction)) {
+                Ok(hash) => admitted.push(hash),
                 Err(error) => {
-                    if self
-                        .get::<TransactionResponse>(&format!("/v1/transactions/{hash}"))
-                        .is_ok()
-                    {
-                        admitted.push(hash);
-                    } else {
-                        refused = Some(error);
-                        break;
-                    }
+                    refused = Some(error);
+                    break;
                 }
             }
         }

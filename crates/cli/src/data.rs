@@ -364,7 +364,7 @@ fn send_fresh(
 ) -> Result<bool> {
     let mut calls = vec![registration, layout];
     calls.extend(deals);
-    let responses = match client.send_all(key, calls) {
+    let responses = match client.send_all(key, calls, None) {
         Ok(responses) => responses,
         Err(error) if is_pending_conflict(&error) => return Ok(false),
         Err(error) => return Err(error),

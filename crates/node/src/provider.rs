@@ -380,12 +380,19 @@ pub struct StorageProvider {
     clock: Arc<dyn Clock>,
     /// The iroh endpoint serving this provider's shards (none in the simulator).
     blobs: Option<Arc<BlobNode>>,
-    /// Shard roots served over iroh, with the asset each belongs to (what the gate checks).
-    served: Arc<Mutex<BTreeMap<[u8; 32], AssetId>>>,
+    /// Shard roots served over iroh, with the asset (what the gate checks) and shard index each
+    /// belongs to.
+    served: Arc<Served>,
+    /// The ids of this provider's open deals when held shards were last checked against them
+    /// ([`StorageProvider::release_closed`]); `None` before the first check.
+    open_deals_checked: Mutex<Option<Vec<DealId>>>,
     /// Shards found unserved by a round of duties (after a restart), handed to a thread of
     /// their own so that importing them never delays a proof; with the roots queued.
     serve_queue: Option<ServeQueue>,
 }
+
+/// Shard roots served over iroh, with the asset and shard index of each.
+type Served = Mutex<BTreeMap<[u8; 32], (AssetId, u32)>>;
 
 /// The serving thread's queue and the roots put on it.
 type ServeQueue = (
@@ -398,6 +405,7 @@ struct ServeJob {
     path: std::path::PathBuf,
     root: [u8; 32],
     asset: AssetId,
+    index: u32,
 }
 
 /// Lets a reader fetch a served shard if the ledger lets it read the shard's asset.
@@ -418,7 +426,7 @@ impl Gate for ProviderGate {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(root)
-            .copied()
+            .map(|(asset, _)| *asset)
             .ok_or("no shard with this root is served here")?;
         let reader = Address(*reader);
         match provider.may_read_shards(&reader, &asset) {
@@ -534,6 +542,7 @@ impl StorageProvider {
             clock,
             blobs: None,
             served: Arc::default(),
+            open_deals_checked: Mutex::new(None),
             serve_queue: None,
         })
     }
@@ -561,6 +570,7 @@ impl StorageProvider {
             path: self.store.shard_path(&ContentHash(asset.0), index),
             root: root.0,
             asset: *asset,
+            index,
         };
         serve_file(node, &self.served, &self.address, &job);
     }
@@ -589,6 +599,7 @@ impl StorageProvider {
                 path: self.store.shard_path(asset, index),
                 root: root.0,
                 asset: deal.asset,
+                index,
             });
         }
     }
@@ -796,24 +807,88 @@ impl StorageProvider {
             }
         }
         sent.extend(self.repair_one(&deals)?);
+        self.release_closed(&deals)?;
         Ok(sent)
+    }
+
+    /// Lets go of the shards no open deal of this provider needs any more: those of closed deals
+    /// (completed or cancelled) and any stored for a deal that closed before it was accepted.
+    /// Each stops being served over iroh and is deleted from the store. A failed deal is still
+    /// open: its shard stays until the deal closes, for readers and repairers to fall back on;
+    /// so does a shard rebuilt for another provider's failed deal while the claim is pending.
+    /// Runs when the set of open deals (`deals`, this round's) has changed since the last run,
+    /// and once after a start.
+    fn release_closed(&self, deals: &[DealView]) -> Result<(), ProviderError> {
+        let open: Vec<DealId> = deals.iter().map(|deal| deal.id).collect();
+        {
+            let mut checked = self
+                .open_deals_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if checked.as_ref() == Some(&open) {
+                return Ok(());
+            }
+            *checked = Some(open);
+        }
+        // The store first, then the ledger: a shard is stored only for a deal already on the
+        // ledger, so one stored before the deals are read and not among them has no open deal.
+        let stored = self.store.list()?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let deals = self.chain.provider_deals(&self.address)?;
+        for (asset, index) in stored {
+            let needed = deals
+                .iter()
+                .any(|deal| deal.asset.0 == asset.0 && u32::from(deal.shard_index) == index);
+            // A failed deal of that shard may be one this provider has just rebuilt and claimed
+            // (the claim names it only once finalized): keep the shard while it is failed.
+            let repairing = !needed
+                && self
+                    .chain
+                    .asset_deals(&tributary_types::Hash32(asset.0))?
+                    .iter()
+                    .any(|deal| deal.status == "failed" && u32::from(deal.shard_index) == index);
+            if needed || repairing {
+                continue;
+            }
+            let roots: Vec<[u8; 32]> = self
+                .served
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(_, (served_asset, served_index))| {
+                    served_asset.0 == asset.0 && *served_index == index
+                })
+                .map(|(root, _)| *root)
+                .collect();
+            for root in roots {
+                if let Some(node) = &self.blobs
+                    && let Err(error) = node.forget(&root)
+                {
+                    tracing::warn!(target: "tributary::provider", provider = %self.address, %error, "cannot stop serving a released shard over iroh");
+                }
+                self.served
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&root);
+            }
+            self.store.delete(&asset, index)?;
+            tracing::info!(target: "tributary::provider", provider = %self.address, asset = %asset.to_hex(), index, "released a shard no open deal needs");
+        }
+        Ok(())
     }
 }
 
 /// Serves `job`'s file over iroh and records its root for the gate; a failure is logged (readers
 /// still have HTTP; an upload or repair of the shard, or a restart, tries again).
-fn serve_file(
-    node: &BlobNode,
-    served: &Mutex<BTreeMap<[u8; 32], AssetId>>,
-    provider: &Address,
-    job: &ServeJob,
-) {
+fn serve_file(node: &BlobNode, served: &Served, provider: &Address, job: &ServeJob) {
     match node.serve_file(&job.path, &job.root) {
         Ok(()) => {
             served
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(job.root, job.asset);
+                .insert(job.root, (job.asset, job.index));
             tracing::debug!(target: "tributary::provider", %provider, asset = %job.asset, path = %job.path.display(), "serving a shard over iroh");
         }
         Err(error) => {
@@ -1096,6 +1171,45 @@ mod tests {
         assert!(
             matches!(refused, tributary_blobs::BlobsError::Transfer { .. }),
             "{refused}"
+        );
+    }
+
+    #[test]
+    fn lets_go_of_a_shard_once_its_deal_closes() {
+        let mut world = world();
+        let chain = chain(&world.ledger);
+        let directory = tempfile::tempdir().unwrap();
+        let provider = provider(&chain, directory.path());
+        provider.upload(1, SHARD).unwrap();
+        assert_eq!(provider.tick().len(), 1, "accepts");
+        let asset = ContentHash(world.asset.0);
+        let root = *blake3::hash(SHARD).as_bytes();
+        assert!(provider.store.contains(&asset, 0).unwrap());
+        assert!(provider.is_served(&ContentHash(root)));
+        // The owner cancels the deal before the acceptance lands.
+        world.block(vec![(1, Call::CancelDeal { deal: 1 })]);
+        {
+            let mut inner = chain.lock();
+            inner.finalized = world.ledger.clone();
+            inner.mempool = tributary_chain::mempool::Mempool::default();
+        }
+        assert!(provider.tick().is_empty());
+        assert!(!provider.store.contains(&asset, 0).unwrap(), "deleted");
+        assert!(!provider.is_served(&ContentHash(root)), "no longer served");
+        let owner = BlobNode::start(
+            BlobConfig {
+                secret_key: secret_seed(&key(1)),
+                bind: BlobOptions::loopback().bind,
+                announce: Vec::new(),
+            },
+            Serving::Nothing,
+        )
+        .unwrap();
+        let served = provider.blob_address().unwrap();
+        assert!(
+            owner
+                .fetch_to_vec(&served, &root, SHARD.len() as u64)
+                .is_err()
         );
     }
 
