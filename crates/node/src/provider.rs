@@ -806,7 +806,7 @@ impl StorageProvider {
                 _ => {}
             }
         }
-        sent.extend(self.repair_one(&deals)?);
+        sent.extend(self.repair_one()?);
         self.release_closed(&deals)?;
         Ok(sent)
     }

@@ -74,7 +74,8 @@ pub struct Fault {
 pub struct StorageScenario {
     /// Drives placement, beacons and fault choice.
     pub seed: u64,
-    /// Registered providers (at least `k + m` plus one spare per fault).
+    /// Registered providers (at least `k + m`; with a spare per fault, repairs keep every shard on
+    /// its own provider).
     pub providers: usize,
     /// `k`.
     pub data_shards: usize,

@@ -47,3 +47,34 @@ fn a_seed_replays_the_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn with_as_many_providers_as_shards_a_holder_repairs() {
+    // 4 + 2 shards on exactly 6 providers (the devnet's default): no provider is free, so one
+    // that holds another shard of the asset rebuilds the lost one rather than leave it lost.
+    let directory = tempfile::tempdir().unwrap();
+    let mut scenario = StorageScenario::random(21, 0, iris());
+    scenario.providers = 6;
+    scenario.faults = vec![Fault {
+        shard: 2,
+        epoch: 2,
+        kind: FaultKind::Delete,
+    }];
+    let report = run_storage(&scenario, directory.path()).unwrap();
+    println!("seed 21: {report:?}");
+    assert!(report.repairs >= 1, "{report:?}");
+    assert!(
+        report.deals.iter().all(|deal| deal.status == "active"),
+        "{report:?}"
+    );
+    assert_eq!(report.serving, 6, "{report:?}");
+    assert!(report.readable, "{report:?}");
+    let holders: std::collections::BTreeSet<_> =
+        report.deals.iter().map(|deal| deal.provider).collect();
+    assert_eq!(
+        holders.len(),
+        5,
+        "one provider holds two shards: {report:?}"
+    );
+    assert_eq!(report.supply.0, report.supply.1);
+}

@@ -15,7 +15,7 @@
 //! with the repairer at the next epoch.
 
 use super::{Duty, ProviderError, ReadRequest, StorageProvider};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use tributary_store::ContentHash;
 use tributary_types::{Address, AssetId, Call, DealView, ProviderView, TxHash};
 
@@ -41,21 +41,16 @@ impl StorageProvider {
     }
 
     /// Repairs at most one failed deal this provider is first in line for; returns the claim sent.
-    pub(super) fn repair_one(&self, own: &[DealView]) -> Result<Option<TxHash>, ProviderError> {
+    pub(super) fn repair_one(&self) -> Result<Option<TxHash>, ProviderError> {
         let failed = self.chain.failed_deals()?;
         if failed.is_empty() {
             return Ok(None);
         }
         let params = self.chain.params()?;
         let epoch = self.chain.height()? / params.epoch_blocks.max(1);
-        let held: BTreeSet<AssetId> = own
-            .iter()
-            .filter(|deal| deal.status != "failed")
-            .map(|deal| deal.asset)
-            .collect();
         let mut providers: Option<Vec<ProviderView>> = None;
         for deal in failed {
-            if deal.provider == self.address || held.contains(&deal.asset) {
+            if deal.provider == self.address {
                 continue;
             }
             let providers = match &providers {
@@ -114,11 +109,23 @@ impl StorageProvider {
             }
             let index = usize::from(source.shard_index);
             if source.status != "active"
-                || source.provider == self.address
                 || index == usize::from(deal.shard_index)
                 || index >= shard_count
                 || shards[index].is_some()
             {
+                continue;
+            }
+            // A shard of the asset this provider holds itself (when every provider holds one)
+            // is read from its own store, checked against its root.
+            if source.provider == self.address {
+                if let Ok(Some(bytes)) = self.store.get(
+                    &ContentHash(source.asset.0),
+                    u32::from(source.shard_index),
+                    &ContentHash(source.shard_root.0),
+                ) {
+                    shards[index] = Some(bytes);
+                    held += 1;
+                }
                 continue;
             }
             let Some(endpoint) = endpoints.get(&source.provider) else {
@@ -176,32 +183,111 @@ impl StorageProvider {
 }
 
 /// `provider`'s place in line to repair `deal`: among registered providers holding no live
-/// shard of the asset, ordered by `BLAKE3(deal id ‖ address)`; `None` if it is not a candidate.
+/// shard of the asset, ordered by `BLAKE3(deal id ‖ address)`. When every registered provider
+/// already holds one (as many providers as shards, the devnet's default), the others are in line
+/// instead, fewest live shards of the asset first: the asset then has two shards on one provider,
+/// which is better than staying one shard short. The failed deal's provider is never in line.
+/// `None` if `provider` is not a candidate.
 fn repair_rank(
     deal: &DealView,
     asset_deals: &[DealView],
     providers: &[ProviderView],
     provider: &Address,
 ) -> Option<u64> {
-    let holders: BTreeSet<Address> = asset_deals
+    let mut held: BTreeMap<Address, u64> = BTreeMap::new();
+    for other in asset_deals
         .iter()
         .filter(|other| other.status == "proposed" || other.status == "active")
-        .map(|other| other.provider)
-        .chain(std::iter::once(deal.provider))
-        .collect();
-    let mut candidates: Vec<([u8; 32], Address)> = providers
+    {
+        *held.entry(other.provider).or_default() += 1;
+    }
+    let mut candidates: Vec<(u64, [u8; 32], Address)> = providers
         .iter()
-        .filter(|candidate| !holders.contains(&candidate.address))
+        .filter(|candidate| candidate.address != deal.provider)
         .map(|candidate| {
             let mut hasher = blake3::Hasher::new();
             hasher.update(&deal.id.to_be_bytes());
             hasher.update(candidate.address.as_bytes());
-            (*hasher.finalize().as_bytes(), candidate.address)
+            (
+                held.get(&candidate.address).copied().unwrap_or(0),
+                *hasher.finalize().as_bytes(),
+                candidate.address,
+            )
         })
         .collect();
     candidates.sort();
+    // Only the least loaded are in line: free providers if there are any.
+    let fewest = candidates.first()?.0;
     candidates
         .iter()
-        .position(|(_, address)| address == provider)
+        .take_while(|(count, _, _)| *count == fewest)
+        .position(|(_, _, address)| address == provider)
         .map(|position| position as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_types::Hash32;
+
+    fn address(seed: u8) -> Address {
+        Address([seed; 32])
+    }
+
+    fn provider(seed: u8) -> ProviderView {
+        ProviderView {
+            address: address(seed),
+            capacity_bytes: 1 << 30,
+            committed_bytes: 0,
+            price_per_gib_epoch: 1,
+            endpoint: format!("http://127.0.0.1:{seed}"),
+        }
+    }
+
+    /// Deal `index + 1` stores shard `index` of one asset on provider `index + 1`.
+    fn deal(index: u8, status: &str) -> DealView {
+        DealView {
+            id: u64::from(index) + 1,
+            asset: Hash32([9; 32]),
+            shard_index: index,
+            client: address(200),
+            provider: address(index + 1),
+            shard_root: Hash32([index; 32]),
+            shard_bytes: 1024,
+            price_per_epoch: 1,
+            epochs: 10,
+            escrow: 10,
+            bounty: 0,
+            status: status.to_string(),
+            first_epoch: 1,
+            epochs_paid: 0,
+            challenge_epoch: Some(3),
+            challenge_seed: None,
+            challenge_answered: false,
+        }
+    }
+
+    #[test]
+    fn free_providers_repair_first_and_holders_when_there_are_none() {
+        // Six shards on six providers; shard 3's provider (4) failed.
+        let deals: Vec<DealView> = (0..6)
+            .map(|index| deal(index, if index == 3 { "failed" } else { "active" }))
+            .collect();
+        let failed = &deals[3];
+        let six: Vec<ProviderView> = (1..=6).map(provider).collect();
+        // No free provider: the five others are in line, the failed one never.
+        let ranks: Vec<Option<u64>> = (1..=6)
+            .map(|seed| repair_rank(failed, &deals, &six, &address(seed)))
+            .collect();
+        assert_eq!(ranks[3], None, "the failed provider");
+        let mut in_line: Vec<u64> = ranks.iter().flatten().copied().collect();
+        in_line.sort_unstable();
+        assert_eq!(in_line, vec![0, 1, 2, 3, 4]);
+        // A seventh provider holding nothing is the only one in line.
+        let seven: Vec<ProviderView> = (1..=7).map(provider).collect();
+        assert_eq!(repair_rank(failed, &deals, &seven, &address(7)), Some(0));
+        for seed in 1..=6 {
+            assert_eq!(repair_rank(failed, &deals, &seven, &address(seed)), None);
+        }
+    }
 }
