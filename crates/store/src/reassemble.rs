@@ -130,7 +130,28 @@ pub fn reassemble_to(
     shards: &[Option<Vec<u8>>],
     check: ShardCheck,
     name: &str,
+    writer: impl Write + Send,
+) -> Result<()> {
+    reassemble_in_batches(
+        manifest,
+        key,
+        shards,
+        check,
+        name,
+        writer,
+        WRITE_BATCH_BYTES,
+    )
+}
+
+/// [`reassemble_to`] with batches of about `batch_bytes`.
+fn reassemble_in_batches(
+    manifest: &Manifest,
+    key: &DataKey,
+    shards: &[Option<Vec<u8>>],
+    check: ShardCheck,
+    name: &str,
     mut writer: impl Write + Send,
+    batch_bytes: usize,
 ) -> Result<()> {
     let data = checked_data_shards(manifest, shards, check)?;
     let cipher = ChunkCipher::new(manifest.cipher, key, manifest.asset_id)?;
@@ -140,7 +161,7 @@ pub fn reassemble_to(
     for (index, entry) in manifest.chunks.iter().enumerate() {
         plaintext += entry.plaintext_len as usize;
         ciphertext += entry.ciphertext_len as usize;
-        if plaintext >= WRITE_BATCH_BYTES || index + 1 == manifest.chunks.len() {
+        if plaintext >= batch_bytes || index + 1 == manifest.chunks.len() {
             batches.push((first..index + 1, offset, plaintext));
             first = index + 1;
             offset += ciphertext;
@@ -191,4 +212,45 @@ fn write_pieces(writer: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     bytes
         .chunks(WRITE_PIECE_BYTES)
         .try_for_each(|piece| writer.write_all(piece))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IngestOptions, ingest_bytes};
+
+    #[test]
+    fn batches_of_any_size_write_the_asset() {
+        // Several chunks (FastCDC cuts at 256 KiB to 4 MiB), so batches of one chunk, a few
+        // chunks and all of them are all exercised.
+        let mut bytes = b"PAR1".to_vec();
+        let mut state = 7u64;
+        while bytes.len() < 9 * 1024 * 1024 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            bytes.extend_from_slice(&state.to_le_bytes());
+        }
+        bytes.push(0);
+        bytes.extend_from_slice(&(bytes.len() as u32 - 4).to_le_bytes());
+        bytes.extend_from_slice(b"PAR1");
+        let ingested = ingest_bytes("batches.parquet", &bytes, &IngestOptions::new(4, 2)).unwrap();
+        assert!(ingested.manifest.chunks.len() > 2);
+        let mut shards: Vec<Option<Vec<u8>>> = ingested.shards.iter().cloned().map(Some).collect();
+        shards[1] = None;
+        for batch_bytes in [1, 3 << 20, usize::MAX] {
+            let mut written = Vec::new();
+            reassemble_in_batches(
+                &ingested.manifest,
+                &ingested.key,
+                &shards,
+                ShardCheck::Hash,
+                "output",
+                &mut written,
+                batch_bytes,
+            )
+            .unwrap();
+            assert!(written == bytes, "batches of {batch_bytes} bytes");
+        }
+    }
 }
