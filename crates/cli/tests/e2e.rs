@@ -31,6 +31,20 @@ impl Devnet {
         let url = format!("http://127.0.0.1:{port}");
         let devnet = Self { child, url };
         wait_for_height(&devnet.url, 1, "devnet did not come up");
+        // Its six storage providers register with their first transactions, a block or two
+        // after the devnet is up.
+        let started = std::time::Instant::now();
+        while get(&devnet.url, "/v1/providers")
+            .ok()
+            .and_then(|providers| providers.as_array().map(Vec::len))
+            < Some(6)
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the devnet's storage providers did not register"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         devnet
     }
 

@@ -863,14 +863,80 @@ fn provider_error(error: crate::provider::ProviderError) -> ApiError {
 async fn upload_shard(
     State(state): State<ProviderSet>,
     Path((provider, deal)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
     let provider = provider_of(&state, &provider)?;
     let deal: u64 = deal
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_deal", format!("`{deal}` is not a deal id")))?;
-    on_provider(move || provider.upload(deal, &body)).await?;
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(announced) = announced
+        && announced > limits::API_SHARD_BYTES_MAX as u64
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "shard_too_large",
+            format!(
+                "{announced} bytes, more than the limit of {} for a shard",
+                limits::API_SHARD_BYTES_MAX
+            ),
+        ));
+    }
+    // The body streams to the provider's thread, which writes it to disk as it hashes it; the
+    // provider reads no more than the deal's shard size (and one byte to see it ends there).
+    let (frames, receiver) = tokio::sync::mpsc::channel(UPLOAD_FRAMES_IN_FLIGHT);
+    tokio::spawn(async move {
+        use futures::StreamExt as _;
+        let mut stream = body.into_data_stream();
+        while let Some(frame) = stream.next().await {
+            let frame = frame.map_err(std::io::Error::other);
+            let failed = frame.is_err();
+            // The provider stopped reading (it refused the shard): stop receiving.
+            if frames.send(frame).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    on_provider(move || {
+        provider.upload_from_reader(
+            deal,
+            BodyReader {
+                frames: receiver,
+                current: axum::body::Bytes::new(),
+            },
+            announced,
+        )
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many body frames of a shard upload wait for the provider's thread at most.
+const UPLOAD_FRAMES_IN_FLIGHT: usize = 16;
+
+/// A request body, read on a blocking thread from the frames an async task receives.
+struct BodyReader {
+    frames: tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>,
+    current: axum::body::Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.frames.blocking_recv() {
+                None => return Ok(0),
+                Some(frame) => self.current = frame?,
+            }
+        }
+        let count = buffer.len().min(self.current.len());
+        buffer[..count].copy_from_slice(&self.current[..count]);
+        self.current = self.current.slice(count..);
+        Ok(count)
+    }
 }
 
 /// Where to fetch this provider's shards over iroh-blobs: its endpoint id (its address's public

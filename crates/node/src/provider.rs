@@ -615,6 +615,18 @@ impl StorageProvider {
 
     /// Takes the shard of proposed deal `id`.
     pub fn upload(&self, id: DealId, bytes: &[u8]) -> Result<(), ProviderError> {
+        self.upload_from_reader(id, bytes, Some(bytes.len() as u64))
+    }
+
+    /// [`upload`](Self::upload) from a reader, as the shard arrives: it is written to disk while
+    /// it is hashed, never held whole in memory. `announced` is the size the sender announced
+    /// (HTTP `Content-Length`), checked against the deal before anything is read.
+    pub fn upload_from_reader(
+        &self,
+        id: DealId,
+        shard: impl std::io::Read,
+        announced: Option<u64>,
+    ) -> Result<(), ProviderError> {
         let deal = self.deal(id)?;
         if deal.provider != self.address {
             return Err(ProviderError::NotMyDeal {
@@ -628,22 +640,24 @@ impl StorageProvider {
                 status: deal.status,
             });
         }
-        if bytes.len() as u64 != deal.shard_bytes {
+        if let Some(announced) = announced
+            && announced != deal.shard_bytes
+        {
             return Err(ProviderError::WrongShard {
                 deal: id,
                 reason: format!(
-                    "{} bytes, the deal's shard has {}",
-                    bytes.len(),
+                    "{announced} bytes, the deal's shard has {}",
                     deal.shard_bytes
                 ),
             });
         }
         let root = ContentHash(deal.shard_root.0);
         // The store checks the root in the same pass that builds the proof outboard.
-        match self.store.put(
+        match self.store.put_from_reader(
             &ContentHash(deal.asset.0),
             u32::from(deal.shard_index),
-            bytes,
+            shard,
+            deal.shard_bytes,
             &root,
         ) {
             Err(tributary_store::StoreError::ShardRootMismatch { .. }) => {
@@ -652,9 +666,21 @@ impl StorageProvider {
                     reason: "its BLAKE3 root differs from the deal's".into(),
                 });
             }
+            Err(tributary_store::StoreError::Proof {
+                source: tributary_proof::ProofError::ShardLengthMismatch { .. },
+                ..
+            }) => {
+                return Err(ProviderError::WrongShard {
+                    deal: id,
+                    reason: format!(
+                        "its length differs from the deal's {} bytes",
+                        deal.shard_bytes
+                    ),
+                });
+            }
             stored => stored?,
         }
-        tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = bytes.len(), "stored a shard");
+        tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = deal.shard_bytes, "stored a shard");
         self.serve_shard(&deal.asset, u32::from(deal.shard_index), &root);
         Ok(())
     }
@@ -1104,6 +1130,43 @@ mod tests {
         assert_eq!(
             provider.upload(1, &altered).unwrap_err().code(),
             "wrong_shard"
+        );
+        // Streamed: a wrong announced size is refused before reading, a body longer or shorter
+        // than the deal's shard after reading, and a failing body stores nothing.
+        assert_eq!(
+            provider
+                .upload_from_reader(1, SHARD, Some(SHARD.len() as u64 + 1))
+                .unwrap_err()
+                .code(),
+            "wrong_shard"
+        );
+        let longer = [SHARD, b"!"].concat();
+        assert_eq!(
+            provider
+                .upload_from_reader(1, &longer[..], None)
+                .unwrap_err()
+                .code(),
+            "wrong_shard"
+        );
+        assert_eq!(
+            provider
+                .upload_from_reader(1, &SHARD[..SHARD.len() - 1], None)
+                .unwrap_err()
+                .code(),
+            "wrong_shard"
+        );
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("the connection dropped"))
+            }
+        }
+        assert!(provider.upload_from_reader(1, Failing, None).is_err());
+        assert!(
+            !provider
+                .store
+                .contains(&ContentHash(world.asset.0), 0)
+                .unwrap()
         );
         // Nothing is accepted before the shard is held.
         assert!(provider.tick().is_empty());

@@ -21,7 +21,7 @@
 //! records. One process uses a store at a time, enforced by the `LOCK` file.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -182,36 +182,73 @@ impl ShardStore {
         bytes: &[u8],
         expected_root: &ContentHash,
     ) -> Result<()> {
-        let shard_len = bytes.len() as u64;
+        self.put_from_reader(asset_id, index, bytes, bytes.len() as u64, expected_root)
+    }
+
+    /// [`put`](Self::put) from a reader holding exactly `shard_len` bytes (an upload as it
+    /// arrives). One pass writes the shard to a temporary file, hashes it and builds its
+    /// outboard, without holding it in memory; it takes its place only if its root is
+    /// `expected_root`. A reader that holds fewer or more bytes, or fails, stores nothing.
+    pub fn put_from_reader(
+        &self,
+        asset_id: &ContentHash,
+        index: u32,
+        shard: impl Read,
+        shard_len: u64,
+        expected_root: &ContentHash,
+    ) -> Result<()> {
         if shard_len > SHARD_BYTES_MAX {
             return Err(StoreError::invalid_option(
                 "shard",
                 format!("{shard_len} bytes, more than the limit of {SHARD_BYTES_MAX}"),
             ));
         }
-        // One pass gives both the root check and the outboard.
-        let mut outboard_bytes = Vec::new();
-        let root = outboard(bytes, shard_len, &mut outboard_bytes)
-            .map_err(|source| self.proof_error(asset_id, index, source))?;
-        let actual = ContentHash(root);
-        if actual != *expected_root {
-            return Err(StoreError::ShardRootMismatch {
-                asset: asset_id.to_hex(),
-                index,
-                expected: expected_root.to_hex(),
-                actual: actual.to_hex(),
-            });
-        }
         let directory = self.asset_directory(asset_id);
         fs::create_dir_all(&directory).map_err(|error| StoreError::io(&directory, error))?;
         sync_directory(&self.directory)?;
-        write_atomically(
-            &directory,
-            &self.outboard_path(asset_id, index),
-            &outboard_bytes,
-        )?;
-        write_atomically(&directory, &self.shard_path(asset_id, index), bytes)?;
-        Ok(())
+        let target = self.shard_path(asset_id, index);
+        let temporary = temporary_path(&directory, &target);
+        let result = (|| {
+            let file =
+                File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
+            let mut tee = Tee {
+                reader: shard,
+                writer: BufWriter::with_capacity(WRITE_PIECE_BYTES, file),
+                write_error: None,
+            };
+            let mut outboard_bytes = Vec::new();
+            let built = outboard(&mut tee, shard_len, &mut outboard_bytes);
+            if let Some(error) = tee.write_error.take() {
+                return Err(StoreError::io(&temporary, error));
+            }
+            let root = built.map_err(|source| self.proof_error(asset_id, index, source))?;
+            let actual = ContentHash(root);
+            if actual != *expected_root {
+                return Err(StoreError::ShardRootMismatch {
+                    asset: asset_id.to_hex(),
+                    index,
+                    expected: expected_root.to_hex(),
+                    actual: actual.to_hex(),
+                });
+            }
+            tee.writer
+                .into_inner()
+                .map_err(|error| error.into_error())
+                .and_then(|file| file.sync_all())
+                .map_err(|error| StoreError::io(&temporary, error))?;
+            // The outboard first: a shard in place always has its outboard.
+            write_atomically(
+                &directory,
+                &self.outboard_path(asset_id, index),
+                &outboard_bytes,
+            )?;
+            fs::rename(&temporary, &target).map_err(|error| StoreError::io(&target, error))?;
+            sync_directory(&directory)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        result
     }
 
     /// Reads shard `index` of `asset_id`, checking it against `expected_root`; `None` if not stored.
@@ -395,21 +432,48 @@ fn read_directory(directory: &Path) -> Result<Vec<fs::DirEntry>> {
         .map_err(|error| StoreError::io(directory, error))
 }
 
-/// How many bytes [`write_atomically`] hands the kernel per write.
+/// A temporary file in `directory` for `target`, named so [`ShardStore::open`] clears it away
+/// after a crash.
+fn temporary_path(directory: &Path, target: &Path) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("file");
+    directory.join(format!(
+        "{TEMPORARY_PREFIX}{file_name}.{}.{}",
+        std::process::id(),
+        TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A reader that writes what it reads to `writer`; a failed write fails the read and is kept
+/// in `write_error`, so the caller reports the disk, not the source.
+struct Tee<R, W> {
+    reader: R,
+    writer: W,
+    write_error: Option<std::io::Error>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.reader.read(buffer)?;
+        if let Err(error) = self.writer.write_all(&buffer[..read]) {
+            let failed = std::io::Error::new(error.kind(), "writing the shard failed");
+            self.write_error = Some(error);
+            return Err(failed);
+        }
+        Ok(read)
+    }
+}
+
+/// How many bytes [`write_atomically`] and [`ShardStore::put_from_reader`] hand the kernel per
+/// write.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
 
 /// Writes `bytes` to `target` through a fsynced temporary file in `directory`, a rename, and a directory
 /// fsync.
 fn write_atomically(directory: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = target
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("file");
-    let temporary = directory.join(format!(
-        "{TEMPORARY_PREFIX}{file_name}.{}.{}",
-        std::process::id(),
-        TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temporary = temporary_path(directory, target);
     let result = (|| {
         let mut file =
             File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
