@@ -222,15 +222,7 @@ impl ShardStore {
                 return Err(StoreError::io(&temporary, error));
             }
             let root = built.map_err(|source| self.proof_error(asset_id, index, source))?;
-            let actual = ContentHash(root);
-            if actual != *expected_root {
-                return Err(StoreError::ShardRootMismatch {
-                    asset: asset_id.to_hex(),
-                    index,
-                    expected: expected_root.to_hex(),
-                    actual: actual.to_hex(),
-                });
-            }
+            check_root(asset_id, index, ContentHash(root), expected_root)?;
             tee.writer
                 .into_inner()
                 .map_err(|error| error.into_error())
@@ -265,15 +257,7 @@ impl ShardStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(StoreError::io(&path, error)),
         };
-        let actual = ContentHash::of(&bytes);
-        if actual != *expected_root {
-            return Err(StoreError::ShardRootMismatch {
-                asset: asset_id.to_hex(),
-                index,
-                expected: expected_root.to_hex(),
-                actual: actual.to_hex(),
-            });
-        }
+        check_root(asset_id, index, ContentHash::of(&bytes), expected_root)?;
         Ok(Some(bytes))
     }
 
@@ -383,14 +367,7 @@ impl ShardStore {
                 let mut outboard_bytes = Vec::new();
                 let root = outboard(&shard, shard_len, &mut outboard_bytes)
                     .map_err(|source| self.proof_error(asset_id, index, source))?;
-                if root != expected_root.0 {
-                    return Err(StoreError::ShardRootMismatch {
-                        asset: asset_id.to_hex(),
-                        index,
-                        expected: expected_root.to_hex(),
-                        actual: ContentHash(root).to_hex(),
-                    });
-                }
+                check_root(asset_id, index, ContentHash(root), expected_root)?;
                 let directory = self.asset_directory(asset_id);
                 write_atomically(&directory, &outboard_path, &outboard_bytes)?;
                 prove_from_outboard(&shard, &outboard_bytes, shard_len, &expected_root.0, chunks)
@@ -430,6 +407,24 @@ fn read_directory(directory: &Path) -> Result<Vec<fs::DirEntry>> {
     fs::read_dir(directory)
         .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
         .map_err(|error| StoreError::io(directory, error))
+}
+
+/// [`StoreError::ShardRootMismatch`] unless shard `index` of `asset_id` hashed to `expected`.
+fn check_root(
+    asset_id: &ContentHash,
+    index: u32,
+    actual: ContentHash,
+    expected: &ContentHash,
+) -> Result<()> {
+    if actual != *expected {
+        return Err(StoreError::ShardRootMismatch {
+            asset: asset_id.to_hex(),
+            index,
+            expected: expected.to_hex(),
+            actual: actual.to_hex(),
+        });
+    }
+    Ok(())
 }
 
 /// A temporary file in `directory` for `target`, named so [`ShardStore::open`] clears it away
