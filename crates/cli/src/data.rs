@@ -449,12 +449,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     // Read once: hashed here for the asset id, then ingested from memory.
     let bytes = tributary_store::read_asset(request.file)
         .with_context(|| format!("cannot read {}", request.file.display()))?;
-    let asset = Hash32(
-        *blake3::Hasher::new()
-            .update_rayon(&bytes)
-            .finalize()
-            .as_bytes(),
-    );
+    let asset = Hash32(tributary_store::ContentHash::of_large(&bytes).0);
     let name = request.file.display().to_string();
     phases.lap("read and hash");
     let saved = asset_dir(&cli.home(), &asset);
@@ -642,15 +637,16 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         asset,
         byte_size,
     )?;
+    let store_layout = Call::StoreAsset {
+        asset,
+        layout: layout.clone(),
+    };
     let batched = registered.is_none()
         && send_fresh(
             client,
             &key,
             registration.clone(),
-            Call::StoreAsset {
-                asset,
-                layout: layout.clone(),
-            },
+            store_layout.clone(),
             candidates
                 .iter()
                 .take(shard_count)
@@ -712,16 +708,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
                     ),
                 }
             };
-            let attempt = || {
-                client.send(
-                    &key,
-                    Call::StoreAsset {
-                        asset,
-                        layout: layout.clone(),
-                    },
-                    None,
-                )
-            };
+            let attempt = || client.send(&key, store_layout.clone(), None);
             if send_step(client, &key, "recording the layout", attempt, done)?.is_none() {
                 note("resuming: the storage layout was recorded by an earlier run".to_string());
                 resumed.push("layout");

@@ -178,12 +178,7 @@ fn seal(
         .map(|_| vec![0u8; shard_bytes_bound])
         .collect();
 
-    let asset_id = ContentHash(
-        *blake3::Hasher::new()
-            .update_rayon(bytes)
-            .finalize()
-            .as_bytes(),
-    );
+    let asset_id = ContentHash::of_large(bytes);
     let spans = chunk_and_encrypt(
         bytes,
         cipher,

@@ -35,6 +35,16 @@ impl ContentHash {
         Self(*blake3::hash(bytes).as_bytes())
     }
 
+    /// BLAKE3 of `bytes`, hashed on every core: for assets and shards of up to gigabytes.
+    pub fn of_large(bytes: &[u8]) -> Self {
+        Self(
+            *blake3::Hasher::new()
+                .update_rayon(bytes)
+                .finalize()
+                .as_bytes(),
+        )
+    }
+
     /// The 64-digit lowercase hex form.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -81,12 +81,7 @@ fn open_range(
 
 /// Checks `output`'s BLAKE3 hash (on every core) against the manifest's asset id.
 fn check_asset_hash(manifest: &Manifest, output: &[u8]) -> Result<()> {
-    let actual = ContentHash(
-        *blake3::Hasher::new()
-            .update_rayon(output)
-            .finalize()
-            .as_bytes(),
-    );
+    let actual = ContentHash::of_large(output);
     if actual != manifest.asset_id {
         return Err(StoreError::AssetHashMismatch {
             expected: manifest.asset_id.to_hex(),

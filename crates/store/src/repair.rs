@@ -79,12 +79,7 @@ pub fn rebuild_shard_checked(
     expected_root: &ContentHash,
 ) -> Result<Vec<u8>> {
     let shard = rebuild_shard(data_shards, parity_shards, shards, index)?;
-    let actual = ContentHash(
-        *blake3::Hasher::new()
-            .update_rayon(&shard)
-            .finalize()
-            .as_bytes(),
-    );
+    let actual = ContentHash::of_large(&shard);
     if actual != *expected_root {
         return Err(StoreError::RebuiltShardMismatch {
             index,

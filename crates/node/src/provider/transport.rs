@@ -20,6 +20,7 @@ use std::{
     time::Duration,
 };
 use tributary_blobs::{BlobAddress, BlobNode};
+use tributary_store::ContentHash;
 use tributary_types::{Address, limits};
 
 /// How long one shard download may take.
@@ -86,13 +87,7 @@ fn checked(bytes: Vec<u8>, root: &[u8; 32], size: u64) -> Result<Vec<u8>, String
             bytes.len()
         ));
     }
-    // Hashed on every core: a shard is up to hundreds of megabytes.
-    if blake3::Hasher::new()
-        .update_rayon(&bytes)
-        .finalize()
-        .as_bytes()
-        != root
-    {
+    if ContentHash::of_large(&bytes).0 != *root {
         return Err("the shard does not match its root on the ledger".into());
     }
     Ok(bytes)
