@@ -878,26 +878,24 @@ impl StorageProvider {
             if needed || repairing {
                 continue;
             }
-            let roots: Vec<[u8; 32]> = self
-                .served
+            // Out of the gate's map first, so no reader is let in meanwhile; then out of iroh.
+            let mut released = Vec::new();
+            self.served
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .filter(|(_, (served_asset, served_index))| {
-                    served_asset.0 == asset.0 && *served_index == index
-                })
-                .map(|(root, _)| *root)
-                .collect();
-            for root in roots {
-                if let Some(node) = &self.blobs
-                    && let Err(error) = node.forget(&root)
-                {
-                    tracing::warn!(target: "tributary::provider", provider = %self.address, %error, "cannot stop serving a released shard over iroh");
+                .retain(|root, (served_asset, served_index)| {
+                    let kept = served_asset.0 != asset.0 || *served_index != index;
+                    if !kept {
+                        released.push(*root);
+                    }
+                    kept
+                });
+            if let Some(node) = &self.blobs {
+                for root in released {
+                    if let Err(error) = node.forget(&root) {
+                        tracing::warn!(target: "tributary::provider", provider = %self.address, %error, "cannot stop serving a released shard over iroh");
+                    }
                 }
-                self.served
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&root);
             }
             self.store.delete(&asset, index)?;
             tracing::info!(target: "tributary::provider", provider = %self.address, asset = %asset.to_hex(), index, "released a shard no open deal needs");
