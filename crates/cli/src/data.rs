@@ -10,11 +10,13 @@
 //! to each licensee and delivers the envelopes, with the manifest, to the asset's providers.
 //! `get` takes the manifest and the data key from the home when they were saved there for the
 //! reader's key (the owner), and otherwise asks the asset's providers for the reader's envelope
-//! (a licensee); it checks the manifest against the layout on the ledger, fetches shards with
-//! signed read requests (any k suffice; a corrupt or missing one is replaced by another),
-//! decodes, decrypts, and writes bytes whose BLAKE3 is the asset id.
+//! (a licensee); it checks the manifest against the layout on the ledger, streams k shards at
+//! once with signed read requests ([`stream`]: a corrupt or missing one is replaced by another)
+//! and decodes, decrypts and writes them as they arrive, keeping the output only if its BLAKE3
+//! is the asset id.
 
 pub mod key_agent;
+mod stream;
 
 use crate::{
     Cli,
@@ -37,7 +39,7 @@ use tributary_node::{
     keystore::Key,
     provider::{IrohTransport, KeyRequest, KeyResponse, ReadRequest, secret_seed},
 };
-use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, ShardCheck, WrappedKey};
+use tributary_store::{CipherKind, DataKey, IngestOptions, Manifest, Reassembler, WrappedKey};
 use tributary_types::{
     AccountView, Address, AssetId, AssetKind, AssetView, Call, DealView, Hash32, ProviderView,
     StorageLayout, Terms,
@@ -414,16 +416,16 @@ fn layout_differences(recorded: &StorageLayout, computed: &StorageLayout) -> Vec
     differences
 }
 
-/// A progress bar over shard uploads, in bytes, on stderr; hidden for JSON output or when
+/// A progress bar over `total_bytes` of `what`, on stderr; hidden for JSON output or when
 /// stderr is not a terminal.
-fn upload_bar(json: bool, total_bytes: u64) -> ProgressBar {
+fn byte_bar(json: bool, total_bytes: u64, what: &str) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total_bytes);
-    if let Ok(style) = ProgressStyle::with_template(
-        "uploading shards [{bar:30}] {bytes}/{total_bytes} ({eta}) {msg}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{what} [{{bar:30}}] {{bytes}}/{{total_bytes}} ({{eta}}) {{msg}}"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -780,7 +782,11 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         ));
         resumed.push("uploads");
     }
-    let bar = upload_bar(cli.json, waiting.len() as u64 * shard_bytes);
+    let bar = byte_bar(
+        cli.json,
+        waiting.len() as u64 * shard_bytes,
+        "uploading shards",
+    );
     // One upload per provider, all at once: each provider hashes and stores its shard while the
     // others receive theirs.
     let upload = |index: usize| -> Result<()> {
@@ -1109,17 +1115,21 @@ pub fn get(
     let now_ms = now_ms();
     let total = manifest.shards.len();
     let needed = usize::try_from(manifest.data_shards)?;
-    let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
-    let mut used = Vec::new();
-    let mut skipped = Vec::new();
-    let mut over_iroh = 0usize;
     // Active deals first; a failed deal's provider missed a challenge but may still hold its
-    // shard (every shard is checked against its root anyway).
-    let mut candidates = deals
+    // shard (every piece is checked against the shard's root as it arrives anyway).
+    let mut skipped = Vec::new();
+    let mut candidates: Vec<(usize, &DealView)> = Vec::new();
+    for deal in deals
         .iter()
         .filter(|deal| deal.status == "active")
         .chain(deals.iter().filter(|deal| deal.status == "failed"))
-        .filter(|deal| usize::from(deal.shard_index) < total);
+    {
+        if endpoints.contains_key(&deal.provider) {
+            candidates.push((usize::from(deal.shard_index), deal));
+        } else {
+            skipped.push((deal.shard_index, "provider not registered".to_string()));
+        }
+    }
     // The reader's own iroh endpoint: its id is the reader's address, which providers check
     // against the ledger before serving.
     let transport = IrohTransport::new(std::sync::Arc::new(
@@ -1133,114 +1143,67 @@ pub fn get(
         )
         .context("cannot start an iroh endpoint to fetch shards")?,
     ));
-    // Fetch k shards at once, from distinct shard indexes; replace each failure with the next
-    // candidate until k verified shards are in hand or the candidates run out.
-    while used.len() < needed {
-        let mut wave: Vec<&DealView> = Vec::new();
-        for deal in candidates.by_ref() {
-            let index = usize::from(deal.shard_index);
-            if shards[index].is_some()
-                || wave
-                    .iter()
-                    .any(|taken| taken.shard_index == deal.shard_index)
-            {
-                continue;
-            }
-            if !endpoints.contains_key(&deal.provider) {
-                skipped.push((deal.shard_index, "provider not registered".to_string()));
-                continue;
-            }
-            wave.push(deal);
-            if wave.len() + used.len() >= needed {
-                break;
-            }
-        }
-        if wave.is_empty() {
-            break;
-        }
-        let fetched: Vec<(&DealView, FetchedShard)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = wave
-                .iter()
-                .map(|&deal| {
+    // Written to a temporary file while its hash is checked; kept only if it is the asset.
+    // Around the page cache where the filesystem allows: the output is not read back here.
+    let temporary = out.with_extension("partial");
+    let file = tributary_store::DirectFile::create(&temporary)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    tracing::debug!(target: "tributary::get", path = %temporary.display(), direct = file.is_direct(), "writing the asset");
+    let name = temporary.display().to_string();
+    let bar = byte_bar(
+        cli.json,
+        manifest.stripe_count() * manifest.stripe_bytes,
+        "fetching and decoding shards",
+    );
+    // k shards stream at once (over iroh-blobs, verified as they arrive, when the provider
+    // announces an iroh endpoint, else over HTTP with a signed request) while the stripes they
+    // have delivered are decoded, decrypted and written; a failing shard is replaced by the
+    // next candidate.
+    let streamed = Reassembler::new(&manifest, &data_key, &name, file)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut reassembler| {
+            let streamed = stream::stream_shards(
+                &mut reassembler,
+                total,
+                needed,
+                candidates,
+                |deal: &&DealView, sink: &mut (dyn std::io::Write + Send)| {
                     let endpoint = &endpoints[&deal.provider];
                     let root = &manifest.shards[usize::from(deal.shard_index)].root.0;
-                    let (transport, key) = (&transport, &key);
-                    // Over iroh-blobs (verified as it streams) when the provider announces an
-                    // iroh endpoint, else over HTTP with this signed request.
-                    scope.spawn(move || {
-                        let request = ReadRequest::sign(
-                            &key.signer,
-                            deal.asset,
-                            deal.shard_index,
-                            deal.provider,
-                            now_ms + READ_REQUEST_TTL_MS,
-                        );
-                        transport.fetch(endpoint, &request, root, deal.shard_bytes)
-                    })
-                })
-                .collect();
-            wave.iter()
-                .zip(handles)
-                .map(|(&deal, handle)| {
-                    let result = handle
-                        .join()
-                        .unwrap_or_else(|_| Err("the fetch thread panicked".to_string()));
-                    (deal, result)
-                })
-                .collect()
+                    let request = ReadRequest::sign(
+                        &key.signer,
+                        deal.asset,
+                        deal.shard_index,
+                        deal.provider,
+                        now_ms + READ_REQUEST_TTL_MS,
+                    );
+                    transport.fetch_into(endpoint, &request, root, deal.shard_bytes, sink)
+                },
+                &bar,
+            )?;
+            reassembler.finish()?;
+            Ok(streamed)
         });
-        for (deal, result) in fetched {
-            let index = usize::from(deal.shard_index);
-            match result {
-                // Checked by the transport against the manifest's root: a corrupt shard fails
-                // there and is skipped, not used.
-                Ok((bytes, iroh)) => {
-                    shards[index] = Some(bytes);
-                    used.push(deal.shard_index);
-                    over_iroh += usize::from(iroh);
-                }
-                Err(reason) => skipped.push((deal.shard_index, reason)),
-            }
-        }
-    }
+    bar.finish_and_clear();
     drop(transport);
-    used.sort_unstable();
-    if used.len() < needed {
-        bail!(
-            "only {} of the {needed} shards needed could be fetched; skipped: {skipped:?}",
-            used.len()
-        );
-    }
-    phases.lap("fetch");
-    // Written to a temporary file while its hash is checked; kept only if it is the asset.
-    let temporary = out.with_extension("partial");
-    let file = std::fs::File::create(&temporary)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    let written = tributary_store::reassemble_to(
-        &manifest,
-        &data_key,
-        &shards,
-        ShardCheck::VerifiedByCaller,
-        &temporary.display().to_string(),
-        file,
-    );
-    if let Err(error) = written {
-        std::fs::remove_file(&temporary).ok();
-        return Err(error.into());
-    }
+    let streamed = match streamed {
+        Ok(streamed) => streamed,
+        Err(error) => {
+            std::fs::remove_file(&temporary).ok();
+            return Err(error);
+        }
+    };
+    skipped.extend(streamed.skipped);
     std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
-    phases.lap("decode and write");
+    phases.lap("fetch, decode and write");
     Ok(GetOutcome {
         asset_id: asset,
         out: out.to_path_buf(),
         bytes: manifest.byte_size,
-        shards_used: used,
+        shards_used: streamed.used,
         shards_skipped: skipped,
-        shards_over_iroh: over_iroh,
+        shards_over_iroh: streamed.over_iroh,
         key_from,
         phases_ms: phases,
     })
 }
-
-/// A fetched shard's bytes and whether iroh carried them, or why not.
-type FetchedShard = std::result::Result<(Vec<u8>, bool), String>;

@@ -652,6 +652,7 @@ impl StorageProvider {
             });
         }
         let root = ContentHash(deal.shard_root.0);
+        let started = std::time::Instant::now();
         // The store checks the root in the same pass that builds the proof outboard.
         match self.store.put_from_reader(
             &ContentHash(deal.asset.0),
@@ -680,8 +681,10 @@ impl StorageProvider {
             }
             stored => stored?,
         }
-        tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = deal.shard_bytes, "stored a shard");
+        let stored_ms = started.elapsed().as_millis();
         self.serve_shard(&deal.asset, u32::from(deal.shard_index), &root);
+        let served_ms = started.elapsed().as_millis() - stored_ms;
+        tracing::info!(target: "tributary::provider", provider = %self.address, deal = id, bytes = deal.shard_bytes, stored_ms, served_ms, "stored a shard");
         Ok(())
     }
 

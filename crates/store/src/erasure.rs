@@ -7,8 +7,9 @@
 //! decoding is a copy. Any `k` of the `k + m` shards rebuild every stripe.
 //!
 //! Stripes are coded in parallel (rayon), each worker reusing one encoder or decoder. Ingest writes the
-//! data shards itself (sealing chunks straight into them) and calls [`encode_parity`]; reassembly calls
-//! [`data_shards`], which rebuilds only the missing data shards. [`encode`] and [`decode`] work on a
+//! data shards itself (sealing chunks straight into them) and calls [`encode_parity`]; reassembly
+//! rebuilds only the missing data columns, a run of stripes at a time as shards arrive
+//! ([`data_pieces`]); [`data_shards`] does it for whole shards. [`encode`] and [`decode`] work on a
 //! whole stream, for callers that have one.
 
 use std::borrow::Cow;
@@ -191,16 +192,11 @@ pub fn data_shards<'a>(
     rebuild_data_shards(manifest, shards)
 }
 
-/// [`data_shards`] without hashing the shards: for shards a transport already verified against
-/// their manifest roots as they arrived. Their lengths are still checked. A corrupt shard passed
-/// here anyway is caught later by the chunks' tags and the asset hash, only without its index.
-pub fn data_shards_verified_by_caller<'a>(
-    manifest: &Manifest,
-    shards: &'a [Option<Vec<u8>>],
-) -> Result<Vec<Cow<'a, [u8]>>> {
-    manifest.validate()?;
-    check_shards(manifest, shards, false)?;
-    rebuild_data_shards(manifest, shards)
+/// Checks every supplied shard's size against the manifest, without hashing it: for shards a
+/// transport already verified against their manifest roots as they arrived. A corrupt shard passed
+/// anyway is caught later by the chunks' tags and the asset hash, only without its index.
+pub(crate) fn check_shard_sizes(manifest: &Manifest, shards: &[Option<Vec<u8>>]) -> Result<()> {
+    check_shards(manifest, shards, false)
 }
 
 /// The data shards from checked shards: present ones borrowed, missing ones rebuilt.
@@ -208,28 +204,62 @@ fn rebuild_data_shards<'a>(
     manifest: &Manifest,
     shards: &'a [Option<Vec<u8>>],
 ) -> Result<Vec<Cow<'a, [u8]>>> {
+    let slices: Vec<Option<&[u8]>> = shards.iter().map(Option::as_deref).collect();
+    data_pieces(manifest, &slices)
+}
+
+/// The `k` data columns of a run of consecutive stripes, from the same run cut out of any `k`
+/// shards (`k + m` slots, `None` for a shard not at hand; every present slice the same length, a
+/// whole number of pieces): present data columns borrowed, missing ones rebuilt stripe by stripe
+/// in parallel. Callers check the slices' lengths; the slices' bytes are taken as they are.
+pub(crate) fn data_pieces<'a>(
+    manifest: &Manifest,
+    shards: &[Option<&'a [u8]>],
+) -> Result<Vec<Cow<'a, [u8]>>> {
     let data_shards = manifest.data_shards as usize;
     let parity_shards = manifest.parity_shards as usize;
     let present = shards.iter().filter(|shard| shard.is_some()).count();
-    if present < data_shards {
+    if present < data_shards || shards.len() != data_shards + parity_shards {
         return Err(StoreError::NotEnoughShards {
             present,
             needed: data_shards,
         });
     }
     let piece_bytes = manifest.piece_bytes() as usize;
-    let shard_bytes = manifest.stripe_count() as usize * piece_bytes;
+    let run_bytes = shards
+        .iter()
+        .flatten()
+        .map(|shard| shard.len())
+        .next()
+        .unwrap_or(0);
+    if piece_bytes == 0
+        || !run_bytes.is_multiple_of(piece_bytes)
+        || shards
+            .iter()
+            .flatten()
+            .any(|shard| shard.len() != run_bytes)
+    {
+        let mut indices: Vec<usize> = (0..shards.len())
+            .filter(|&index| shards[index].is_some_and(|shard| shard.len() != run_bytes))
+            .collect();
+        if indices.is_empty() {
+            indices = (0..shards.len())
+                .filter(|&index| shards[index].is_some())
+                .collect();
+        }
+        return Err(StoreError::CorruptShards { indices });
+    }
     let missing: Vec<usize> = (0..data_shards)
         .filter(|&index| shards[index].is_none())
         .collect();
-    let mut rebuilt: Vec<Vec<u8>> = missing.iter().map(|_| vec![0u8; shard_bytes]).collect();
-    if !missing.is_empty() && shard_bytes > 0 {
+    let mut rebuilt: Vec<Vec<u8>> = missing.iter().map(|_| vec![0u8; run_bytes]).collect();
+    if !missing.is_empty() && run_bytes > 0 {
         // Parity shards to feed the decoder: just enough to replace the missing data shards.
         let parity_used: Vec<usize> = (data_shards..data_shards + parity_shards)
             .filter(|&index| shards[index].is_some())
             .take(missing.len())
             .collect();
-        let stripes = shard_bytes / piece_bytes;
+        let stripes = run_bytes / piece_bytes;
         let mut outputs: Vec<Vec<&mut [u8]>> = (0..stripes)
             .map(|_| Vec::with_capacity(missing.len()))
             .collect();
@@ -278,8 +308,8 @@ fn rebuild_data_shards<'a>(
     }
     let mut rebuilt = rebuilt.into_iter();
     (0..data_shards)
-        .map(|index| match &shards[index] {
-            Some(shard) => Ok(Cow::Borrowed(shard.as_slice())),
+        .map(|index| match shards[index] {
+            Some(shard) => Ok(Cow::Borrowed(shard)),
             None => rebuilt
                 .next()
                 .map(Cow::Owned)

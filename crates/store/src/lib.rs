@@ -9,7 +9,8 @@
 //! * [`ingest()`] / [`ingest_bytes`] run the whole pipeline and return the [`Manifest`], a fresh
 //!   [`DataKey`] and the shards.
 //! * [`reassemble()`] takes any `k` shards (each checked against its root first; a corrupt one is named by
-//!   index), decodes, decrypts and checks the result against the asset id.
+//!   index), decodes, decrypts and checks the result against the asset id; [`Reassembler`] does the
+//!   same a batch of stripes at a time, for a reader decoding shards as they arrive.
 //! * [`keywrap`] seals a data key to an account's ed25519 public key (converted to X25519), so a licensee
 //!   can open it with its seed.
 //! * [`ShardStore`] keeps shards on a provider's disk, crash-safely, and answers proofs of storage
@@ -36,6 +37,7 @@
 
 pub mod chunking;
 pub mod cipher;
+pub mod direct_file;
 pub mod erasure;
 pub mod error;
 pub mod ingest;
@@ -48,12 +50,13 @@ pub mod shard_store;
 pub mod validate;
 
 pub use cipher::{CipherKind, DataKey};
+pub use direct_file::DirectFile;
 pub use error::{Result, StoreError};
 pub use ingest::{IngestOptions, Ingested, ingest, ingest_bytes};
 pub use ingest::{ingest_bytes_with_key, ingest_with_key, read_asset};
 pub use keywrap::{WrappedKey, unwrap, wrap};
 pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry};
-pub use reassemble::{ShardCheck, reassemble, reassemble_to};
+pub use reassemble::{Reassembler, ShardCheck, reassemble, reassemble_to};
 pub use repair::rebuild_shard;
 pub use shard_store::ShardStore;
 pub use validate::DataFormat;

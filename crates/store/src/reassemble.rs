@@ -1,28 +1,31 @@
 //! Reassembly: from any `k` shards, the manifest and the data key back to the original file.
 //!
-//! Every supplied shard is checked against its manifest root first ([`crate::erasure::verify_shards`]:
-//! a corrupt one is named by index, so the caller can fetch it elsewhere and retry), unless the caller's
-//! transport verified them as they arrived ([`ShardCheck`]). Missing data shards are rebuilt
-//! ([`crate::erasure::data_shards`]), every chunk is gathered from the data shards and opened in
-//! parallel (its tag authenticates it, its index and the asset id), and the output's BLAKE3 hash must
-//! equal the manifest's asset id.
+//! [`Reassembler`] does the work a batch of stripes at a time, so a reader can decode while its
+//! shards are still arriving: it takes the same run of stripes from any `k` shards, rebuilds
+//! missing data columns ([`crate::erasure`]), opens every chunk the run completes in parallel
+//! (its tag authenticates it, its index and the asset id), writes and hashes the plaintext while
+//! the next batch is opened, and at the end checks the output's BLAKE3 hash against the
+//! manifest's asset id. At most two batches of plaintext and one of ciphertext are in memory.
+//!
+//! [`reassemble`] and [`reassemble_to`] drive it over whole shards, which are checked against
+//! their manifest roots first ([`crate::erasure::verify_shards`]: a corrupt one is named by
+//! index, so the caller can fetch it elsewhere and retry), unless the caller's transport verified
+//! them as they arrived ([`ShardCheck`]).
 
-use std::borrow::Cow;
 use std::io::Write;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::cipher::{ChunkCipher, DataKey};
 use crate::erasure;
 use crate::error::{Result, StoreError};
-use crate::limits::TAG_BYTES;
 use crate::manifest::{ContentHash, Manifest};
 
-/// How many bytes [`reassemble_to`] hands its writer at a time.
+/// How many bytes [`Reassembler`] hands its writer at a time.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
-/// About how many plaintext bytes [`reassemble_to`] decrypts per batch (whole chunks, so a batch
-/// may be up to one chunk larger).
-const WRITE_BATCH_BYTES: usize = 32 << 20;
+/// About how many ciphertext bytes [`Reassembler`] decodes per batch (whole stripes).
+const BATCH_BYTES: u64 = 32 << 20;
 
 /// Whether reassembly hashes the shards it is given against their manifest roots first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,177 +39,254 @@ pub enum ShardCheck {
     VerifiedByCaller,
 }
 
-/// The data shards of `shards`, checked as `check` says.
-fn checked_data_shards<'a>(
-    manifest: &Manifest,
-    shards: &'a [Option<Vec<u8>>],
-    check: ShardCheck,
-) -> Result<Vec<Cow<'a, [u8]>>> {
-    match check {
-        ShardCheck::Hash => erasure::data_shards(manifest, shards),
-        ShardCheck::VerifiedByCaller => erasure::data_shards_verified_by_caller(manifest, shards),
-    }
+/// Rebuilds an asset batch by batch from runs of stripes of any `k` of its shards, writing it
+/// as it goes. Ask [`Reassembler::next_range`] which bytes of each shard the next batch needs,
+/// hand them to [`Reassembler::push`], and call [`Reassembler::finish`] when no range is left.
+///
+/// The asset hash is known only at the end: on an error, what was written is not the asset, so
+/// write to a temporary file and keep it only once `finish` succeeds.
+pub struct Reassembler<'a, W: Write + Send> {
+    manifest: &'a Manifest,
+    cipher: ChunkCipher,
+    name: String,
+    writer: W,
+    hasher: blake3::Hasher,
+    stripes_per_batch: u64,
+    /// The first stripe not yet decoded.
+    next_stripe: u64,
+    /// Ciphertext decoded but not yet opened: the stream from the first unopened chunk on.
+    stream: Vec<u8>,
+    /// The first chunk not yet opened.
+    next_chunk: usize,
+    /// Plaintext opened and waiting to be written (while the next batch is opened).
+    ready: Vec<u8>,
+    spare: Vec<u8>,
 }
 
-/// Opens chunks `chunks` (indexes into the manifest) into `output`, which holds exactly their
-/// plaintext, in parallel; the first chunk's ciphertext starts at `ciphertext_offset` in the
-/// stream. Every chunk's tag is checked.
-fn open_range(
-    manifest: &Manifest,
-    cipher: &ChunkCipher,
-    data: &[Cow<'_, [u8]>],
-    chunks: std::ops::Range<usize>,
-    mut ciphertext_offset: usize,
-    output: &mut [u8],
-) -> Result<()> {
-    let piece_bytes = manifest.piece_bytes() as usize;
-    let mut targets: Vec<(usize, usize, &mut [u8])> = Vec::with_capacity(chunks.len());
-    let mut rest = output;
-    for index in chunks {
-        // The manifest was validated: lengths add up to `byte_size` and fit in the shards.
-        let entry = &manifest.chunks[index];
-        let (target, tail) = rest.split_at_mut(entry.plaintext_len as usize);
-        targets.push((index, ciphertext_offset, target));
-        rest = tail;
-        ciphertext_offset += entry.ciphertext_len as usize;
+impl<'a, W: Write + Send> Reassembler<'a, W> {
+    /// Starts reassembling `manifest`'s asset into `writer` (named `name` in errors).
+    pub fn new(manifest: &'a Manifest, key: &DataKey, name: &str, writer: W) -> Result<Self> {
+        Self::with_batch_bytes(manifest, key, name, writer, BATCH_BYTES)
     }
-    targets
-        .into_par_iter()
-        .try_for_each_init(Vec::new, |scratch, (index, offset, target)| {
-            scratch.resize(target.len() + TAG_BYTES as usize, 0);
-            erasure::read_stream(data, piece_bytes, offset, scratch);
-            cipher.open(index as u64, scratch, target)
+
+    /// [`Reassembler::new`] with batches of about `batch_bytes` of ciphertext (at least a stripe).
+    pub fn with_batch_bytes(
+        manifest: &'a Manifest,
+        key: &DataKey,
+        name: &str,
+        writer: W,
+        batch_bytes: u64,
+    ) -> Result<Self> {
+        manifest.validate()?;
+        Ok(Self {
+            manifest,
+            cipher: ChunkCipher::new(manifest.cipher, key, manifest.asset_id)?,
+            name: name.to_string(),
+            writer,
+            hasher: blake3::Hasher::new(),
+            stripes_per_batch: (batch_bytes / manifest.stripe_bytes).max(1),
+            next_stripe: 0,
+            stream: Vec::new(),
+            next_chunk: 0,
+            ready: Vec::new(),
+            spare: Vec::new(),
         })
+    }
+
+    /// Bytes of each shard in a full batch: the ranges [`Reassembler::next_range`] names are
+    /// consecutive runs of this length from offset 0 (the last one may be shorter).
+    pub fn batch_shard_bytes(&self) -> u64 {
+        self.stripes_per_batch * self.manifest.piece_bytes()
+    }
+
+    /// The byte range of every shard the next batch needs, or `None` once every stripe is in.
+    pub fn next_range(&self) -> Option<Range<u64>> {
+        let stripes = self.manifest.stripe_count();
+        if self.next_stripe >= stripes {
+            return None;
+        }
+        let end = (self.next_stripe + self.stripes_per_batch).min(stripes);
+        let piece_bytes = self.manifest.piece_bytes();
+        Some(self.next_stripe * piece_bytes..end * piece_bytes)
+    }
+
+    /// Decodes the batch [`Reassembler::next_range`] names from `pieces`: one slot per shard
+    /// (`k + m`), holding that range of the shard for at least `k` of them and `None` for the
+    /// rest. Opens every chunk the stream now holds whole and writes the previous batch's
+    /// plaintext meanwhile.
+    pub fn push(&mut self, pieces: &[Option<&[u8]>]) -> Result<()> {
+        let Some(range) = self.next_range() else {
+            return Err(StoreError::Erasure {
+                stripe: self.next_stripe,
+                message: "every stripe is already decoded".into(),
+            });
+        };
+        if pieces.len() != self.manifest.shards.len() {
+            return Err(StoreError::ShardSlotCount {
+                expected: self.manifest.shards.len(),
+                found: pieces.len(),
+            });
+        }
+        let run_bytes = (range.end - range.start) as usize;
+        let short: Vec<usize> = (0..pieces.len())
+            .filter(|&index| pieces[index].is_some_and(|piece| piece.len() != run_bytes))
+            .collect();
+        if !short.is_empty() {
+            return Err(StoreError::CorruptShards { indices: short });
+        }
+        let data = erasure::data_pieces(self.manifest, pieces)?;
+        let piece_bytes = self.manifest.piece_bytes() as usize;
+        let start = self.stream.len();
+        self.stream.resize(start + run_bytes * data.len(), 0);
+        erasure::read_stream(&data, piece_bytes, 0, &mut self.stream[start..]);
+        self.next_stripe = range.end / self.manifest.piece_bytes();
+        self.open_whole_chunks()
+    }
+
+    /// Opens the chunks whose ciphertext the stream holds whole into `spare`, while `ready` is
+    /// written and hashed; then `spare` becomes `ready`.
+    fn open_whole_chunks(&mut self) -> Result<()> {
+        let chunks = &self.manifest.chunks;
+        let (first, mut end, mut ciphertext, mut plaintext) =
+            (self.next_chunk, self.next_chunk, 0, 0);
+        while end < chunks.len()
+            && ciphertext + chunks[end].ciphertext_len as usize <= self.stream.len()
+        {
+            ciphertext += chunks[end].ciphertext_len as usize;
+            plaintext += chunks[end].plaintext_len as usize;
+            end += 1;
+        }
+        self.spare.resize(plaintext, 0);
+        let mut targets: Vec<(usize, &[u8], &mut [u8])> = Vec::with_capacity(end - first);
+        let (mut sealed, mut open) = (&self.stream[..ciphertext], self.spare.as_mut_slice());
+        for (index, entry) in chunks.iter().enumerate().take(end).skip(first) {
+            let (chunk, rest) = sealed.split_at(entry.ciphertext_len as usize);
+            let (target, tail) = open.split_at_mut(entry.plaintext_len as usize);
+            targets.push((index, chunk, target));
+            (sealed, open) = (rest, tail);
+        }
+        let cipher = &self.cipher;
+        let (writer, hasher, ready) = (&mut self.writer, &mut self.hasher, &self.ready);
+        let (opened, written) = rayon::join(
+            || {
+                targets
+                    .into_par_iter()
+                    .try_for_each(|(index, chunk, target)| cipher.open(index as u64, chunk, target))
+            },
+            || write_and_hash(writer, hasher, ready),
+        );
+        opened?;
+        written.map_err(|error| StoreError::io(&self.name, error))?;
+        std::mem::swap(&mut self.ready, &mut self.spare);
+        self.stream.drain(..ciphertext);
+        self.next_chunk = end;
+        Ok(())
+    }
+
+    /// Writes the last batch, flushes, and checks the written bytes' BLAKE3 hash against the
+    /// asset id; fails if stripes or chunks are left.
+    pub fn finish(mut self) -> Result<W> {
+        if self.next_stripe < self.manifest.stripe_count()
+            || self.next_chunk < self.manifest.chunks.len()
+        {
+            return Err(StoreError::Erasure {
+                stripe: self.next_stripe,
+                message: format!(
+                    "reassembly ended at stripe {} of {} (chunk {} of {})",
+                    self.next_stripe,
+                    self.manifest.stripe_count(),
+                    self.next_chunk,
+                    self.manifest.chunks.len()
+                ),
+            });
+        }
+        write_and_hash(&mut self.writer, &mut self.hasher, &self.ready)
+            .and_then(|()| self.writer.flush())
+            .map_err(|error| StoreError::io(&self.name, error))?;
+        let actual = ContentHash(*self.hasher.finalize().as_bytes());
+        if actual != self.manifest.asset_id {
+            return Err(StoreError::AssetHashMismatch {
+                expected: self.manifest.asset_id.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(self.writer)
+    }
 }
 
-/// Checks `output`'s BLAKE3 hash (on every core) against the manifest's asset id.
-fn check_asset_hash(manifest: &Manifest, output: &[u8]) -> Result<()> {
-    let actual = ContentHash::of_large(output);
-    if actual != manifest.asset_id {
-        return Err(StoreError::AssetHashMismatch {
-            expected: manifest.asset_id.to_hex(),
-            actual: actual.to_hex(),
-        });
-    }
+/// Writes `bytes` a piece at a time (one huge write made the kernel copy it all in one go, which
+/// was slower here than the same bytes a mebibyte at a time) and hashes them on every core.
+fn write_and_hash(
+    writer: &mut impl Write,
+    hasher: &mut blake3::Hasher,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    bytes
+        .chunks(WRITE_PIECE_BYTES)
+        .try_for_each(|piece| writer.write_all(piece))?;
+    hasher.update_rayon(bytes);
     Ok(())
 }
 
-/// Rebuilds the asset from `shards` (`k + m` slots, `None` for a missing shard; at least `k` present).
+/// Rebuilds the asset from `shards` (`k + m` slots, `None` for a missing shard; at least `k`
+/// present), each hashed against its root first.
 pub fn reassemble(
     manifest: &Manifest,
     key: &DataKey,
     shards: &[Option<Vec<u8>>],
 ) -> Result<Vec<u8>> {
-    let data = checked_data_shards(manifest, shards, ShardCheck::Hash)?;
-    let cipher = ChunkCipher::new(manifest.cipher, key, manifest.asset_id)?;
-    let mut output = vec![0u8; manifest.byte_size as usize];
-    open_range(
-        manifest,
-        &cipher,
-        &data,
-        0..manifest.chunks.len(),
-        0,
-        &mut output,
-    )?;
-    check_asset_hash(manifest, &output)?;
-    Ok(output)
-}
-
-/// [`reassemble`], writing the asset to `writer` as it is decrypted, in batches of about
-/// [`WRITE_BATCH_BYTES`]: while one batch is written and hashed, the next is decrypted, and
-/// only two batches are ever in memory. `check` says whether the shards are hashed first.
-/// `name` names the destination in errors.
-///
-/// The asset hash is known only at the end: on an error, what was written is not the asset, so
-/// write to a temporary file and keep it only on success.
-pub fn reassemble_to(
-    manifest: &Manifest,
-    key: &DataKey,
-    shards: &[Option<Vec<u8>>],
-    check: ShardCheck,
-    name: &str,
-    writer: impl Write + Send,
-) -> Result<()> {
-    reassemble_in_batches(
+    let output = Vec::with_capacity(usize::try_from(manifest.byte_size).unwrap_or(0));
+    reassemble_whole(
         manifest,
         key,
         shards,
-        check,
-        name,
-        writer,
-        WRITE_BATCH_BYTES,
+        ShardCheck::Hash,
+        "output",
+        output,
+        BATCH_BYTES,
     )
 }
 
-/// [`reassemble_to`] with batches of about `batch_bytes`.
-fn reassemble_in_batches(
+/// [`reassemble`], writing the asset to `writer` as it is decrypted; `check` says whether the
+/// shards are hashed first, `name` names the destination in errors. On an error, what was
+/// written is not the asset (see [`Reassembler`]).
+pub fn reassemble_to<W: Write + Send>(
     manifest: &Manifest,
     key: &DataKey,
     shards: &[Option<Vec<u8>>],
     check: ShardCheck,
     name: &str,
-    mut writer: impl Write + Send,
-    batch_bytes: usize,
-) -> Result<()> {
-    let data = checked_data_shards(manifest, shards, check)?;
-    let cipher = ChunkCipher::new(manifest.cipher, key, manifest.asset_id)?;
-    // Batches of whole chunks: (chunk range, ciphertext offset, plaintext bytes).
-    let mut batches = Vec::new();
-    let (mut first, mut offset, mut plaintext, mut ciphertext) = (0usize, 0usize, 0usize, 0usize);
-    for (index, entry) in manifest.chunks.iter().enumerate() {
-        plaintext += entry.plaintext_len as usize;
-        ciphertext += entry.ciphertext_len as usize;
-        if plaintext >= batch_bytes || index + 1 == manifest.chunks.len() {
-            batches.push((first..index + 1, offset, plaintext));
-            first = index + 1;
-            offset += ciphertext;
-            plaintext = 0;
-            ciphertext = 0;
-        }
-    }
-    let mut hasher = blake3::Hasher::new();
-    let write_error = |error| StoreError::io(name, error);
-    let (mut ready, mut spare) = (Vec::new(), Vec::new());
-    let mut have_ready = false;
-    for (chunks, offset, plaintext) in batches {
-        spare.resize(plaintext, 0);
-        // Decrypt this batch while the previous one is written and hashed.
-        let (opened, written) = rayon::join(
-            || open_range(manifest, &cipher, &data, chunks, offset, &mut spare),
-            || -> std::io::Result<()> {
-                if have_ready {
-                    write_pieces(&mut writer, &ready)?;
-                    hasher.update_rayon(&ready);
-                }
-                Ok(())
-            },
-        );
-        opened?;
-        written.map_err(write_error)?;
-        std::mem::swap(&mut ready, &mut spare);
-        have_ready = true;
-    }
-    if have_ready {
-        write_pieces(&mut writer, &ready).map_err(write_error)?;
-        hasher.update_rayon(&ready);
-    }
-    writer.flush().map_err(write_error)?;
-    let actual = ContentHash(*hasher.finalize().as_bytes());
-    if actual != manifest.asset_id {
-        return Err(StoreError::AssetHashMismatch {
-            expected: manifest.asset_id.to_hex(),
-            actual: actual.to_hex(),
-        });
-    }
-    Ok(())
+    writer: W,
+) -> Result<W> {
+    reassemble_whole(manifest, key, shards, check, name, writer, BATCH_BYTES)
 }
 
-/// Writes `bytes` a piece at a time: one huge write makes the kernel copy it all in one go,
-/// which was slower here than the same bytes a mebibyte at a time.
-fn write_pieces(writer: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    bytes
-        .chunks(WRITE_PIECE_BYTES)
-        .try_for_each(|piece| writer.write_all(piece))
+/// Checks whole shards as `check` says and runs a [`Reassembler`] with batches of about
+/// `batch_bytes` over them.
+fn reassemble_whole<W: Write + Send>(
+    manifest: &Manifest,
+    key: &DataKey,
+    shards: &[Option<Vec<u8>>],
+    check: ShardCheck,
+    name: &str,
+    writer: W,
+    batch_bytes: u64,
+) -> Result<W> {
+    manifest.validate()?;
+    match check {
+        ShardCheck::Hash => erasure::verify_shards(manifest, shards)?,
+        ShardCheck::VerifiedByCaller => erasure::check_shard_sizes(manifest, shards)?,
+    }
+    let mut reassembler = Reassembler::with_batch_bytes(manifest, key, name, writer, batch_bytes)?;
+    while let Some(range) = reassembler.next_range() {
+        let range = range.start as usize..range.end as usize;
+        let pieces: Vec<Option<&[u8]>> = shards
+            .iter()
+            .map(|shard| shard.as_deref().map(|shard| &shard[range.clone()]))
+            .collect();
+        reassembler.push(&pieces)?;
+    }
+    reassembler.finish()
 }
 
 #[cfg(test)]
@@ -233,15 +313,14 @@ mod tests {
         assert!(ingested.manifest.chunks.len() > 2);
         let mut shards: Vec<Option<Vec<u8>>> = ingested.shards.iter().cloned().map(Some).collect();
         shards[1] = None;
-        for batch_bytes in [1, 3 << 20, usize::MAX] {
-            let mut written = Vec::new();
-            reassemble_in_batches(
+        for batch_bytes in [1, 3 << 20, u64::MAX] {
+            let written = reassemble_whole(
                 &ingested.manifest,
                 &ingested.key,
                 &shards,
                 ShardCheck::Hash,
                 "output",
-                &mut written,
+                Vec::new(),
                 batch_bytes,
             )
             .unwrap();

@@ -16,6 +16,7 @@
 use super::{ReadRequest, StorageProvider};
 use std::{
     collections::BTreeMap,
+    io::Write,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -153,6 +154,24 @@ impl IrohTransport {
         root: &[u8; 32],
         size: u64,
     ) -> Result<(Vec<u8>, bool), String> {
+        let capacity = size.min(limits::API_SHARD_BYTES_MAX as u64);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        let iroh = self.fetch_into(endpoint, request, root, size, &mut bytes)?;
+        Ok((bytes, iroh))
+    }
+
+    /// [`IrohTransport::fetch`], streaming the shard into `sink` in order; says whether iroh
+    /// carried it. Over iroh every piece is verified against `root` before `sink` sees it, so a
+    /// caller may use bytes as they come; a failure part way leaves `sink` holding a verified
+    /// prefix. Over HTTP the whole shard is checked before any of it is written.
+    pub fn fetch_into(
+        &self,
+        endpoint: &str,
+        request: &ReadRequest,
+        root: &[u8; 32],
+        size: u64,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<bool, String> {
         if size > limits::API_SHARD_BYTES_MAX as u64 {
             return Err(format!(
                 "the ledger records {size} bytes for this shard, more than the limit of {}",
@@ -162,13 +181,15 @@ impl IrohTransport {
         match blob_address(&self.http.agent, endpoint, &request.provider)? {
             Some(address) => self
                 .node
-                .fetch_to_vec(&address, root, size)
-                .map(|bytes| (bytes, true))
+                .fetch(&address, root, size, sink)
+                .map(|_| true)
                 .map_err(|error| format!("iroh: {error}")),
-            None => self
-                .http
-                .read_shard(endpoint, request, root, size)
-                .map(|bytes| (bytes, false)),
+            None => {
+                let bytes = self.http.read_shard(endpoint, request, root, size)?;
+                sink.write_all(&bytes)
+                    .map_err(|error| format!("cannot keep the shard: {error}"))?;
+                Ok(false)
+            }
         }
     }
 }
