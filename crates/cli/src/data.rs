@@ -1112,7 +1112,6 @@ pub fn get(
     );
     let manifest = Manifest::from_json(&manifest_json)?;
     phases.lap("key");
-    let now_ms = now_ms();
     let total = manifest.shards.len();
     let needed = usize::try_from(manifest.data_shards)?;
     // Active deals first; a failed deal's provider missed a challenge but may still hold its
@@ -1170,12 +1169,14 @@ pub fn get(
                 |deal: &&DealView, sink: &mut (dyn std::io::Write + Send)| {
                     let endpoint = &endpoints[&deal.provider];
                     let root = &manifest.shards[usize::from(deal.shard_index)].root.0;
+                    // Signed when the fetch starts: a replacement may start well into a
+                    // long read.
                     let request = ReadRequest::sign(
                         &key.signer,
                         deal.asset,
                         deal.shard_index,
                         deal.provider,
-                        now_ms + READ_REQUEST_TTL_MS,
+                        now_ms() + READ_REQUEST_TTL_MS,
                     );
                     transport.fetch_into(endpoint, &request, root, deal.shard_bytes, sink)
                 },

@@ -33,13 +33,15 @@ pub struct DirectFile {
 impl DirectFile {
     /// Creates (or truncates) `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let direct = open_direct(path);
+        let buffer = vec![0u8; BUFFER_BYTES + ALIGN_BYTES];
+        let start = buffer.as_ptr().align_offset(ALIGN_BYTES);
+        let direct = if start < ALIGN_BYTES {
+            open_direct(path)
+        } else {
+            None
+        };
         let (file, direct) = match direct {
-            Some(file) => {
-                let buffer = vec![0u8; BUFFER_BYTES + ALIGN_BYTES];
-                let start = buffer.as_ptr().align_offset(ALIGN_BYTES);
-                (file, Some((buffer, start)))
-            }
+            Some(file) => (file, Some((buffer, start))),
             None => (File::create(path)?, None),
         };
         Ok(Self {
