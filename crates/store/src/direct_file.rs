@@ -72,10 +72,10 @@ impl DirectFile {
                 // with ordinary writes, the bytes so far kept.
                 let mut file = OpenOptions::new().write(true).open(&self.path)?;
                 file.set_len(self.written)?;
-                write_all_at(&file, &block[..self.filled.min(length)], self.written)?;
-                let tail = u64::try_from(self.filled.min(length)).unwrap_or(u64::MAX);
-                file.seek(io::SeekFrom::Start(self.written + tail))?;
-                self.written += tail;
+                // `filled <= length`: the block is the buffered bytes, padded or not.
+                write_all_at(&file, &block[..self.filled], self.written)?;
+                self.written += self.filled as u64;
+                file.seek(io::SeekFrom::Start(self.written))?;
                 self.filled = 0;
                 self.file = file;
                 self.direct = None;

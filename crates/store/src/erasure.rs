@@ -226,28 +226,24 @@ pub(crate) fn data_pieces<'a>(
         });
     }
     let piece_bytes = manifest.piece_bytes() as usize;
+    // Callers checked the lengths (against the manifest, or the batch); this only guards.
     let run_bytes = shards
         .iter()
         .flatten()
         .map(|shard| shard.len())
-        .next()
+        .max()
         .unwrap_or(0);
-    if piece_bytes == 0
-        || !run_bytes.is_multiple_of(piece_bytes)
-        || shards
-            .iter()
-            .flatten()
-            .any(|shard| shard.len() != run_bytes)
-    {
-        let mut indices: Vec<usize> = (0..shards.len())
-            .filter(|&index| shards[index].is_some_and(|shard| shard.len() != run_bytes))
-            .collect();
-        if indices.is_empty() {
-            indices = (0..shards.len())
-                .filter(|&index| shards[index].is_some())
-                .collect();
-        }
-        return Err(StoreError::CorruptShards { indices });
+    let uneven: Vec<usize> = (0..shards.len())
+        .filter(|&index| shards[index].is_some_and(|shard| shard.len() != run_bytes))
+        .collect();
+    if !uneven.is_empty() {
+        return Err(StoreError::CorruptShards { indices: uneven });
+    }
+    if piece_bytes == 0 || !run_bytes.is_multiple_of(piece_bytes) {
+        return Err(StoreError::Erasure {
+            stripe: 0,
+            message: format!("a run of {run_bytes} bytes is not whole pieces of {piece_bytes}"),
+        });
     }
     let missing: Vec<usize> = (0..data_shards)
         .filter(|&index| shards[index].is_none())

@@ -109,12 +109,17 @@ pub fn read_asset(path: &Path) -> Result<Vec<u8>> {
 /// Reads a file of `length` bytes into memory, a part per core at once (on this project's
 /// virtual machines, faulting in the fresh pages a read fills cost more than the copy, and
 /// both parallelise), checking that its length did not change.
+#[cfg(unix)]
 fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
     let length = usize::try_from(length).map_err(std::io::Error::other)?;
-    let file = std::fs::File::open(path)?;
+    let mut file = std::fs::File::open(path)?;
     let parts = rayon::current_num_threads().clamp(1, 8);
-    if length < READ_PART_BYTES_MIN * 2 || parts < 2 || !cfg!(unix) {
-        return std::fs::read(path);
+    if length < READ_PART_BYTES_MIN * 2 || parts < 2 {
+        let mut bytes = Vec::with_capacity(length);
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
     }
     let mut bytes = vec![0u8; length];
     let part_bytes = length.div_ceil(parts);
@@ -124,7 +129,7 @@ fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
             .enumerate()
             .map(|(index, part)| {
                 let file = &file;
-                scope.spawn(move || read_exact_at(file, part, (index * part_bytes) as u64))
+                scope.spawn(move || file.read_exact_at(part, (index * part_bytes) as u64))
             })
             .collect();
         readers.into_iter().try_for_each(|reader| {
@@ -134,35 +139,21 @@ fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
         })
     })?;
     // Nothing may follow: the file must not have grown since its size was read.
-    let mut probe = [0u8; 1];
-    if read_at(&file, &mut probe, length as u64)? != 0 {
+    if file.read_at(&mut [0u8; 1], length as u64)? != 0 {
         return Err(std::io::Error::other("the file grew while it was read"));
     }
     Ok(bytes)
 }
 
+/// [`read_in_parallel`] where positioned reads are not at hand: one read front to back.
+#[cfg(not(unix))]
+fn read_in_parallel(path: &Path, _length: u64) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
 /// Below this many bytes per part a file is read by one thread.
+#[cfg(unix)]
 const READ_PART_BYTES_MIN: usize = 16 << 20;
-
-#[cfg(unix)]
-fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
-}
-
-#[cfg(unix)]
-fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buffer, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(_: &std::fs::File, _: &mut [u8], _: u64) -> std::io::Result<()> {
-    Err(std::io::Error::other("positioned reads are unix-only"))
-}
-
-#[cfg(not(unix))]
-fn read_at(_: &std::fs::File, _: &mut [u8], _: u64) -> std::io::Result<usize> {
-    Ok(0)
-}
 
 /// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the
 /// format), under a fresh data key.
@@ -513,6 +504,7 @@ mod tests {
         assert_eq!(preferred.manifest.cipher, CipherKind::preferred());
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_large_file_is_read_in_parts_and_a_changed_length_is_an_error() {
         let directory = tempfile::tempdir().unwrap();

@@ -272,12 +272,12 @@ fn reassemble_whole<W: Write + Send>(
     writer: W,
     batch_bytes: u64,
 ) -> Result<W> {
-    manifest.validate()?;
+    // Validates the manifest, which the shard checks rely on.
+    let mut reassembler = Reassembler::with_batch_bytes(manifest, key, name, writer, batch_bytes)?;
     match check {
         ShardCheck::Hash => erasure::verify_shards(manifest, shards)?,
         ShardCheck::VerifiedByCaller => erasure::check_shard_sizes(manifest, shards)?,
     }
-    let mut reassembler = Reassembler::with_batch_bytes(manifest, key, name, writer, batch_bytes)?;
     while let Some(range) = reassembler.next_range() {
         let range = range.start as usize..range.end as usize;
         let pieces: Vec<Option<&[u8]>> = shards
