@@ -451,7 +451,8 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     // Read once: hashed here for the asset id, then ingested from memory.
     let bytes = tributary_store::read_asset(request.file)
         .with_context(|| format!("cannot read {}", request.file.display()))?;
-    let asset = Hash32(tributary_store::ContentHash::of_large(&bytes).0);
+    let hashed = tributary_store::HashedBytes::new(&bytes);
+    let asset = Hash32(hashed.id().0);
     let name = request.file.display().to_string();
     phases.lap("read and hash");
     let saved = asset_dir(&cli.home(), &asset);
@@ -506,9 +507,10 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             ));
             resumed.push("data_key");
             options.cipher = previous.cipher;
-            tributary_store::ingest_bytes_with_key(&name, &bytes, &options, previous.data_key)
+            tributary_store::ingest_hashed(&name, &hashed, &options, previous.data_key)
         }
-        None => tributary_store::ingest_bytes(&name, &bytes, &options),
+        None => tributary_store::DataKey::generate()
+            .and_then(|key| tributary_store::ingest_hashed(&name, &hashed, &options, key)),
     }
     .with_context(|| format!("cannot ingest {}", request.file.display()))?;
     let byte_size = bytes.len() as u64;

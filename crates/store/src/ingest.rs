@@ -10,7 +10,8 @@
 //!
 //! 1. **Check** the format ([`crate::validate`]).
 //! 2. **Hash** the plaintext (BLAKE3, the asset id) on all cores. The asset id is part of every chunk's
-//!    associated data, so hashing finishes before encryption starts.
+//!    associated data, so hashing finishes before encryption starts. A caller that needed the id first
+//!    hashes once, with [`HashedBytes`], and passes that to [`ingest_hashed`].
 //! 3. **Chunk** it (FastCDC) on one thread, which is sequential by nature, while the other threads
 //!    **encrypt** each chunk as soon as it is cut ([`crate::cipher`]) and scatter its ciphertext straight
 //!    into its place in the data shards (data shards are columns of the ciphertext stream, so no stream
@@ -169,6 +170,47 @@ pub fn ingest_bytes_with_key(
     options: &IngestOptions,
     key: DataKey,
 ) -> Result<Ingested> {
+    ingest_hashed(name, &HashedBytes::new(bytes), options, key)
+}
+
+/// An asset's bytes with their BLAKE3 root (the asset id), hashed once. A caller that needs the id
+/// before ingesting (to look the asset up, or to find the key an earlier run saved) hands this to
+/// [`ingest_hashed`], which then does not hash the bytes again; the id cannot disagree with the
+/// bytes, as only [`HashedBytes::new`] makes one.
+#[derive(Clone, Copy, Debug)]
+pub struct HashedBytes<'a> {
+    bytes: &'a [u8],
+    id: ContentHash,
+}
+
+impl<'a> HashedBytes<'a> {
+    /// Hashes `bytes` on every core.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            id: ContentHash::of_large(bytes),
+        }
+    }
+
+    /// The bytes' BLAKE3 root: the asset id.
+    pub fn id(&self) -> ContentHash {
+        self.id
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// [`ingest_bytes_with_key`] of bytes already hashed.
+pub fn ingest_hashed(
+    name: &str,
+    asset: &HashedBytes<'_>,
+    options: &IngestOptions,
+    key: DataKey,
+) -> Result<Ingested> {
+    let bytes = asset.bytes;
     erasure::check_geometry(
         options.data_shards,
         options.parity_shards,
@@ -177,7 +219,7 @@ pub fn ingest_bytes_with_key(
     check_size(name, bytes.len() as u64)?;
     let format = validate::check(name, bytes)?;
     let cipher = options.cipher.unwrap_or_else(CipherKind::preferred);
-    let (manifest, shards) = seal(bytes, format, cipher, &key, options)?;
+    let (manifest, shards) = seal(bytes, asset.id, format, cipher, &key, options)?;
     Ok(Ingested {
         manifest,
         key,
@@ -209,6 +251,7 @@ pub fn piece_bytes_for(ciphertext_bytes: u64, data_shards: usize) -> u64 {
 /// Steps 2–5 of the pipeline.
 fn seal(
     bytes: &[u8],
+    asset_id: ContentHash,
     format: DataFormat,
     cipher: CipherKind,
     key: &DataKey,
@@ -227,7 +270,6 @@ fn seal(
         .map(|_| vec![0u8; shard_bytes_bound])
         .collect();
 
-    let asset_id = ContentHash::of_large(bytes);
     let spans = chunk_and_encrypt(
         bytes,
         cipher,

@@ -62,6 +62,11 @@ fn check_in_segments(name: &str, bytes: &[u8], every: usize) -> Result<()> {
         .par_windows(2)
         .enumerate()
         .find_map_first(|(index, window)| {
+            // The header is the first segment's first record; its rows start after it.
+            let rows = &bytes[window[0].max(header_bytes)..window[1]];
+            if quote_free_rows_match(rows, expected) == Some(true) {
+                return None;
+            }
             first_ragged(&bytes[window[0]..window[1]], expected, index == 0).map(|bad| (index, bad))
         });
     match first_bad {
@@ -73,6 +78,65 @@ fn check_in_segments(name: &str, bytes: &[u8], every: usize) -> Result<()> {
             found: bad.found,
         }),
     }
+}
+
+/// Bytes the quote-free check classifies at once: one `u64` word.
+const WORD_BYTES: usize = 8;
+
+/// Whether every record of `rows` (which begins where a record begins) has `expected` fields, found
+/// without a reader when `rows` holds no `"`: then a record is a non-empty run of bytes between line
+/// ends (`\n` or `\r`; blank lines are skipped), and its fields are its commas plus one. `None` when
+/// `rows` has a quote, as then only the reader knows. Bytes are classified a word at a time (the
+/// high bit of each byte of a flag word says whether it is a comma, a line end or a quote), each
+/// line's commas are counted from the flags, and this runs several times faster than the reader's
+/// state machine on the numeric tables datasets mostly are.
+fn quote_free_rows_match(rows: &[u8], expected: usize) -> Option<bool> {
+    let mut line_start = 0usize;
+    let mut commas = 0usize;
+    let mut quotes = 0u64;
+    let mut words = rows.chunks_exact(WORD_BYTES);
+    let mut tail = [0u8; WORD_BYTES];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    let full = words.by_ref().map(|word| {
+        let mut bytes = [0u8; WORD_BYTES];
+        bytes.copy_from_slice(word);
+        bytes
+    });
+    for (index, word) in full.chain(std::iter::once(tail)).enumerate() {
+        let word = u64::from_le_bytes(word);
+        quotes |= bytes_equal(word, b'"');
+        let comma_flags = bytes_equal(word, b',');
+        let mut ends = bytes_equal(word, b'\n') | bytes_equal(word, b'\r');
+        // Flags of this word whose commas are already counted.
+        let mut counted = 0u64;
+        while ends != 0 {
+            let bit = ends.trailing_zeros();
+            let before = (1u64 << bit) - 1;
+            commas += (comma_flags & before & !counted).count_ones() as usize;
+            let end = index * WORD_BYTES + bit as usize / 8;
+            if end > line_start && commas + 1 != expected {
+                return (quotes == 0).then_some(false);
+            }
+            commas = 0;
+            line_start = end + 1;
+            counted = before | (1u64 << bit);
+            ends &= ends - 1;
+        }
+        commas += (comma_flags & !counted).count_ones() as usize;
+    }
+    if quotes != 0 {
+        return None;
+    }
+    // A last record without a line end.
+    Some(line_start >= rows.len() || commas + 1 == expected)
+}
+
+/// The high bit of each byte of `word` that equals `byte` (and no other bit).
+#[inline(always)]
+fn bytes_equal(word: u64, byte: u8) -> u64 {
+    const LOW_SEVEN: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let zero_where_equal = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    !(((zero_where_equal & LOW_SEVEN) + LOW_SEVEN) | zero_where_equal | LOW_SEVEN)
 }
 
 /// A row with the wrong number of fields, as its segment's reader saw it.
@@ -276,8 +340,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn quote_free_rows_are_counted_from_flag_words() {
+        // Line ends of every kind, blank lines, a last row without a line end, rows across blocks.
+        let mut rows = b"1,2,3\r\n\n4,5,6\r7,8,9\n\r\n".to_vec();
+        for row in 0..40 {
+            rows.extend_from_slice(format!("{row},{},long field {row}\n", row * 3).as_bytes());
+        }
+        rows.extend_from_slice(b"x,y,z");
+        assert_eq!(quote_free_rows_match(&rows, 3), Some(true));
+        assert_eq!(quote_free_rows_match(&rows, 2), Some(false));
+        assert_eq!(quote_free_rows_match(b"", 3), Some(true));
+        assert_eq!(quote_free_rows_match(b"\n\r\n", 3), Some(true));
+        rows.extend_from_slice(b",w");
+        assert_eq!(quote_free_rows_match(&rows, 3), Some(false));
+        // A quote anywhere leaves the answer to the reader.
+        assert_eq!(quote_free_rows_match(b"1,2\n\"3\",4\n", 2), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Without quotes (the check by masks), cut anywhere, the answers are the `csv` crate's.
+        #[test]
+        fn quote_free_segments_agree_with_reading_front_to_back(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    Just(&b"a"[..]), Just(&b","[..]), Just(&b"\n"[..]), Just(&b"\r"[..]),
+                    Just(&b"\r\n"[..]), Just(&b"x,y"[..]), Just(&b"1,2,3\n"[..]),
+                    Just(&b"0123456789abcdef0123456789abcdef"[..]), Just(BYTE_ORDER_MARK),
+                ],
+                0..120,
+            ),
+            every in 1usize..200,
+        ) {
+            let bytes: Vec<u8> = pieces.concat();
+            prop_assert_eq!(segmented(&bytes, every), sequential(&bytes));
+        }
 
         /// Cut anywhere, the segmented check agrees with the `csv` crate read front to back, on
         /// text made of the characters that matter (separators, quotes, line ends, a byte order
