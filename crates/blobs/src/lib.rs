@@ -456,6 +456,27 @@ impl BlobNode {
         size: u64,
         sink: &mut (dyn Write + Send),
     ) -> Result<FetchStats, BlobsError> {
+        self.fetch_from(from, root, size, 0, sink)
+    }
+
+    /// [`fetch`](Self::fetch) of the blob's bytes from `offset` on (a range request: the peer
+    /// sends the verified pieces from the one holding `offset`, and the bytes before `offset` are
+    /// dropped here). `sink` gets exactly `size - offset` bytes; `FetchStats::bytes` counts them.
+    pub fn fetch_from(
+        &self,
+        from: &BlobAddress,
+        root: &[u8; 32],
+        size: u64,
+        offset: u64,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<FetchStats, BlobsError> {
+        if offset > size {
+            return Err(BlobsError::Transfer {
+                peer: from.id.clone(),
+                hash: Hash::from_bytes(*root).to_hex().to_string(),
+                reason: format!("offset {offset} is past the blob's end ({size} bytes)"),
+            });
+        }
         let address = from.to_endpoint_address()?;
         let endpoint = self.endpoint.clone();
         let root = Hash::from_bytes(*root);
@@ -466,7 +487,7 @@ impl BlobNode {
             let started = Instant::now();
             match tokio::time::timeout(
                 timeout,
-                fetch_into(&endpoint, address, root, size, &peer, sink),
+                fetch_into(&endpoint, address, root, size, offset, &peer, sink),
             )
             .await
             {
@@ -545,12 +566,14 @@ where
     )
 }
 
-/// Dials `address` and streams the blob `root` into `sink`; returns the bytes written.
+/// Dials `address` and streams the blob `root` from `offset` on into `sink`; returns the bytes
+/// written.
 async fn fetch_into(
     endpoint: &Endpoint,
     address: EndpointAddr,
     root: Hash,
     size: u64,
+    offset: u64,
     peer: &str,
     sink: &mut (dyn Write + Send),
 ) -> Result<u64, BlobsError> {
@@ -573,7 +596,14 @@ async fn fetch_into(
         peer: peer.to_string(),
         reason: error.to_string(),
     })?;
-    let request = iroh_blobs::protocol::GetRequest::blob(root);
+    let request = if offset == 0 {
+        iroh_blobs::protocol::GetRequest::blob(root)
+    } else {
+        // From the 1 KiB chunk holding `offset`; the peer answers from the start of the
+        // verifiable piece holding that chunk.
+        let first = bao_tree::ChunkNum(offset / 1024);
+        iroh_blobs::protocol::GetRequest::blob_ranges(root, bao_tree::ChunkRanges::from(first..))
+    };
     let initial = fsm::start(connection.clone(), request, Default::default());
     let connected = initial
         .next()
@@ -601,7 +631,9 @@ async fn fetch_into(
             expected: size,
         });
     }
-    let mut written = 0u64;
+    // Where the next piece must start: the first one anywhere up to `offset`, each later one
+    // right after the one before.
+    let mut position: Option<u64> = None;
     let end = loop {
         let next = tokio::time::timeout(stall, content.next())
             .await
@@ -611,23 +643,37 @@ async fn fetch_into(
                 let item =
                     item.map_err(|error| transfer(format!("verification failed: {error}")))?;
                 if let bao_tree::io::BaoContentItem::Leaf(leaf) = item {
-                    if leaf.offset != written {
+                    let in_place = match position {
+                        None => leaf.offset <= offset,
+                        Some(expected) => leaf.offset == expected,
+                    };
+                    if !in_place {
                         return Err(transfer(format!(
-                            "a piece at offset {} arrived where {written} was expected",
-                            leaf.offset
+                            "a piece at offset {} arrived where {} was expected",
+                            leaf.offset,
+                            position.unwrap_or(offset)
                         )));
                     }
-                    sink.write_all(&leaf.data).map_err(BlobsError::Write)?;
-                    written += leaf.data.len() as u64;
+                    let end = leaf.offset + leaf.data.len() as u64;
+                    if end > offset {
+                        let skip = offset.saturating_sub(leaf.offset) as usize;
+                        sink.write_all(&leaf.data[skip..])
+                            .map_err(BlobsError::Write)?;
+                    }
+                    position = Some(end);
                 }
                 content = more;
             }
             fsm::BlobContentNext::Done(end) => break end,
         }
     };
-    if written != size {
-        return Err(transfer(format!("{written} of {size} bytes arrived")));
+    let arrived_to = position.unwrap_or(offset);
+    if arrived_to != size {
+        return Err(transfer(format!(
+            "bytes {offset}..{arrived_to} of {size} arrived"
+        )));
     }
+    let written = size - offset;
     if let fsm::EndBlobNext::Closing(closing) = end.next() {
         let _ = closing.next().await;
     }

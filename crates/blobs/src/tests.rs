@@ -128,6 +128,36 @@ fn a_file_corrupted_after_it_was_served_fails_verification_in_flight() {
 }
 
 #[test]
+fn a_fetch_from_an_offset_gets_exactly_the_rest_of_the_blob() {
+    let reader = BlobNode::start(config(11), Serving::Nothing).unwrap();
+    let server = BlobNode::start(
+        config(12),
+        Serving::Memory {
+            gate: Arc::new(OpenGate),
+        },
+    )
+    .unwrap();
+    // Several 16 KiB pieces and a short last one.
+    let bytes = pattern(5 * 16 * 1024 + 700);
+    let size = bytes.len() as u64;
+    let root = server.serve_bytes(bytes.clone().into()).unwrap();
+    // At the start, on a piece boundary, inside a piece, inside a 1 KiB chunk, in the last
+    // piece, and at the very end.
+    for offset in [0, 32 * 1024, 20_000, 16 * 1024 + 5, size - 3, size] {
+        let mut sink = Vec::new();
+        let stats = reader
+            .fetch_from(&server.address(), &root, size, offset, &mut sink)
+            .unwrap();
+        assert_eq!(sink, bytes[offset as usize..], "offset {offset}");
+        assert_eq!(stats.bytes, size - offset);
+    }
+    let error = reader
+        .fetch_from(&server.address(), &root, size, size + 1, &mut Vec::new())
+        .unwrap_err();
+    assert!(error.to_string().contains("past the blob's end"), "{error}");
+}
+
+#[test]
 fn memory_serving_and_forgetting() {
     let reader = BlobNode::start(config(7), Serving::Nothing).unwrap();
     let server = BlobNode::start(

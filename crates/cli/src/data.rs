@@ -1168,7 +1168,7 @@ pub fn get(
                 total,
                 needed,
                 candidates,
-                |deal: &&DealView, sink: &mut (dyn std::io::Write + Send)| {
+                |deal: &&DealView, offset: u64, sink: &mut (dyn std::io::Write + Send)| {
                     let endpoint = &endpoints[&deal.provider];
                     let root = &manifest.shards[usize::from(deal.shard_index)].root.0;
                     // Signed when the fetch starts: a replacement may start well into a
@@ -1180,7 +1180,7 @@ pub fn get(
                         deal.provider,
                         now_ms() + READ_REQUEST_TTL_MS,
                     );
-                    transport.fetch_into(endpoint, &request, root, deal.shard_bytes, sink)
+                    transport.fetch_into(endpoint, &request, root, deal.shard_bytes, offset, sink)
                 },
                 &bar,
             )?;

@@ -8,7 +8,8 @@
 //!
 //! A shard whose fetch fails, at the start or part way, is replaced by the next candidate with
 //! another shard index (or the same index at another provider); the replacement streams from
-//! its start, and blocks before the batch being decoded are dropped as they arrive.
+//! the batch being decoded on (a range request over iroh), so what was decoded is not fetched
+//! again.
 
 use std::{
     io::Write,
@@ -141,8 +142,9 @@ pub(super) struct Streamed {
 /// Streams `needed` (`k`) shards from `candidates` (shard index, and what `fetch` needs to
 /// fetch it) into `reassembler` until every stripe is decoded.
 ///
-/// `fetch` streams a candidate's shard into a writer and says whether iroh carried it; it runs
-/// on its own thread, one per shard. `bar` counts decoded shard bytes. A candidate failing
+/// `fetch` streams a candidate's shard from a byte offset on (a multiple of the batch's shard
+/// bytes) into a writer and says whether iroh carried it; it runs on its own thread, one per
+/// shard. `bar` counts decoded shard bytes. A candidate failing
 /// part way is replaced; when candidates run out before `k` shards are streaming, this fails
 /// naming every skipped one.
 pub(super) fn stream_shards<W, C, F>(
@@ -156,7 +158,7 @@ pub(super) fn stream_shards<W, C, F>(
 where
     W: Write + Send,
     C: Send,
-    F: Fn(&C, &mut (dyn Write + Send)) -> Result<bool, String> + Sync,
+    F: Fn(&C, u64, &mut (dyn Write + Send)) -> Result<bool, String> + Sync,
 {
     let block_bytes = usize::try_from(reassembler.batch_shard_bytes())?;
     let mut candidates = candidates.into_iter();
@@ -165,9 +167,9 @@ where
     std::thread::scope(|scope| {
         // Candidates passed over because a stream had their index: tried first when one fails.
         let mut deferred: Vec<(usize, C)> = Vec::new();
-        // Starts the next usable candidate whose index no stream has.
+        // Starts the next usable candidate whose index no stream has, from batch `batch` on.
         let mut start_next =
-            |active: &[Stream], skipped: &mut Vec<(u8, String)>| -> Option<Stream> {
+            |active: &[Stream], skipped: &mut Vec<(u8, String)>, batch: u64| -> Option<Stream> {
                 let free = |index: usize| active.iter().all(|stream| stream.index != index);
                 let next = match deferred.iter().position(|(index, _)| free(*index)) {
                     Some(position) => Some(deferred.remove(position)),
@@ -196,8 +198,9 @@ where
                         block: Vec::with_capacity(block_bytes),
                         block_bytes,
                     };
+                    let offset = batch * block_bytes as u64;
                     scope.spawn(move || {
-                        let result = fetch(&candidate, &mut sink).and_then(|iroh| {
+                        let result = fetch(&candidate, offset, &mut sink).and_then(|iroh| {
                             sink.flush()
                                 .map(|()| iroh)
                                 .map_err(|error| error.to_string())
@@ -208,13 +211,13 @@ where
                         index,
                         blocks,
                         recycle,
-                        received: 0,
+                        received: batch,
                     }
                 })
             };
         let mut active: Vec<Stream> = Vec::with_capacity(needed);
         while active.len() < needed {
-            match start_next(&active, &mut skipped) {
+            match start_next(&active, &mut skipped, 0) {
                 Some(stream) => active.push(stream),
                 None => break,
             }
@@ -242,7 +245,7 @@ where
                         skipped.push((u8::try_from(failed.index).unwrap_or(u8::MAX), reason));
                         // The failed stream's block for this batch (if any) is gone with it.
                         blocks[failed.index] = None;
-                        match start_next(&active, &mut skipped) {
+                        match start_next(&active, &mut skipped, batch) {
                             Some(stream) => active.insert(position, stream),
                             None => anyhow::bail!(
                                 "only {} of the {needed} shards needed could be fetched; skipped: {skipped:?}",
@@ -324,11 +327,19 @@ mod tests {
         FailsAfter(usize),
     }
 
+    /// What a test stream did.
+    struct Run {
+        streamed: anyhow::Result<Streamed>,
+        /// The asset written (empty if streaming failed).
+        written: Vec<u8>,
+        /// Each fetch's shard index and start offset, in the order they started.
+        starts: Vec<(usize, u64)>,
+        batch_shard_bytes: u64,
+    }
+
     /// Runs [`stream_shards`] over `candidates` (shard index, behaviour) with batches of 64 KiB.
-    fn stream(
-        bytes: &[u8],
-        candidates: Vec<(usize, Behaviour)>,
-    ) -> (anyhow::Result<Streamed>, Vec<u8>) {
+    fn stream(bytes: &[u8], candidates: Vec<(usize, Behaviour)>) -> Run {
+        let starts = std::sync::Mutex::new(Vec::new());
         let ingested = ingest_bytes("stream.csv", bytes, &IngestOptions::new(4, 2)).unwrap();
         let shards = &ingested.shards;
         let mut reassembler = Reassembler::with_batch_bytes(
@@ -346,15 +357,19 @@ mod tests {
             candidates
                 .into_iter()
                 .map(|(index, behaviour)| (index, (index, behaviour))),
-            |&(index, behaviour): &(usize, Behaviour), sink: &mut (dyn Write + Send)| {
+            |&(index, behaviour): &(usize, Behaviour),
+             offset: u64,
+             sink: &mut (dyn Write + Send)| {
+                starts.lock().unwrap().push((index, offset));
                 let shard = &shards[index];
+                let offset = offset as usize;
                 let (sent, fails) = match behaviour {
                     Behaviour::Whole => (shard.len(), false),
                     Behaviour::Refuses => (0, true),
                     Behaviour::FailsAfter(bytes) => (bytes, true),
                 };
-                // In odd pieces, as a transport hands them on.
-                for piece in shard[..sent].chunks(16_411) {
+                // From the offset asked for, in odd pieces, as a transport hands them on.
+                for piece in shard[offset..sent.max(offset)].chunks(16_411) {
                     sink.write_all(piece).map_err(|error| error.to_string())?;
                 }
                 if fails {
@@ -364,11 +379,17 @@ mod tests {
             },
             &ProgressBar::hidden(),
         );
+        let batch_shard_bytes = reassembler.batch_shard_bytes();
         let written = match streamed {
             Ok(_) => reassembler.finish().unwrap(),
             Err(_) => Vec::new(),
         };
-        (streamed, written)
+        Run {
+            streamed,
+            written,
+            starts: starts.into_inner().unwrap(),
+            batch_shard_bytes,
+        }
     }
 
     #[test]
@@ -380,7 +401,12 @@ mod tests {
             .len();
         // Shard 1 refuses at once, shard 2 fails half way, after several batches are decoded;
         // shard 2 at another provider and parity shard 4 stand by.
-        let (streamed, written) = stream(
+        let Run {
+            streamed,
+            written,
+            starts,
+            batch_shard_bytes,
+        } = stream(
             &bytes,
             vec![
                 (0, Behaviour::Whole),
@@ -397,15 +423,29 @@ mod tests {
         assert_eq!(streamed.skipped[0].0, 1);
         assert_eq!(streamed.skipped[1].0, 2);
         // Shard 1 is replaced by parity shard 4 (the standby 2 is passed over while the first
-        // 2 streams), then the failed 2 by the standby 2, streamed again from its start.
+        // 2 streams), then the failed 2 by the standby 2.
         assert_eq!(streamed.used, vec![0, 2, 3, 4]);
         assert_eq!(streamed.over_iroh, 3);
+        // The first four start at the beginning, as does shard 4 (shard 1 failed at once); the
+        // standby 2 starts at the batch its failed twin was in, not at the beginning again.
+        assert_eq!(starts.len(), 6, "{starts:?}");
+        assert!(
+            starts[..5].iter().all(|&(_, offset)| offset == 0),
+            "{starts:?}"
+        );
+        let (index, offset) = starts[5];
+        assert_eq!(index, 2);
+        assert_eq!(
+            offset,
+            (shard_bytes as u64 / 2) / batch_shard_bytes * batch_shard_bytes
+        );
+        assert!(offset > 0, "{starts:?}");
     }
 
     #[test]
     fn too_few_shards_fail_naming_the_skipped_ones() {
         let bytes = csv(1 << 20);
-        let (streamed, _) = stream(
+        let streamed = stream(
             &bytes,
             vec![
                 (0, Behaviour::Whole),
@@ -415,7 +455,8 @@ mod tests {
                 (4, Behaviour::Whole),
                 (9, Behaviour::Whole),
             ],
-        );
+        )
+        .streamed;
         let error = format!("{:#}", streamed.err().unwrap());
         assert!(error.contains("only 3 of the 4 shards"), "{error}");
         assert!(

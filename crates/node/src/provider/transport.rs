@@ -156,20 +156,22 @@ impl IrohTransport {
     ) -> Result<(Vec<u8>, bool), String> {
         let capacity = size.min(limits::API_SHARD_BYTES_MAX as u64);
         let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-        let iroh = self.fetch_into(endpoint, request, root, size, &mut bytes)?;
+        let iroh = self.fetch_into(endpoint, request, root, size, 0, &mut bytes)?;
         Ok((bytes, iroh))
     }
 
-    /// [`IrohTransport::fetch`], streaming the shard into `sink` in order; says whether iroh
-    /// carried it. Over iroh every piece is verified against `root` before `sink` sees it, so a
-    /// caller may use bytes as they come; a failure part way leaves `sink` holding a verified
-    /// prefix. Over HTTP the whole shard is checked before any of it is written.
+    /// [`IrohTransport::fetch`] of the shard's bytes from `offset` on, streamed into `sink` in
+    /// order; says whether iroh carried them. Over iroh that is a range request, and every piece
+    /// is verified against `root` before `sink` sees it, so a caller may use bytes as they come;
+    /// a failure part way leaves `sink` holding a verified prefix. Over HTTP the whole shard is
+    /// fetched and checked before any of it is written.
     pub fn fetch_into(
         &self,
         endpoint: &str,
         request: &ReadRequest,
         root: &[u8; 32],
         size: u64,
+        offset: u64,
         sink: &mut (dyn Write + Send),
     ) -> Result<bool, String> {
         if size > limits::API_SHARD_BYTES_MAX as u64 {
@@ -178,15 +180,20 @@ impl IrohTransport {
                 limits::API_SHARD_BYTES_MAX
             ));
         }
+        if offset > size {
+            return Err(format!(
+                "offset {offset} is past the end of a shard of {size} bytes"
+            ));
+        }
         match blob_address(&self.http.agent, endpoint, &request.provider)? {
             Some(address) => self
                 .node
-                .fetch(&address, root, size, sink)
+                .fetch_from(&address, root, size, offset, sink)
                 .map(|_| true)
                 .map_err(|error| format!("iroh: {error}")),
             None => {
                 let bytes = self.http.read_shard(endpoint, request, root, size)?;
-                sink.write_all(&bytes)
+                sink.write_all(&bytes[offset as usize..])
                     .map_err(|error| format!("cannot keep the shard: {error}"))?;
                 Ok(false)
             }
