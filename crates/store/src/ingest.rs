@@ -177,7 +177,7 @@ pub fn ingest_bytes_with_key(
 /// before ingesting (to look the asset up, or to find the key an earlier run saved) hands this to
 /// [`ingest_hashed`], which then does not hash the bytes again; the id cannot disagree with the
 /// bytes, as only [`HashedBytes::new`] makes one.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct HashedBytes<'a> {
     bytes: &'a [u8],
     id: ContentHash,
@@ -196,10 +196,16 @@ impl<'a> HashedBytes<'a> {
     pub fn id(&self) -> ContentHash {
         self.id
     }
+}
 
-    /// The bytes.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+/// The length and id, not the bytes (an asset may be gigabytes).
+impl std::fmt::Debug for HashedBytes<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("HashedBytes")
+            .field("len", &self.bytes.len())
+            .field("id", &self.id)
+            .finish()
     }
 }
 

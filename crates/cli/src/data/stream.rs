@@ -144,9 +144,8 @@ pub(super) struct Streamed {
 ///
 /// `fetch` streams a candidate's shard from a byte offset on (a multiple of the batch's shard
 /// bytes) into a writer and says whether iroh carried it; it runs on its own thread, one per
-/// shard. `bar` counts decoded shard bytes. A candidate failing
-/// part way is replaced; when candidates run out before `k` shards are streaming, this fails
-/// naming every skipped one.
+/// shard. `bar` counts decoded shard bytes. A candidate failing part way is replaced; when
+/// candidates run out before `k` shards are streaming, this fails naming every skipped one.
 pub(super) fn stream_shards<W, C, F>(
     reassembler: &mut Reassembler<'_, W>,
     shard_count: usize,
