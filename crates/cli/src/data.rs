@@ -448,11 +448,12 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     };
     let mut resumed: Vec<&'static str> = Vec::new();
     let mut phases = Phases::start();
-    // Read once: hashed here for the asset id, then ingested from memory.
+    // Read once: hashed (and chunked) here for the asset id, then sealed where it lies.
     let bytes = tributary_store::read_asset(request.file)
         .with_context(|| format!("cannot read {}", request.file.display()))?;
-    let hashed = tributary_store::HashedBytes::new(&bytes);
+    let hashed = tributary_store::HashedAsset::new(bytes);
     let asset = Hash32(hashed.id().0);
+    let byte_size = hashed.bytes().len() as u64;
     let name = request.file.display().to_string();
     phases.lap("read and hash");
     let saved = asset_dir(&cli.home(), &asset);
@@ -507,28 +508,16 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             ));
             resumed.push("data_key");
             options.cipher = previous.cipher;
-            tributary_store::ingest_hashed(&name, &hashed, &options, previous.data_key)
+            tributary_store::ingest_hashed(&name, hashed, &options, previous.data_key)
         }
         None => tributary_store::DataKey::generate()
-            .and_then(|key| tributary_store::ingest_hashed(&name, &hashed, &options, key)),
+            .and_then(|key| tributary_store::ingest_hashed(&name, hashed, &options, key)),
     }
     .with_context(|| format!("cannot ingest {}", request.file.display()))?;
-    let byte_size = bytes.len() as u64;
-    drop(bytes);
     phases.lap("ingest");
     let manifest = &ingested.manifest;
-    let shard_count = ingested.shards.len();
-    let shard_bytes = ingested
-        .shards
-        .first()
-        .map_or(0, |shard| shard.len() as u64);
-    ensure!(
-        ingested
-            .shards
-            .iter()
-            .all(|shard| shard.len() as u64 == shard_bytes),
-        "the shards differ in size"
-    );
+    let shard_count = ingested.shard_count();
+    let shard_bytes = ingested.shard_bytes();
     let manifest_json = manifest.to_json()?;
     let layout = StorageLayout {
         manifest_root: Hash32::blake3(manifest_json.as_bytes()),
@@ -793,7 +782,9 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     // others receive theirs.
     let upload = |index: usize| -> Result<()> {
         let deal = &placed[index];
-        let shard = &ingested.shards[index];
+        let shard = ingested
+            .shard(index)
+            .ok_or_else(|| anyhow!("deal {} names shard {index}, past the last", deal.id))?;
         let endpoint = endpoints.get(&deal.provider).ok_or_else(|| {
             anyhow!(
                 "provider {} of deal {} (shard {index}) is not registered on the ledger",
@@ -802,10 +793,13 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             )
         })?;
         let url = format!("{endpoint}/deals/{}/shard", deal.id);
+        // Data shards are columns of the sealed asset: read where they lie, a piece at a time.
+        let mut reader = shard.reader();
         let mut uploaded = agent
             .put(&url)
             .header("content-type", "application/octet-stream")
-            .send(&shard[..])
+            .header("content-length", shard.len())
+            .send(ureq::SendBody::from_reader(&mut reader))
             .with_context(|| {
                 format!(
                     "uploading shard {index} to {url}; run `tributary asset add` again to resume"

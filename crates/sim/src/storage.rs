@@ -457,10 +457,7 @@ pub fn run_storage(
         .manifest
         .to_json()
         .map_err(|error| error.to_string())?;
-    let shard_bytes = ingested
-        .shards
-        .first()
-        .map_or(0, |shard| shard.len() as u64);
+    let shard_bytes = ingested.shard_bytes();
     chain
         .submit(
             &owner,
@@ -524,9 +521,12 @@ pub fn run_storage(
             .iter()
             .find(|provider| provider.provider.address() == deal.provider)
             .ok_or("a deal with an unknown provider")?;
+        let shard = ingested
+            .shard(usize::from(deal.shard_index))
+            .ok_or("a deal for a shard past the last")?;
         holder
             .provider
-            .upload(deal.id, &ingested.shards[usize::from(deal.shard_index)])
+            .upload(deal.id, &shard.to_vec())
             .map_err(|error| error.to_string())?;
     }
 

@@ -13,9 +13,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use tributary_store::chunking::chunk_spans;
-use tributary_store::ingest::{encrypt_chunks, piece_bytes_for};
+use tributary_store::ingest::{encrypt_chunks_in_place, piece_bytes_for};
+use tributary_store::limits::STRIPE_BYTES_MAX;
 use tributary_store::{
-    CipherKind, ContentHash, DataKey, IngestOptions, erasure, ingest_bytes, reassemble, validate,
+    CipherKind, ContentHash, DataKey, HashedAsset, IngestOptions, erasure, ingest_hashed,
+    reassemble, validate,
 };
 
 const RUNS: usize = 2;
@@ -84,25 +86,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (seconds, spans) = best(|| chunk_spans(&bytes));
     let chunking = row("store::chunking", &parameters, seconds, total);
     println!("  {} chunks", spans.len());
-    let (seconds, asset_id) = best(|| ContentHash::of(&bytes));
+    let (seconds, asset_id) = best(|| ContentHash::of_large(&bytes));
     let hashing = row("store::blake3", &parameters, seconds, total);
     let key = DataKey::generate()?;
-    let (seconds, stream) = best(|| encrypt_chunks(&bytes, &spans, cipher, &key, asset_id));
-    let stream = stream?;
-    let encryption = row("store::encrypt", &parameters, seconds, total);
-    let stripe_bytes = piece_bytes_for(stream.len() as u64, k) * k as u64;
-    let (seconds, shards) = best(|| erasure::encode(&stream, k, m, stripe_bytes));
-    let shards = shards?;
-    let coding = row("store::erasure_encode", &parameters, seconds, total);
-    drop(stream);
+    // Stages that work in place get a fresh copy per run, made outside the timing (as `asset add`
+    // reads the file into its buffer before ingest).
+    let mut tags = Vec::new();
+    let mut stream = Vec::new();
+    let mut encrypt_seconds = f64::INFINITY;
+    for _ in 0..RUNS {
+        stream = bytes.clone();
+        let started = Instant::now();
+        tags = encrypt_chunks_in_place(&mut stream, &spans, cipher, &key, asset_id)?;
+        encrypt_seconds = encrypt_seconds.min(started.elapsed().as_secs_f64());
+    }
+    assert_eq!(tags.len(), spans.len());
+    let encryption = row("store::encrypt", &parameters, encrypt_seconds, total);
+    let piece_bytes = piece_bytes_for(stream.len() as u64, k) as usize;
+    let stripe_bytes = piece_bytes * k;
+    stream.resize(stream.len().div_ceil(stripe_bytes) * stripe_bytes, 0);
+    let (seconds, parity) = best(|| erasure::encode_parity(&stream, k, m, piece_bytes));
+    let parity = parity?;
+    let coding = row("store::erasure_parity", &parameters, seconds, total);
     let (seconds, _) = best(|| {
-        shards
-            .par_iter()
-            .map(|shard| ContentHash::of(shard))
+        (0..k + m)
+            .into_par_iter()
+            .map(|index| {
+                let mut hasher = blake3::Hasher::new();
+                if index < k {
+                    for start in (index * piece_bytes..stream.len()).step_by(stripe_bytes) {
+                        hasher.update(&stream[start..start + piece_bytes]);
+                    }
+                } else {
+                    hasher.update(&parity[index - k]);
+                }
+                hasher.finalize()
+            })
             .collect::<Vec<_>>()
     });
     let roots = row("store::shard_roots", &parameters, seconds, total);
-    drop(shards);
+    drop(parity);
+    drop(stream);
 
     let four = 1.0 / (1.0 / chunking + 1.0 / hashing + 1.0 / encryption + 1.0 / coding);
     let five =
@@ -115,16 +139,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         parity_shards: m,
         cipher: Some(cipher),
     };
-    let (seconds, ingested) = best(|| ingest_bytes("bench.parquet", &bytes, &options));
-    let ingested = ingested?;
-    let pipeline = row("store::ingest", &parameters, seconds, total);
+    // The pipeline as `asset add` runs it: the file's bytes (copied outside the timing, as the
+    // read is) are hashed and sealed where they lie.
+    let mut pipeline_seconds = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..RUNS {
+        let mut buffer = Vec::with_capacity(total + STRIPE_BYTES_MAX as usize);
+        buffer.extend_from_slice(&bytes);
+        drop(last.take());
+        let started = Instant::now();
+        let ingested = ingest_hashed(
+            "bench.parquet",
+            HashedAsset::new(buffer),
+            &options,
+            DataKey::generate()?,
+        )?;
+        pipeline_seconds = pipeline_seconds.min(started.elapsed().as_secs_f64());
+        last = Some(ingested);
+    }
+    let ingested = last.ok_or("no pipeline run")?;
+    let pipeline = row("store::ingest", &parameters, pipeline_seconds, total);
     println!(
         "  pipeline = {:.0}% of ideal (4 stages), {:.0}% of ideal (5)",
         100.0 * pipeline / four,
         100.0 * pipeline / five
     );
 
-    let present: Vec<Option<Vec<u8>>> = ingested.shards.iter().cloned().map(Some).collect();
+    let present: Vec<Option<Vec<u8>>> = ingested.shard_vecs().into_iter().map(Some).collect();
     let (seconds, output) = best(|| reassemble(&ingested.manifest, &ingested.key, &present));
     assert!(output? == bytes);
     row("store::reassemble/all_shards", &parameters, seconds, total);

@@ -10,6 +10,9 @@
 //! no (key, nonce) pair repeats. The associated data binds each chunk to its asset and place: a domain
 //! string, the asset id and the chunk's index, so chunks cannot be swapped or moved between assets (a
 //! dropped or added chunk changes the output, which must hash to the asset id).
+//!
+//! Chunks are sealed in place ([`ChunkCipher::seal_in_place`]) and their tags kept apart
+//! ([`ChunkTag`], recorded in the manifest), so ciphertext is exactly as long as plaintext.
 
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::inout::InOutBuf;
@@ -245,66 +248,92 @@ impl ChunkCipher {
         data
     }
 
-    /// Seals chunk `chunk`: `out` is `plaintext.len() + 16` bytes and receives the ciphertext then the tag.
-    pub fn seal(&self, chunk: u64, plaintext: &[u8], out: &mut [u8]) -> Result<()> {
-        let tag_at = plaintext.len();
-        if out.len() != tag_at + TAG_BYTES as usize {
-            return Err(StoreError::Encrypt { chunk });
-        }
-        let (body, tag_out) = out.split_at_mut(tag_at);
+    /// Seals chunk `chunk` in place: `body` holds the plaintext and receives the ciphertext (the same
+    /// length); returns the 16-byte tag, which the manifest records.
+    pub fn seal_in_place(&self, chunk: u64, body: &mut [u8]) -> Result<ChunkTag> {
         let associated = self.associated_data(chunk);
         let tag: [u8; 16] = match &self.aead {
-            Aead::Aes(aead) => {
-                body.copy_from_slice(plaintext);
-                aead.seal(nonce::<12>(chunk), &associated, body)
-                    .ok_or(StoreError::Encrypt { chunk })?
-            }
-            Aead::XChaCha(aead) => {
-                let buffer =
-                    InOutBuf::new(plaintext, body).map_err(|_| StoreError::Encrypt { chunk })?;
-                aead.encrypt_inout_detached(&nonce::<24>(chunk).into(), &associated, buffer)
-                    .map(Into::into)
-                    .map_err(|_| StoreError::Encrypt { chunk })?
-            }
+            Aead::Aes(aead) => aead
+                .seal(nonce::<12>(chunk), &associated, body)
+                .ok_or(StoreError::Encrypt { chunk })?,
+            Aead::XChaCha(aead) => aead
+                .encrypt_inout_detached(&nonce::<24>(chunk).into(), &associated, body.into())
+                .map(Into::into)
+                .map_err(|_| StoreError::Encrypt { chunk })?,
         };
-        tag_out.copy_from_slice(&tag);
-        Ok(())
+        Ok(ChunkTag(tag))
     }
 
-    /// Opens chunk `chunk`: `sealed` is ciphertext then tag; `out` (16 bytes shorter) receives the
-    /// plaintext. Fails with [`StoreError::Decrypt`] on a wrong key or any altered byte, leaving `out`
-    /// zeroed.
-    pub fn open(&self, chunk: u64, sealed: &[u8], out: &mut [u8]) -> Result<()> {
-        let Some(body_len) = sealed.len().checked_sub(TAG_BYTES as usize) else {
-            return Err(StoreError::Decrypt { chunk });
-        };
-        let (body, tag) = sealed.split_at(body_len);
-        let mut tag_bytes = [0u8; 16];
-        tag_bytes.copy_from_slice(tag);
+    /// Opens chunk `chunk`: `ciphertext` and its `tag` in, the plaintext (the same length) into `out`.
+    /// Fails with [`StoreError::Decrypt`] on a wrong key, tag or any altered byte, leaving `out` zeroed.
+    pub fn open(
+        &self,
+        chunk: u64,
+        ciphertext: &[u8],
+        tag: &ChunkTag,
+        out: &mut [u8],
+    ) -> Result<()> {
         let associated = self.associated_data(chunk);
         let opened = match &self.aead {
             Aead::Aes(aead) => aead
-                .open(nonce::<12>(chunk), &associated, body, &tag_bytes, out)
+                .open(nonce::<12>(chunk), &associated, ciphertext, &tag.0, out)
                 .ok_or(()),
-            Aead::XChaCha(aead) => {
-                InOutBuf::new(body, &mut *out)
+            Aead::XChaCha(aead) => InOutBuf::new(ciphertext, &mut *out)
+                .map_err(|_| ())
+                .and_then(|buffer| {
+                    aead.decrypt_inout_detached(
+                        &nonce::<24>(chunk).into(),
+                        &associated,
+                        buffer,
+                        &tag.0.into(),
+                    )
                     .map_err(|_| ())
-                    .and_then(|buffer| {
-                        aead.decrypt_inout_detached(
-                            &nonce::<24>(chunk).into(),
-                            &associated,
-                            buffer,
-                            &tag_bytes.into(),
-                        )
-                        .map_err(|_| ())
-                    })
-            }
+                }),
         };
         if opened.is_err() {
             out.zeroize();
             return Err(StoreError::Decrypt { chunk });
         }
         Ok(())
+    }
+}
+
+/// A chunk's 16-byte authentication tag, kept in the manifest (so the ciphertext stream is exactly as
+/// long as the plaintext, and ingest can seal the asset where it lies). Written as 32 lowercase hex
+/// digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ChunkTag(pub [u8; TAG_BYTES as usize]);
+
+impl std::fmt::Debug for ChunkTag {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "ChunkTag({})", hex::encode(self.0))
+    }
+}
+
+impl Serialize for ChunkTag {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkTag {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut bytes = [0u8; TAG_BYTES as usize];
+        if text.len() != 2 * bytes.len() || text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            return Err(serde::de::Error::custom(format!(
+                "a chunk tag is {} lowercase hex digits, got {} characters",
+                2 * bytes.len(),
+                text.len()
+            )));
+        }
+        hex::decode_to_slice(text.as_ref(), &mut bytes).map_err(serde::de::Error::custom)?;
+        Ok(Self(bytes))
     }
 }
 
@@ -324,21 +353,30 @@ mod tests {
         let asset = ContentHash::of(b"asset");
         let cipher = ChunkCipher::new(kind, &key, asset).unwrap();
         let plaintext = b"some chunk of data".to_vec();
-        let mut sealed = vec![0u8; plaintext.len() + 16];
-        cipher.seal(1, &plaintext, &mut sealed).unwrap();
-        assert_ne!(&sealed[..plaintext.len()], &plaintext[..]);
+        let mut sealed = plaintext.clone();
+        let tag = cipher.seal_in_place(1, &mut sealed).unwrap();
+        assert_ne!(sealed, plaintext);
         let mut opened = vec![0u8; plaintext.len()];
-        cipher.open(1, &sealed, &mut opened).unwrap();
+        cipher.open(1, &sealed, &tag, &mut opened).unwrap();
         assert_eq!(opened, plaintext);
-        // Another index, asset, chunk count or key fails.
-        assert!(cipher.open(2, &sealed, &mut opened).is_err());
+        // Another index, asset, key or tag fails, and leaves the output zeroed.
+        assert!(cipher.open(2, &sealed, &tag, &mut opened).is_err());
+        assert_eq!(opened, vec![0u8; plaintext.len()]);
         let other_asset = ChunkCipher::new(kind, &key, ContentHash::of(b"other")).unwrap();
-        assert!(other_asset.open(1, &sealed, &mut opened).is_err());
+        assert!(other_asset.open(1, &sealed, &tag, &mut opened).is_err());
         let other_key = ChunkCipher::new(kind, &DataKey::generate().unwrap(), asset).unwrap();
-        assert!(other_key.open(1, &sealed, &mut opened).is_err());
+        assert!(other_key.open(1, &sealed, &tag, &mut opened).is_err());
         let mut tampered = sealed.clone();
         tampered[0] ^= 1;
-        assert!(cipher.open(1, &tampered, &mut opened).is_err());
+        assert!(cipher.open(1, &tampered, &tag, &mut opened).is_err());
+        let mut other_tag = tag;
+        other_tag.0[15] ^= 1;
+        assert!(cipher.open(1, &sealed, &other_tag, &mut opened).is_err());
+        // The tag's JSON form reads back, and only as 32 lowercase hex digits.
+        let json = serde_json::to_string(&tag).unwrap();
+        assert_eq!(serde_json::from_str::<ChunkTag>(&json).unwrap(), tag);
+        assert!(serde_json::from_str::<ChunkTag>(&json.to_uppercase()).is_err());
+        assert!(serde_json::from_str::<ChunkTag>("\"00\"").is_err());
     }
 
     /// Test case 14 of the GCM specification (McGrew & Viega): a zero key, nonce and block.

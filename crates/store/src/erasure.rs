@@ -1,13 +1,13 @@
 //! Reed-Solomon erasure coding of the ciphertext stream into `k` data and `m` parity shards.
 //!
-//! The stream (every chunk's ciphertext, in order) is laid out in stripes of `stripe_bytes`, the last one
+//! The stream (every chunk's ciphertext, in order: the plaintext's layout) is laid out in stripes of `stripe_bytes`, the last one
 //! zero-padded. Each stripe splits into `k` equal pieces and yields `m` parity pieces
 //! (`reed-solomon-simd`, a systematic code over GF(2^16)); shard `j` is piece `j` of every stripe,
 //! concatenated. Data shards are thus the stream itself, cut into columns: with all of them present,
 //! decoding is a copy. Any `k` of the `k + m` shards rebuild every stripe.
 //!
-//! Stripes are coded in parallel (rayon), each worker reusing one encoder or decoder. Ingest writes the
-//! data shards itself (sealing chunks straight into them) and calls [`encode_parity`]; reassembly
+//! Stripes are coded in parallel (rayon), each worker reusing one encoder or decoder. Ingest seals the
+//! stream where it lies and calls [`encode_parity`] on it (its columns are the data shards); reassembly
 //! rebuilds only the missing data columns, a run of stripes at a time as shards arrive
 //! ([`data_pieces`]); [`data_shards`] does it for whole shards. [`encode`] and [`decode`] work on a
 //! whole stream, for callers that have one.
@@ -20,6 +20,7 @@ use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 use crate::error::{Result, StoreError};
 use crate::limits::{PIECE_ALIGN_BYTES, SHARDS_MAX, STRIPE_BYTES_MAX};
 use crate::manifest::{ContentHash, Manifest};
+use crate::piece_hash;
 
 /// Checks a geometry: `1 <= k`, `1 <= m`, `k + m <= SHARDS_MAX`, and `stripe_bytes` splitting into `k`
 /// pieces of a non-zero multiple of [`PIECE_ALIGN_BYTES`].
@@ -78,38 +79,137 @@ pub fn encode(
             shard
         })
         .collect();
-    let parity = encode_parity(&shards, parity_shards, piece_bytes)?;
+    let (parity, _) = parity_of(
+        stripes,
+        data_shards,
+        parity_shards,
+        piece_bytes,
+        |stripe, column| &shards[column][stripe * piece_bytes..(stripe + 1) * piece_bytes],
+        |_, _| (),
+    )?;
     shards.extend(parity);
     Ok(shards)
 }
 
-/// Computes the `m` parity shards of `k` equal-length data shards whose stripes have pieces of
-/// `piece_bytes` (a non-zero multiple of [`PIECE_ALIGN_BYTES`] dividing the shards' length).
+/// Computes the `m` parity shards of a ciphertext stream already padded to whole stripes of `k`
+/// pieces of `piece_bytes` (a non-zero multiple of [`PIECE_ALIGN_BYTES`]); the data shards are the
+/// stream's columns, read where they lie.
 pub fn encode_parity(
-    data: &[Vec<u8>],
+    stream: &[u8],
+    data_shards: usize,
     parity_shards: usize,
     piece_bytes: usize,
 ) -> Result<Vec<Vec<u8>>> {
-    let data_shards = data.len();
-    let shard_bytes = data.first().map_or(0, Vec::len);
-    if data.iter().any(|shard| shard.len() != shard_bytes)
-        || piece_bytes == 0
-        || !shard_bytes.is_multiple_of(piece_bytes)
-    {
-        return Err(StoreError::invalid_option(
-            "data shards",
-            format!("shards must have one length, a multiple of the piece size {piece_bytes}"),
-        ));
-    }
-    check_geometry(
+    let stripes = whole_stripes(stream, data_shards, parity_shards, piece_bytes)?;
+    let stripe_bytes = data_shards * piece_bytes;
+    let (parity, _) = parity_of(
+        stripes,
         data_shards,
         parity_shards,
-        (data_shards * piece_bytes) as u64,
+        piece_bytes,
+        |stripe, column| {
+            let start = stripe * stripe_bytes + column * piece_bytes;
+            &stream[start..start + piece_bytes]
+        },
+        |_, _| (),
     )?;
-    let stripes = shard_bytes / piece_bytes;
+    Ok(parity)
+}
+
+/// [`encode_parity`], and the BLAKE3 root of every shard (`k` data, then `m` parity). Where pieces
+/// allow ([`crate::piece_hash`]) each stripe's pieces are hashed right after the stripe is coded,
+/// while they are in cache; otherwise the shards are hashed after.
+pub fn encode_parity_and_roots(
+    stream: &[u8],
+    data_shards: usize,
+    parity_shards: usize,
+    piece_bytes: usize,
+) -> Result<(Vec<Vec<u8>>, Vec<ContentHash>)> {
+    let stripes = whole_stripes(stream, data_shards, parity_shards, piece_bytes)?;
+    let stripe_bytes = data_shards * piece_bytes;
+    let data_piece = |stripe: usize, column: usize| {
+        let start = stripe * stripe_bytes + column * piece_bytes;
+        &stream[start..start + piece_bytes]
+    };
+    let fused = piece_hash::applies(piece_bytes, stripes);
+    let (parity, values) = parity_of(
+        stripes,
+        data_shards,
+        parity_shards,
+        piece_bytes,
+        data_piece,
+        |stripe, parity: &[&mut [u8]]| {
+            if !fused {
+                return Vec::new();
+            }
+            (0..data_shards)
+                .map(|column| data_piece(stripe, column))
+                .chain(parity.iter().map(|piece| &**piece))
+                .map(|piece| piece_hash::piece_value(piece, stripe))
+                .collect::<Vec<_>>()
+        },
+    )?;
+    let roots: Option<Vec<ContentHash>> = (0..data_shards + parity_shards)
+        .into_par_iter()
+        .map(|shard| {
+            if fused {
+                let column: Vec<_> = values.iter().map(|stripe| stripe[shard]).collect();
+                return piece_hash::root_of(&column);
+            }
+            let mut hasher = blake3::Hasher::new();
+            if shard < data_shards {
+                (0..stripes).for_each(|stripe| {
+                    hasher.update(data_piece(stripe, shard));
+                });
+            } else {
+                hasher.update(&parity[shard - data_shards]);
+            }
+            Some(ContentHash(*hasher.finalize().as_bytes()))
+        })
+        .collect();
+    let roots = roots.ok_or_else(|| StoreError::Erasure {
+        stripe: 0,
+        message: "a shard's pieces could not be merged into its root".into(),
+    })?;
+    Ok((parity, roots))
+}
+
+/// Checks the geometry and that `stream` is whole stripes; returns how many.
+fn whole_stripes(
+    stream: &[u8],
+    data_shards: usize,
+    parity_shards: usize,
+    piece_bytes: usize,
+) -> Result<usize> {
+    let stripe_bytes = data_shards.saturating_mul(piece_bytes);
+    check_geometry(data_shards, parity_shards, stripe_bytes as u64)?;
+    if !stream.len().is_multiple_of(stripe_bytes) {
+        return Err(StoreError::invalid_option(
+            "stream",
+            format!(
+                "{} bytes is not whole stripes of {stripe_bytes} bytes",
+                stream.len()
+            ),
+        ));
+    }
+    Ok(stream.len() / stripe_bytes)
+}
+
+/// The parity shards of `stripes` stripes whose data pieces `data_piece(stripe, column)` gives,
+/// stripe by stripe in parallel, each worker reusing one encoder; with what `after(stripe, parity
+/// pieces)` returns for each stripe once it is coded. Callers check the geometry.
+fn parity_of<'a, T: Send>(
+    stripes: usize,
+    data_shards: usize,
+    parity_shards: usize,
+    piece_bytes: usize,
+    data_piece: impl Fn(usize, usize) -> &'a [u8] + Sync,
+    after: impl Fn(usize, &[&mut [u8]]) -> T + Sync,
+) -> Result<(Vec<Vec<u8>>, Vec<T>)> {
+    let shard_bytes = stripes * piece_bytes;
     let mut parity: Vec<Vec<u8>> = (0..parity_shards).map(|_| vec![0u8; shard_bytes]).collect();
     if stripes == 0 {
-        return Ok(parity);
+        return Ok((parity, Vec::new()));
     }
     // Parity pieces, grouped by stripe, written in place.
     let mut outputs: Vec<Vec<&mut [u8]>> = (0..stripes)
@@ -120,28 +220,34 @@ pub fn encode_parity(
             outputs[stripe].push(piece);
         }
     }
-    outputs.into_par_iter().enumerate().try_for_each_init(
-        || ReedSolomonEncoder::new(data_shards, parity_shards, piece_bytes),
-        |encoder, (stripe, pieces)| {
-            let coding_error = |error: reed_solomon_simd::Error| StoreError::Erasure {
-                stripe: stripe as u64,
-                message: error.to_string(),
-            };
-            let encoder = encoder.as_mut().map_err(|error| coding_error(*error))?;
-            let range = stripe * piece_bytes..(stripe + 1) * piece_bytes;
-            for shard in data {
-                encoder
-                    .add_original_shard(&shard[range.clone()])
-                    .map_err(coding_error)?;
-            }
-            let result = encoder.encode().map_err(coding_error)?;
-            for (target, recovered) in pieces.into_iter().zip(result.recovery_iter()) {
-                target.copy_from_slice(recovered);
-            }
-            Ok::<(), StoreError>(())
-        },
-    )?;
-    Ok(parity)
+    let results: Result<Vec<T>> = outputs
+        .into_par_iter()
+        .enumerate()
+        .map_init(
+            || ReedSolomonEncoder::new(data_shards, parity_shards, piece_bytes),
+            |encoder, (stripe, pieces)| {
+                let coding_error = |error: reed_solomon_simd::Error| StoreError::Erasure {
+                    stripe: stripe as u64,
+                    message: error.to_string(),
+                };
+                let encoder = encoder.as_mut().map_err(|error| coding_error(*error))?;
+                for column in 0..data_shards {
+                    encoder
+                        .add_original_shard(data_piece(stripe, column))
+                        .map_err(coding_error)?;
+                }
+                let result = encoder.encode().map_err(coding_error)?;
+                let mut pieces = pieces;
+                for (target, recovered) in pieces.iter_mut().zip(result.recovery_iter()) {
+                    target.copy_from_slice(recovered);
+                }
+                drop(result);
+                Ok(after(stripe, &pieces))
+            },
+        )
+        .collect();
+    let results = results?;
+    Ok((parity, results))
 }
 
 /// Checks every supplied shard against the manifest (size and BLAKE3 root), in parallel.

@@ -6,34 +6,32 @@
 //! ingest of the same file used gives the same manifest and shards, bit for bit. That is how an
 //! interrupted upload is resumed: the shard roots already recorded on the ledger still match.
 //!
-//! The pipeline, over the file held in memory:
+//! The pipeline, over the file held in memory, which it consumes:
 //!
 //! 1. **Check** the format ([`crate::validate`]).
-//! 2. **Hash** the plaintext (BLAKE3, the asset id) on all cores. The asset id is part of every chunk's
-//!    associated data, so hashing finishes before encryption starts. A caller that needed the id first
-//!    hashes once, with [`HashedBytes`], and passes that to [`ingest_hashed`].
-//! 3. **Chunk** it (FastCDC) on one thread, which is sequential by nature, while the other threads
-//!    **encrypt** each chunk as soon as it is cut ([`crate::cipher`]) and scatter its ciphertext straight
-//!    into its place in the data shards (data shards are columns of the ciphertext stream, so no stream
-//!    is ever built).
-//! 4. **Erasure-code** the parity shards stripe by stripe ([`crate::erasure`]), in parallel.
-//! 5. **Root** every shard (BLAKE3), in parallel, and write the manifest.
+//! 2. **Chunk** it (FastCDC) on one thread, which is sequential by nature, while the other threads
+//!    **hash** it (BLAKE3, the asset id; [`HashedAsset::new`]). A caller that needs the id first (to
+//!    look the asset up) does this step itself and passes the result to [`ingest_hashed`].
+//! 3. **Encrypt** every chunk where it lies, in parallel ([`crate::cipher`]; the asset id is part of
+//!    each chunk's associated data, and the tags go to the manifest). The file's buffer becomes the
+//!    ciphertext stream, zero-padded to whole stripes, and the data shards are its columns
+//!    ([`ShardView`]): no byte of the asset is copied, and no fresh memory is written but the parity.
+//! 4. **Erasure-code** the parity shards stripe by stripe ([`crate::erasure`]), in parallel, and
+//!    **root** every shard (BLAKE3): each stripe's pieces are hashed as soon as it is coded, while
+//!    in cache, and each shard's root merged from its pieces' values. Then write the manifest.
 //!
-//! Peak memory is about the file and the shards: `asset × (1 + (k + m) / k)`.
+//! Peak memory is about the file and the parity shards: `asset × (1 + m / k)`.
 
-use std::cell::RefCell;
+use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::chunking::{ChunkSpan, chunk_spans_iter};
-use crate::cipher::{ChunkCipher, CipherKind, DataKey};
+use crate::chunking::{ChunkSpan, chunk_spans};
+use crate::cipher::{ChunkCipher, ChunkTag, CipherKind, DataKey};
 use crate::erasure;
 use crate::error::{Result, StoreError};
-use crate::limits::{
-    ASSET_BYTES_MAX, CHUNK_BYTES_MIN, PIECE_ALIGN_BYTES, PIECE_BYTES_MAX, TAG_BYTES,
-};
+use crate::limits::{ASSET_BYTES_MAX, PIECE_ALIGN_BYTES, PIECE_BYTES_MAX, STRIPE_BYTES_MAX};
 use crate::manifest::{ChunkEntry, ContentHash, MANIFEST_VERSION, Manifest, ShardEntry};
 use crate::validate::{self, DataFormat};
 
@@ -66,16 +64,163 @@ impl Default for IngestOptions {
     }
 }
 
-/// The result of ingesting an asset: hand the shards to storage providers, keep the key secret (wrap it
-/// to licensees with [`crate::keywrap::wrap`]), publish the manifest.
-#[derive(Debug)]
+/// The result of ingesting an asset: hand the shards to storage providers ([`Ingested::shard`]),
+/// keep the key secret (wrap it to licensees with [`crate::keywrap::wrap`]), publish the manifest.
 pub struct Ingested {
     /// What was stored, and how.
     pub manifest: Manifest,
     /// The asset's data key: fresh, or the one given to [`ingest_with_key`].
     pub key: DataKey,
-    /// The `k + m` shards, in index order.
-    pub shards: Vec<Vec<u8>>,
+    /// The ciphertext stream, zero-padded to whole stripes: the data shards are its columns.
+    stream: Vec<u8>,
+    /// The `m` parity shards.
+    parity: Vec<Vec<u8>>,
+}
+
+impl Ingested {
+    /// `k + m`.
+    pub fn shard_count(&self) -> usize {
+        self.manifest.shards.len()
+    }
+
+    /// Bytes in each shard.
+    pub fn shard_bytes(&self) -> u64 {
+        self.manifest
+            .shards
+            .first()
+            .map_or(0, |shard| shard.byte_size)
+    }
+
+    /// Shard `index` (`0..k` data, `k..k + m` parity), or `None` past the last.
+    pub fn shard(&self, index: usize) -> Option<ShardView<'_>> {
+        let data_shards = self.manifest.data_shards as usize;
+        let piece_bytes = self.manifest.piece_bytes() as usize;
+        let pieces = self.manifest.stripe_count() as usize;
+        if index < data_shards {
+            Some(ShardView {
+                source: &self.stream,
+                first: index * piece_bytes,
+                stride: piece_bytes * data_shards,
+                piece_bytes,
+                pieces,
+            })
+        } else {
+            self.parity.get(index - data_shards).map(|shard| ShardView {
+                source: shard,
+                first: 0,
+                stride: piece_bytes,
+                piece_bytes,
+                pieces,
+            })
+        }
+    }
+
+    /// Every shard, in index order.
+    pub fn shards(&self) -> impl Iterator<Item = ShardView<'_>> + '_ {
+        (0..self.shard_count()).filter_map(|index| self.shard(index))
+    }
+
+    /// Every shard copied out, in index order (for tests and in-memory transports; a real upload
+    /// reads a [`ShardView`] where it lies).
+    pub fn shard_vecs(&self) -> Vec<Vec<u8>> {
+        self.shards().map(|shard| shard.to_vec()).collect()
+    }
+}
+
+/// The manifest and the shards' sizes, not their bytes (an asset may be gigabytes); the key is
+/// never printed.
+impl std::fmt::Debug for Ingested {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Ingested")
+            .field("manifest", &self.manifest)
+            .field("key", &self.key)
+            .field("shard_count", &self.shard_count())
+            .field("shard_bytes", &self.shard_bytes())
+            .finish()
+    }
+}
+
+/// One shard where it lies: a data shard is every `k`-th piece of the ciphertext stream, a parity
+/// shard its own buffer. Read it piece by piece ([`ShardView::pieces`]), as a [`Read`]er, or copy it.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardView<'a> {
+    source: &'a [u8],
+    first: usize,
+    stride: usize,
+    piece_bytes: usize,
+    pieces: usize,
+}
+
+impl<'a> ShardView<'a> {
+    /// Bytes in the shard.
+    pub fn len(&self) -> usize {
+        self.pieces * self.piece_bytes
+    }
+
+    /// Whether the shard is empty (an empty asset's shards are).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shard's pieces, in order: one per stripe.
+    pub fn pieces(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let view = *self;
+        (0..view.pieces).map(move |piece| {
+            let start = view.first + piece * view.stride;
+            &view.source[start..start + view.piece_bytes]
+        })
+    }
+
+    /// The shard's bytes, copied.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len());
+        self.pieces()
+            .for_each(|piece| bytes.extend_from_slice(piece));
+        bytes
+    }
+
+    /// The shard's BLAKE3 root, hashed piece by piece.
+    pub fn root(&self) -> ContentHash {
+        let mut hasher = blake3::Hasher::new();
+        self.pieces().for_each(|piece| {
+            hasher.update(piece);
+        });
+        ContentHash(*hasher.finalize().as_bytes())
+    }
+
+    /// A reader of the shard's bytes, front to back.
+    pub fn reader(&self) -> ShardReader<'a> {
+        ShardReader {
+            view: *self,
+            offset: 0,
+        }
+    }
+}
+
+/// Reads a [`ShardView`] front to back without copying it first.
+#[derive(Debug)]
+pub struct ShardReader<'a> {
+    view: ShardView<'a>,
+    offset: usize,
+}
+
+impl Read for ShardReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let view = &self.view;
+        if self.offset >= view.len() || buffer.is_empty() {
+            return Ok(0);
+        }
+        let (piece, within) = (
+            self.offset / view.piece_bytes,
+            self.offset % view.piece_bytes,
+        );
+        let start = view.first + piece * view.stride + within;
+        let take = (view.piece_bytes - within).min(buffer.len());
+        buffer[..take].copy_from_slice(&view.source[start..start + take]);
+        self.offset += take;
+        Ok(take)
+    }
 }
 
 /// Reads, checks and stores the file at `path` (see the module docs) under a fresh data key. The
@@ -92,11 +237,17 @@ pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
 /// the same ciphertext.
 pub fn ingest_with_key(path: &Path, options: &IngestOptions, key: DataKey) -> Result<Ingested> {
     let bytes = read_asset(path)?;
-    ingest_bytes_with_key(&path.display().to_string(), &bytes, options, key)
+    ingest_hashed(
+        &path.display().to_string(),
+        HashedAsset::new(bytes),
+        options,
+        key,
+    )
 }
 
-/// Reads the file at `path` for [`ingest_bytes`], after checking that its name is a known format
-/// and that it is within [`ASSET_BYTES_MAX`] (before reading anything).
+/// Reads the file at `path` for [`HashedAsset::new`] and [`ingest_hashed`], after checking that its
+/// name is a known format and that it is within [`ASSET_BYTES_MAX`] (before reading anything). The
+/// buffer has room for the padding ingest adds, so sealing it where it lies never moves it.
 pub fn read_asset(path: &Path) -> Result<Vec<u8>> {
     let name = path.display().to_string();
     DataFormat::from_name(&name)?;
@@ -112,17 +263,18 @@ pub fn read_asset(path: &Path) -> Result<Vec<u8>> {
 /// both parallelise), checking that its length did not change.
 #[cfg(unix)]
 fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     use std::os::unix::fs::FileExt;
     let length = usize::try_from(length).map_err(std::io::Error::other)?;
     let mut file = std::fs::File::open(path)?;
     let parts = rayon::current_num_threads().clamp(1, 8);
     if length < READ_PART_BYTES_MIN * 2 || parts < 2 {
-        let mut bytes = Vec::with_capacity(length);
+        let mut bytes = Vec::with_capacity(length.saturating_add(PADDING_BYTES_MAX));
         file.read_to_end(&mut bytes)?;
         return Ok(bytes);
     }
-    let mut bytes = vec![0u8; length];
+    // Zeroed lazily; the tail past `length` stays untouched until padding needs it.
+    let mut bytes = vec![0u8; length.saturating_add(PADDING_BYTES_MAX)];
+    bytes.truncate(length);
     let part_bytes = length.div_ceil(parts);
     std::thread::scope(|scope| {
         let readers: Vec<_> = bytes
@@ -148,16 +300,22 @@ fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
 
 /// [`read_in_parallel`] where positioned reads are not at hand: one read front to back.
 #[cfg(not(unix))]
-fn read_in_parallel(path: &Path, _length: u64) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path)
+fn read_in_parallel(path: &Path, length: u64) -> std::io::Result<Vec<u8>> {
+    let length = usize::try_from(length).map_err(std::io::Error::other)?;
+    let mut bytes = Vec::with_capacity(length.saturating_add(PADDING_BYTES_MAX));
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Below this many bytes per part a file is read by one thread.
 #[cfg(unix)]
 const READ_PART_BYTES_MIN: usize = 16 << 20;
 
-/// Checks and stores `bytes`, the contents of a file called `name` (whose extension picks the
-/// format), under a fresh data key.
+/// Most bytes of padding ingest adds to the ciphertext stream (less than one stripe).
+const PADDING_BYTES_MAX: usize = STRIPE_BYTES_MAX as usize;
+
+/// Checks and stores a copy of `bytes`, the contents of a file called `name` (whose extension
+/// picks the format), under a fresh data key.
 pub fn ingest_bytes(name: &str, bytes: &[u8], options: &IngestOptions) -> Result<Ingested> {
     ingest_bytes_with_key(name, bytes, options, DataKey::generate()?)
 }
@@ -170,67 +328,69 @@ pub fn ingest_bytes_with_key(
     options: &IngestOptions,
     key: DataKey,
 ) -> Result<Ingested> {
-    ingest_hashed(name, &HashedBytes::new(bytes), options, key)
+    let mut owned = Vec::with_capacity(bytes.len().saturating_add(PADDING_BYTES_MAX));
+    owned.extend_from_slice(bytes);
+    ingest_hashed(name, HashedAsset::new(owned), options, key)
 }
 
-/// An asset's bytes with their BLAKE3 root (the asset id), hashed once. A caller that needs the id
-/// before ingesting (to look the asset up, or to find the key an earlier run saved) hands this to
-/// [`ingest_hashed`], which then does not hash the bytes again; the id cannot disagree with the
-/// bytes, as only [`HashedBytes::new`] makes one.
-#[derive(Clone, Copy)]
-pub struct HashedBytes<'a> {
-    bytes: &'a [u8],
+/// An asset's bytes with their BLAKE3 root (the asset id) and their content-defined chunks, found
+/// at once. A caller that needs the id before ingesting (to look the asset up, or to find the key
+/// an earlier run saved) hands this to [`ingest_hashed`], which then does not hash or chunk the
+/// bytes again; the id and chunks cannot disagree with the bytes, as only [`HashedAsset::new`]
+/// makes one.
+pub struct HashedAsset {
+    bytes: Vec<u8>,
     id: ContentHash,
+    spans: Vec<ChunkSpan>,
 }
 
-impl<'a> HashedBytes<'a> {
-    /// Hashes `bytes` on every core.
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            id: ContentHash::of_large(bytes),
-        }
+impl HashedAsset {
+    /// Chunks `bytes` on one thread (FastCDC is sequential) while the others hash them. Give the
+    /// buffer [`read_asset`] returns: it has room for ingest's padding.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let (spans, id) = rayon::join(|| chunk_spans(&bytes), || ContentHash::of_large(&bytes));
+        Self { bytes, id, spans }
     }
 
     /// The bytes' BLAKE3 root: the asset id.
     pub fn id(&self) -> ContentHash {
         self.id
     }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The length and id, not the bytes (an asset may be gigabytes).
-impl std::fmt::Debug for HashedBytes<'_> {
+impl std::fmt::Debug for HashedAsset {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
-            .debug_struct("HashedBytes")
+            .debug_struct("HashedAsset")
             .field("len", &self.bytes.len())
             .field("id", &self.id)
             .finish()
     }
 }
 
-/// [`ingest_bytes_with_key`] of bytes already hashed.
+/// Checks and stores an asset already hashed, a file called `name`, under `key`; its buffer
+/// becomes the ciphertext stream (see the module docs).
 pub fn ingest_hashed(
     name: &str,
-    asset: &HashedBytes<'_>,
+    asset: HashedAsset,
     options: &IngestOptions,
     key: DataKey,
 ) -> Result<Ingested> {
-    let bytes = asset.bytes;
     erasure::check_geometry(
         options.data_shards,
         options.parity_shards,
         (options.data_shards as u64) * PIECE_ALIGN_BYTES,
     )?;
-    check_size(name, bytes.len() as u64)?;
-    let format = validate::check(name, bytes)?;
+    check_size(name, asset.bytes.len() as u64)?;
+    let format = validate::check(name, &asset.bytes)?;
     let cipher = options.cipher.unwrap_or_else(CipherKind::preferred);
-    let (manifest, shards) = seal(bytes, asset.id, format, cipher, &key, options)?;
-    Ok(Ingested {
-        manifest,
-        key,
-        shards,
-    })
+    seal(asset, format, cipher, key, options)
 }
 
 fn check_size(name: &str, bytes: u64) -> Result<()> {
@@ -244,238 +404,112 @@ fn check_size(name: &str, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// The piece size ingest uses for a stream of `ciphertext_bytes` and `k` data shards: the stream split in
+/// The piece size ingest uses for a stream of `stream_bytes` and `k` data shards: the stream split in
 /// `k`, rounded up to [`PIECE_ALIGN_BYTES`], capped at [`PIECE_BYTES_MAX`].
-pub fn piece_bytes_for(ciphertext_bytes: u64, data_shards: usize) -> u64 {
-    let share = ciphertext_bytes.div_ceil(data_shards.max(1) as u64);
+pub fn piece_bytes_for(stream_bytes: u64, data_shards: usize) -> u64 {
+    let share = stream_bytes.div_ceil(data_shards.max(1) as u64);
     share
         .div_ceil(PIECE_ALIGN_BYTES)
         .saturating_mul(PIECE_ALIGN_BYTES)
         .clamp(PIECE_ALIGN_BYTES, PIECE_BYTES_MAX)
 }
 
-/// Steps 2–5 of the pipeline.
+/// Steps 3–5 of the pipeline.
 fn seal(
-    bytes: &[u8],
-    asset_id: ContentHash,
+    asset: HashedAsset,
     format: DataFormat,
     cipher: CipherKind,
-    key: &DataKey,
+    key: DataKey,
     options: &IngestOptions,
-) -> Result<(Manifest, Vec<Vec<u8>>)> {
+) -> Result<Ingested> {
+    let HashedAsset {
+        bytes: mut stream,
+        id: asset_id,
+        spans,
+    } = asset;
     let data_shards = options.data_shards;
-    // The stripe geometry is fixed before chunking, from an upper bound on the ciphertext's length (every
-    // chunk but the last is at least CHUNK_BYTES_MIN); the shards are trimmed to the real length after.
-    let chunks_bound = bytes.len() as u64 / u64::from(CHUNK_BYTES_MIN) + 1;
-    let ciphertext_bound = bytes.len() as u64 + chunks_bound * u64::from(TAG_BYTES);
-    let piece_bytes = piece_bytes_for(ciphertext_bound, data_shards);
+    let byte_size = stream.len() as u64;
+    let piece_bytes = piece_bytes_for(byte_size, data_shards);
     let stripe_bytes = piece_bytes * data_shards as u64;
-    let stripes_bound = ciphertext_bound.div_ceil(stripe_bytes);
-    let shard_bytes_bound = (stripes_bound * piece_bytes) as usize;
-    let mut data: Vec<Vec<u8>> = (0..data_shards)
-        .map(|_| vec![0u8; shard_bytes_bound])
+    let tags = encrypt_chunks_in_place(&mut stream, &spans, cipher, &key, asset_id)?;
+    let chunks = spans
+        .iter()
+        .zip(tags)
+        .map(|(span, tag)| ChunkEntry {
+            plaintext_offset: span.offset as u64,
+            plaintext_len: span.len as u64,
+            tag,
+        })
         .collect();
-
-    let spans = chunk_and_encrypt(
-        bytes,
-        cipher,
-        key,
-        asset_id,
-        &mut data,
+    // Whole stripes, the padding zeroed (within the buffer's spare room when read by read_asset).
+    let stripes = byte_size.div_ceil(stripe_bytes);
+    stream.resize((stripes * stripe_bytes) as usize, 0);
+    let (parity, roots) = erasure::encode_parity_and_roots(
+        &stream,
+        data_shards,
+        options.parity_shards,
         piece_bytes as usize,
     )?;
-
-    let ciphertext_bytes: u64 = spans
-        .iter()
-        .map(|span| span.len as u64 + u64::from(TAG_BYTES))
-        .sum();
-    let shard_bytes = (ciphertext_bytes.div_ceil(stripe_bytes) * piece_bytes) as usize;
-    for shard in &mut data {
-        shard.truncate(shard_bytes);
-    }
-    let parity = erasure::encode_parity(&data, options.parity_shards, piece_bytes as usize)?;
-    let mut shards = data;
-    shards.extend(parity);
-    let roots: Vec<ContentHash> = shards
-        .par_iter()
-        .map(|shard| ContentHash::of(shard))
-        .collect();
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        format,
-        asset_id,
-        byte_size: bytes.len() as u64,
-        cipher,
-        chunks: spans
-            .iter()
-            .map(|span| ChunkEntry {
-                plaintext_offset: span.offset as u64,
-                plaintext_len: span.len as u64,
-                ciphertext_len: span.len as u64 + u64::from(TAG_BYTES),
-            })
-            .collect(),
-        data_shards: data_shards as u32,
-        parity_shards: options.parity_shards as u32,
-        stripe_bytes,
-        shards: shards
-            .iter()
-            .zip(roots)
-            .enumerate()
-            .map(|(index, (shard, root))| ShardEntry {
-                index: index as u32,
-                byte_size: shard.len() as u64,
-                root,
-            })
-            .collect(),
+    let shard_bytes = stripes * piece_bytes;
+    let ingested = Ingested {
+        manifest: Manifest {
+            version: MANIFEST_VERSION,
+            format,
+            asset_id,
+            byte_size,
+            cipher,
+            chunks,
+            data_shards: data_shards as u32,
+            parity_shards: options.parity_shards as u32,
+            stripe_bytes,
+            shards: roots
+                .into_iter()
+                .enumerate()
+                .map(|(index, root)| ShardEntry {
+                    index: index as u32,
+                    byte_size: shard_bytes,
+                    root,
+                })
+                .collect(),
+        },
+        key,
+        stream,
+        parity,
     };
     // What we write, we could read: a failure here is a bug, reported rather than stored.
-    manifest.validate()?;
-    Ok((manifest, shards))
+    ingested.manifest.validate()?;
+    Ok(ingested)
 }
 
-/// Chunks `bytes` on this thread while other workers seal each chunk as soon as it is cut, straight into
-/// its place in the data shards (the ciphertext stream cut into pieces of `piece_bytes`, `k` per
-/// stripe). Returns the chunks.
-fn chunk_and_encrypt(
-    bytes: &[u8],
-    cipher: CipherKind,
-    key: &DataKey,
-    asset_id: ContentHash,
-    data: &mut [Vec<u8>],
-    piece_bytes: usize,
-) -> Result<Vec<ChunkSpan>> {
-    let chunk_cipher = ChunkCipher::new(cipher, key, asset_id)?;
-    let chunk_cipher = &chunk_cipher;
-    // The data shards' pieces in stream order: stripe by stripe, shard by shard.
-    let mut columns: Vec<_> = data
-        .iter_mut()
-        .map(|shard| shard.chunks_exact_mut(piece_bytes))
-        .collect();
-    let mut pieces: Vec<&mut [u8]> = Vec::new();
-    'stripes: loop {
-        for column in &mut columns {
-            match column.next() {
-                Some(piece) => pieces.push(piece),
-                None => break 'stripes,
-            }
-        }
-    }
-    let mut cursor = StreamCursor {
-        pieces: pieces.into_iter(),
-        current: &mut [],
-    };
-    let failure: Mutex<Option<StoreError>> = Mutex::new(None);
-    let failure = &failure;
-    let mut spans = Vec::new();
-    rayon::scope(|scope| {
-        for (index, span) in chunk_spans_iter(bytes).enumerate() {
-            let Some(targets) = cursor.take(span.len + TAG_BYTES as usize) else {
-                record(
-                    failure,
-                    StoreError::Encrypt {
-                        chunk: index as u64,
-                    },
-                );
-                return;
-            };
-            spans.push(span);
-            let plaintext = &bytes[span.offset..span.offset + span.len];
-            scope.spawn(move |_| {
-                if let Err(error) = seal_scattered(chunk_cipher, index as u64, plaintext, targets) {
-                    record(failure, error);
-                }
-            });
-        }
-    });
-    if let Some(error) = failure.lock().ok().and_then(|mut slot| slot.take()) {
-        return Err(error);
-    }
-    Ok(spans)
-}
-
-fn record(failure: &Mutex<Option<StoreError>>, error: StoreError) {
-    if let Ok(mut slot) = failure.lock() {
-        slot.get_or_insert(error);
-    }
-}
-
-thread_local! {
-    /// Per-thread buffer a chunk is sealed into before it is scattered over shard pieces.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-fn seal_scattered(
-    cipher: &ChunkCipher,
-    index: u64,
-    plaintext: &[u8],
-    targets: Vec<&mut [u8]>,
-) -> Result<()> {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        scratch.resize(plaintext.len() + TAG_BYTES as usize, 0);
-        cipher.seal(index, plaintext, &mut scratch)?;
-        let mut from = 0;
-        for target in targets {
-            target.copy_from_slice(&scratch[from..from + target.len()]);
-            from += target.len();
-        }
-        Ok(())
-    })
-}
-
-/// Hands out consecutive, disjoint ranges of the stream as lists of piece segments.
-struct StreamCursor<'a> {
-    pieces: std::vec::IntoIter<&'a mut [u8]>,
-    current: &'a mut [u8],
-}
-
-impl<'a> StreamCursor<'a> {
-    /// The next `len` bytes of the stream, or `None` past its end.
-    fn take(&mut self, mut len: usize) -> Option<Vec<&'a mut [u8]>> {
-        let mut segments = Vec::new();
-        while len > 0 {
-            if self.current.is_empty() {
-                self.current = self.pieces.next()?;
-            }
-            let take = len.min(self.current.len());
-            let (head, tail) = std::mem::take(&mut self.current).split_at_mut(take);
-            segments.push(head);
-            self.current = tail;
-            len -= take;
-        }
-        Some(segments)
-    }
-}
-
-/// Seals every chunk in parallel into one contiguous ciphertext stream (for measuring the encryption
-/// stage alone; ingest seals straight into the shards).
-pub fn encrypt_chunks(
-    bytes: &[u8],
+/// Seals every chunk of `bytes` where it lies, in parallel. `spans` must cover `bytes` from its
+/// start, in order. Returns the tags.
+pub fn encrypt_chunks_in_place(
+    bytes: &mut [u8],
     spans: &[ChunkSpan],
     cipher: CipherKind,
     key: &DataKey,
     asset_id: ContentHash,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<ChunkTag>> {
     let chunk_cipher = ChunkCipher::new(cipher, key, asset_id)?;
-    let total: usize = spans.iter().map(|span| span.len + TAG_BYTES as usize).sum();
-    let mut stream = vec![0u8; total];
-    let mut targets: Vec<(usize, &ChunkSpan, &mut [u8])> = Vec::with_capacity(spans.len());
-    let mut rest = stream.as_mut_slice();
+    let mut targets: Vec<&mut [u8]> = Vec::with_capacity(spans.len());
+    let mut rest = bytes;
+    let mut offset = 0;
     for (index, span) in spans.iter().enumerate() {
-        let (target, tail) = rest.split_at_mut(span.len + TAG_BYTES as usize);
-        targets.push((index, span, target));
+        if span.offset != offset || span.len > rest.len() {
+            return Err(StoreError::Encrypt {
+                chunk: index as u64,
+            });
+        }
+        let (target, tail) = std::mem::take(&mut rest).split_at_mut(span.len);
+        targets.push(target);
         rest = tail;
+        offset += span.len;
     }
     targets
         .into_par_iter()
-        .try_for_each(|(index, span, target)| {
-            chunk_cipher.seal(
-                index as u64,
-                &bytes[span.offset..span.offset + span.len],
-                target,
-            )
-        })?;
-    Ok(stream)
+        .enumerate()
+        .map(|(index, target)| chunk_cipher.seal_in_place(index as u64, target))
+        .collect()
 }
 
 #[cfg(test)]
@@ -517,7 +551,7 @@ mod tests {
                 again.manifest.to_json().unwrap(),
                 first.manifest.to_json().unwrap()
             );
-            assert_eq!(again.shards, first.shards, "{cipher:?}");
+            assert_eq!(again.shard_vecs(), first.shard_vecs(), "{cipher:?}");
             assert_eq!(again.key.as_bytes(), first.key.as_bytes());
 
             // From a file too.
@@ -528,13 +562,47 @@ mod tests {
                 ingest_with_key(&path, &options, DataKey::from_bytes(*first.key.as_bytes()))
                     .unwrap();
             assert_eq!(from_file.manifest, first.manifest);
-            assert_eq!(from_file.shards, first.shards);
+            assert_eq!(from_file.shard_vecs(), first.shard_vecs());
 
             // A fresh key gives other shards (the roots a ledger records would not match).
             let fresh = ingest_bytes("table.csv", &bytes, &options).unwrap();
             assert_eq!(fresh.manifest.asset_id, first.manifest.asset_id);
-            assert_ne!(fresh.shards, first.shards);
+            assert_ne!(fresh.shard_vecs(), first.shard_vecs());
         }
+    }
+
+    #[test]
+    fn the_shards_are_the_chunks_sealed_where_they_lie_then_erasure_coded() {
+        let bytes = csv_bytes();
+        for (k, m) in [(4, 2), (3, 1), (10, 4)] {
+            let ingested = ingest_bytes("table.csv", &bytes, &IngestOptions::new(k, m)).unwrap();
+            let manifest = &ingested.manifest;
+            assert!(manifest.chunks.len() > 1 && manifest.stripe_count() > 1);
+            // The same chunks, sealed where they lie by the stage measured alone.
+            let spans = crate::chunking::chunk_spans(&bytes);
+            let mut stream = bytes.clone();
+            let tags = encrypt_chunks_in_place(
+                &mut stream,
+                &spans,
+                manifest.cipher,
+                &ingested.key,
+                manifest.asset_id,
+            )
+            .unwrap();
+            let recorded: Vec<ChunkTag> = manifest.chunks.iter().map(|chunk| chunk.tag).collect();
+            assert_eq!(tags, recorded);
+            let expected = erasure::encode(&stream, k, m, manifest.stripe_bytes).unwrap();
+            assert_eq!(ingested.shard_vecs(), expected, "k = {k}, m = {m}");
+            assert_eq!(ingested.shard_bytes(), expected[0].len() as u64);
+        }
+        // Spans that do not cover the bytes from the start are refused.
+        let spans = crate::chunking::chunk_spans(&bytes);
+        let key = DataKey::generate().unwrap();
+        let id = ContentHash::of(&bytes);
+        let mut copy = bytes.clone();
+        let cipher = CipherKind::preferred();
+        assert!(encrypt_chunks_in_place(&mut copy, &spans[1..], cipher, &key, id).is_err());
+        assert!(encrypt_chunks_in_place(&mut copy[..10], &spans, cipher, &key, id).is_err());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! before anything is allocated from it. The relations between the limits (and with the libraries'
 //! own bounds) are checked at compile time at the bottom of this file.
 
-/// Largest asset (plaintext file) accepted, in bytes. Ingest and reassembly hold the asset and its shards
-/// in memory (about `asset × (2 + (k + m) / k)` bytes at the peak), so the practical limit is the machine.
+/// Largest asset (plaintext file) accepted, in bytes. Ingest seals the asset where it lies and holds it
+/// with its parity shards (about `asset × (1 + m / k)` bytes at the peak), so the practical limit is
+/// the machine.
 pub const ASSET_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 
 /// Smallest content-defined chunk (except an asset's last chunk), in bytes.
@@ -17,7 +18,8 @@ pub const CHUNK_BYTES_AVERAGE: u32 = 1024 * 1024;
 /// Largest content-defined chunk, in bytes.
 pub const CHUNK_BYTES_MAX: u32 = 4 * 1024 * 1024;
 
-/// Bytes of authentication tag appended to each encrypted chunk (AES-256-GCM and XChaCha20-Poly1305).
+/// Bytes of each encrypted chunk's authentication tag (AES-256-GCM and XChaCha20-Poly1305), which the
+/// manifest records beside the chunk.
 pub const TAG_BYTES: u32 = 16;
 
 /// Most chunks in one asset: every chunk but the last is at least [`CHUNK_BYTES_MIN`].
@@ -46,8 +48,9 @@ pub const STRIPE_BYTES_MAX: u64 = SHARDS_MAX as u64 * PIECE_BYTES_MAX;
 /// Largest encoded manifest (JSON), in bytes.
 pub const MANIFEST_BYTES_MAX: usize = 48 * 1024 * 1024;
 
-/// Generous bound on one chunk entry's JSON (three numbers of up to 20 digits and their names).
-pub const CHUNK_ENTRY_JSON_BYTES_MAX: usize = 128;
+/// Generous bound on one chunk entry's JSON (two numbers of up to 20 digits, a 32-digit hex tag and
+/// their names).
+pub const CHUNK_ENTRY_JSON_BYTES_MAX: usize = 160;
 
 /// Generous bound on one shard entry's JSON (an index, a size and a 64-digit hex root).
 pub const SHARD_ENTRY_JSON_BYTES_MAX: usize = 192;
@@ -65,8 +68,8 @@ pub const RECORD_BYTES_MAX: usize = MANIFEST_BYTES_MAX + 16 * 1024 * 1024;
 /// Longest record name, in bytes (lowercase ASCII letters and `-`).
 pub const RECORD_NAME_BYTES_MAX: usize = 32;
 
-/// Largest shard a store may hold: the largest asset with `k = 1`, its tags and a stripe of padding.
-pub const SHARD_BYTES_MAX: u64 = ASSET_BYTES_MAX + CHUNKS_MAX * TAG_BYTES as u64 + STRIPE_BYTES_MAX;
+/// Largest shard a store may hold: the largest asset with `k = 1` and a stripe of padding.
+pub const SHARD_BYTES_MAX: u64 = ASSET_BYTES_MAX + STRIPE_BYTES_MAX;
 
 const _: () =
     assert!(CHUNK_BYTES_MIN < CHUNK_BYTES_AVERAGE && CHUNK_BYTES_AVERAGE < CHUNK_BYTES_MAX);
@@ -82,9 +85,8 @@ const _: () = assert!(
         && CHUNK_BYTES_AVERAGE.is_multiple_of(2)
         && CHUNK_BYTES_MAX.is_multiple_of(2)
 );
-// Chunk indices fit the 64-bit nonce counter; chunk sizes fit u32 with their tag.
+// Chunk indices fit the 64-bit nonce counter; chunk sizes fit u32.
 const _: () = assert!(CHUNKS_MAX < u32::MAX as u64);
-const _: () = assert!(CHUNK_BYTES_MAX as u64 + TAG_BYTES as u64 <= u32::MAX as u64);
 const _: () = assert!(DATA_SHARDS_MIN >= 1 && PARITY_SHARDS_MIN >= 1);
 const _: () = assert!(DATA_SHARDS_MIN + PARITY_SHARDS_MIN <= SHARDS_MAX);
 // Reed-Solomon pieces must be a non-zero even number of bytes.

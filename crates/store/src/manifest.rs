@@ -1,8 +1,8 @@
 //! The manifest: everything needed to fetch, check, decode and decrypt an asset except its data key.
 //!
 //! A manifest is JSON ([`Manifest::to_json`], [`Manifest::from_json`]). It records the plaintext's BLAKE3
-//! hash (the asset id), the cipher, every content-defined chunk's place in the plaintext and its
-//! ciphertext length, the erasure-coding geometry and every shard's size and BLAKE3 root. Anything
+//! hash (the asset id), the cipher, every content-defined chunk's place in the plaintext (the ciphertext
+//! stream has the same layout) and its authentication tag, the erasure-coding geometry and every shard's size and BLAKE3 root. Anything
 //! read from the network is checked by [`Manifest::validate`] before use: sizes add up, indices are in
 //! order, every count is within [`crate::limits`]. [`Manifest::from_json`] validates too.
 //!
@@ -14,16 +14,19 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cipher::CipherKind;
+use crate::cipher::{ChunkTag, CipherKind};
 use crate::error::StoreError;
 use crate::limits::{
     ASSET_BYTES_MAX, CHUNK_BYTES_MAX, CHUNKS_MAX, DATA_SHARDS_MIN, MANIFEST_BYTES_MAX,
-    PARITY_SHARDS_MIN, PIECE_ALIGN_BYTES, SHARDS_MAX, STRIPE_BYTES_MAX, TAG_BYTES,
+    PARITY_SHARDS_MIN, PIECE_ALIGN_BYTES, SHARDS_MAX, STRIPE_BYTES_MAX,
 };
 use crate::validate::DataFormat;
 
 /// The manifest format this crate writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+///
+/// Version 2 keeps each chunk's tag in its entry, so the ciphertext stream has the plaintext's layout
+/// (version 1 appended the tags to the chunks in the stream).
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// A BLAKE3 hash: an asset id (of the plaintext) or a shard root. Written as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,16 +102,17 @@ impl<'de> Deserialize<'de> for ContentHash {
     }
 }
 
-/// One content-defined chunk: where it lies in the plaintext and how long its ciphertext is.
+/// One content-defined chunk: where it lies in the plaintext (and so in the ciphertext stream, which
+/// has the same layout) and its authentication tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkEntry {
-    /// Byte offset of the chunk in the plaintext.
+    /// Byte offset of the chunk in the plaintext and in the ciphertext stream.
     pub plaintext_offset: u64,
-    /// Plaintext bytes in the chunk.
+    /// Bytes in the chunk (plaintext and ciphertext alike).
     pub plaintext_len: u64,
-    /// Ciphertext bytes: the plaintext length plus the 16-byte tag.
-    pub ciphertext_len: u64,
+    /// The chunk's AEAD tag.
+    pub tag: ChunkTag,
 }
 
 /// One erasure-coded shard: its index, size and BLAKE3 root.
@@ -194,18 +198,6 @@ pub enum ManifestError {
         /// Where it starts.
         found: u64,
     },
-    /// A chunk's ciphertext length is not its plaintext length plus the tag.
-    #[error(
-        "chunk {chunk}: ciphertext is {found} bytes, expected {expected} (plaintext and a 16-byte tag)"
-    )]
-    ChunkCiphertextLen {
-        /// The chunk.
-        chunk: usize,
-        /// Plaintext length plus tag.
-        expected: u64,
-        /// What the manifest says.
-        found: u64,
-    },
     /// The chunks do not add up to the asset's size.
     #[error("chunks cover {found} bytes, but the asset is {expected} bytes")]
     ChunksTotal {
@@ -255,7 +247,7 @@ pub enum ManifestError {
 }
 
 impl Manifest {
-    /// Checks every invariant: version, limits, contiguous chunks adding up to `byte_size`, tag lengths,
+    /// Checks every invariant: version, limits, contiguous chunks adding up to `byte_size`,
     /// stripe geometry, and shard indices and sizes consistent with it.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.version != MANIFEST_VERSION {
@@ -286,7 +278,6 @@ impl Manifest {
             SHARDS_MAX as u64,
         )?;
         let mut plaintext_end = 0u64;
-        let mut ciphertext_total = 0u64;
         for (chunk, entry) in self.chunks.iter().enumerate() {
             if entry.plaintext_offset != plaintext_end {
                 return Err(ManifestError::ChunkOffset {
@@ -301,17 +292,8 @@ impl Manifest {
                 1,
                 u64::from(CHUNK_BYTES_MAX),
             )?;
-            let expected = entry.plaintext_len + u64::from(TAG_BYTES);
-            if entry.ciphertext_len != expected {
-                return Err(ManifestError::ChunkCiphertextLen {
-                    chunk,
-                    expected,
-                    found: entry.ciphertext_len,
-                });
-            }
-            // Bounded: at most CHUNKS_MAX chunks of at most CHUNK_BYTES_MAX + TAG_BYTES bytes.
+            // Bounded: at most CHUNKS_MAX chunks of at most CHUNK_BYTES_MAX bytes.
             plaintext_end += entry.plaintext_len;
-            ciphertext_total += entry.ciphertext_len;
         }
         if plaintext_end != self.byte_size {
             return Err(ManifestError::ChunksTotal {
@@ -338,7 +320,7 @@ impl Manifest {
                 found: self.shards.len(),
             });
         }
-        let expected_size = ciphertext_total.div_ceil(self.stripe_bytes) * piece_bytes;
+        let expected_size = self.byte_size.div_ceil(self.stripe_bytes) * piece_bytes;
         for (position, shard) in self.shards.iter().enumerate() {
             if shard.index as usize != position {
                 return Err(ManifestError::ShardIndex {
@@ -357,11 +339,6 @@ impl Manifest {
         Ok(())
     }
 
-    /// Bytes of the ciphertext stream (all chunks' ciphertexts, before padding).
-    pub fn ciphertext_bytes(&self) -> u64 {
-        self.chunks.iter().map(|chunk| chunk.ciphertext_len).sum()
-    }
-
     /// Bytes of one shard's piece of each stripe.
     pub fn piece_bytes(&self) -> u64 {
         self.stripe_bytes / u64::from(self.data_shards.max(1))
@@ -369,7 +346,7 @@ impl Manifest {
 
     /// Number of stripes.
     pub fn stripe_count(&self) -> u64 {
-        self.ciphertext_bytes().div_ceil(self.stripe_bytes.max(1))
+        self.byte_size.div_ceil(self.stripe_bytes.max(1))
     }
 
     /// Compact JSON.

@@ -3,7 +3,7 @@
 //! [`Reassembler`] does the work a batch of stripes at a time, so a reader can decode while its
 //! shards are still arriving: it takes the same run of stripes from any `k` shards, rebuilds
 //! missing data columns ([`crate::erasure`]), opens every chunk the run completes in parallel
-//! (its tag authenticates it, its index and the asset id), writes and hashes the plaintext while
+//! (its tag, from the manifest, authenticates it, its index and the asset id), writes and hashes the plaintext while
 //! the next batch is opened, and at the end checks the output's BLAKE3 hash against the
 //! manifest's asset id. At most two batches of plaintext and one of ciphertext are in memory.
 //!
@@ -17,7 +17,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::cipher::{ChunkCipher, DataKey};
+use crate::cipher::{ChunkCipher, ChunkTag, DataKey};
 use crate::erasure;
 use crate::error::{Result, StoreError};
 use crate::manifest::{ContentHash, Manifest};
@@ -147,22 +147,22 @@ impl<'a, W: Write + Send> Reassembler<'a, W> {
     /// written and hashed; then `spare` becomes `ready`.
     fn open_whole_chunks(&mut self) -> Result<()> {
         let chunks = &self.manifest.chunks;
-        let (first, mut end, mut ciphertext, mut plaintext) =
-            (self.next_chunk, self.next_chunk, 0, 0);
+        let (first, mut end, mut ciphertext) = (self.next_chunk, self.next_chunk, 0);
+        // The stream has the plaintext's layout (the tags are in the manifest).
         while end < chunks.len()
-            && ciphertext + chunks[end].ciphertext_len as usize <= self.stream.len()
+            && ciphertext + chunks[end].plaintext_len as usize <= self.stream.len()
         {
-            ciphertext += chunks[end].ciphertext_len as usize;
-            plaintext += chunks[end].plaintext_len as usize;
+            ciphertext += chunks[end].plaintext_len as usize;
             end += 1;
         }
-        self.spare.resize(plaintext, 0);
-        let mut targets: Vec<(usize, &[u8], &mut [u8])> = Vec::with_capacity(end - first);
+        self.spare.resize(ciphertext, 0);
+        let mut targets: Vec<(usize, &[u8], &ChunkTag, &mut [u8])> =
+            Vec::with_capacity(end - first);
         let (mut sealed, mut open) = (&self.stream[..ciphertext], self.spare.as_mut_slice());
         for (index, entry) in chunks.iter().enumerate().take(end).skip(first) {
-            let (chunk, rest) = sealed.split_at(entry.ciphertext_len as usize);
+            let (chunk, rest) = sealed.split_at(entry.plaintext_len as usize);
             let (target, tail) = open.split_at_mut(entry.plaintext_len as usize);
-            targets.push((index, chunk, target));
+            targets.push((index, chunk, &entry.tag, target));
             (sealed, open) = (rest, tail);
         }
         let cipher = &self.cipher;
@@ -171,7 +171,9 @@ impl<'a, W: Write + Send> Reassembler<'a, W> {
             || {
                 targets
                     .into_par_iter()
-                    .try_for_each(|(index, chunk, target)| cipher.open(index as u64, chunk, target))
+                    .try_for_each(|(index, chunk, tag, target)| {
+                        cipher.open(index as u64, chunk, tag, target)
+                    })
             },
             || write_and_hash(writer, hasher, ready),
         );
@@ -311,7 +313,8 @@ mod tests {
         bytes.extend_from_slice(b"PAR1");
         let ingested = ingest_bytes("batches.parquet", &bytes, &IngestOptions::new(4, 2)).unwrap();
         assert!(ingested.manifest.chunks.len() > 2);
-        let mut shards: Vec<Option<Vec<u8>>> = ingested.shards.iter().cloned().map(Some).collect();
+        let mut shards: Vec<Option<Vec<u8>>> =
+            ingested.shard_vecs().into_iter().map(Some).collect();
         shards[1] = None;
         for batch_bytes in [1, 3 << 20, u64::MAX] {
             let written = reassemble_whole(

@@ -456,14 +456,15 @@ mod tests {
             let manifest = &ingested.manifest;
             assert!(manifest.stripe_count() > 1);
             let n = k + m;
+            let shards = ingested.shard_vecs();
             for index in 0..n {
                 // Lose this shard and m - 1 after it.
                 let lost: Vec<usize> = (0..m).map(|i| (index + i) % n).collect();
-                let supplied = erase(&ingested.shards, &lost);
+                let supplied = erase(&shards, &lost);
                 let entry = &manifest.shards[index];
                 let rebuilt = rebuild_shard_checked(k, m, &supplied, index, &entry.root).unwrap();
                 assert_eq!(rebuilt.len() as u64, entry.byte_size);
-                assert!(rebuilt == ingested.shards[index]);
+                assert!(rebuilt == shards[index]);
             }
         }
     }

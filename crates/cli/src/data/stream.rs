@@ -340,7 +340,8 @@ mod tests {
     fn stream(bytes: &[u8], candidates: Vec<(usize, Behaviour)>) -> Run {
         let starts = std::sync::Mutex::new(Vec::new());
         let ingested = ingest_bytes("stream.csv", bytes, &IngestOptions::new(4, 2)).unwrap();
-        let shards = &ingested.shards;
+        let shards = ingested.shard_vecs();
+        let shards = &shards;
         let mut reassembler = Reassembler::with_batch_bytes(
             &ingested.manifest,
             &ingested.key,
@@ -396,8 +397,7 @@ mod tests {
         let bytes = csv(3 << 20);
         let shard_bytes = ingest_bytes("stream.csv", &bytes, &IngestOptions::new(4, 2))
             .unwrap()
-            .shards[0]
-            .len();
+            .shard_bytes() as usize;
         // Shard 1 refuses at once, shard 2 fails half way, after several batches are decoded;
         // shard 2 at another provider and parity shard 4 stand by.
         let Run {
