@@ -75,27 +75,37 @@ pub struct Ingested {
     stream: Vec<u8>,
     /// The `m` parity shards.
     parity: Vec<Vec<u8>>,
+    /// The layout the views are cut by, kept apart from the public manifest (which a caller may
+    /// edit) so a view never reaches past its buffer.
+    layout: Layout,
+}
+
+/// `k`, the piece size and the number of stripes, as ingest made them.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    data_shards: usize,
+    piece_bytes: usize,
+    stripes: usize,
 }
 
 impl Ingested {
     /// `k + m`.
     pub fn shard_count(&self) -> usize {
-        self.manifest.shards.len()
+        self.layout.data_shards + self.parity.len()
     }
 
     /// Bytes in each shard.
     pub fn shard_bytes(&self) -> u64 {
-        self.manifest
-            .shards
-            .first()
-            .map_or(0, |shard| shard.byte_size)
+        (self.layout.stripes * self.layout.piece_bytes) as u64
     }
 
     /// Shard `index` (`0..k` data, `k..k + m` parity), or `None` past the last.
     pub fn shard(&self, index: usize) -> Option<ShardView<'_>> {
-        let data_shards = self.manifest.data_shards as usize;
-        let piece_bytes = self.manifest.piece_bytes() as usize;
-        let pieces = self.manifest.stripe_count() as usize;
+        let Layout {
+            data_shards,
+            piece_bytes,
+            stripes: pieces,
+        } = self.layout;
         if index < data_shards {
             Some(ShardView {
                 source: &self.stream,
@@ -475,6 +485,11 @@ fn seal(
         key,
         stream,
         parity,
+        layout: Layout {
+            data_shards,
+            piece_bytes: piece_bytes as usize,
+            stripes: stripes as usize,
+        },
     };
     // What we write, we could read: a failure here is a bug, reported rather than stored.
     ingested.manifest.validate()?;
@@ -594,6 +609,14 @@ mod tests {
             let expected = erasure::encode(&stream, k, m, manifest.stripe_bytes).unwrap();
             assert_eq!(ingested.shard_vecs(), expected, "k = {k}, m = {m}");
             assert_eq!(ingested.shard_bytes(), expected[0].len() as u64);
+            // The views keep ingest's layout whatever a caller does to the public manifest.
+            let mut edited = ingested;
+            edited.manifest.stripe_bytes *= 64;
+            edited.manifest.data_shards = 1;
+            edited.manifest.shards.clear();
+            assert_eq!(edited.shard_count(), k + m);
+            assert_eq!(edited.shard_vecs(), expected);
+            assert!(edited.shard(k + m).is_none());
         }
         // Spans that do not cover the bytes from the start are refused.
         let spans = crate::chunking::chunk_spans(&bytes);
