@@ -117,8 +117,9 @@ pub fn encode_parity(
 }
 
 /// [`encode_parity`], and the BLAKE3 root of every shard (`k` data, then `m` parity). Where pieces
-/// allow ([`crate::piece_hash`]) each stripe's pieces are hashed right after the stripe is coded,
-/// while they are in cache; otherwise the shards are hashed after.
+/// are a power of two of 1 KiB and there are at least two stripes, each stripe's pieces are hashed
+/// right after the stripe is coded, while they are in cache, and each root is merged from its
+/// pieces' chaining values; otherwise the shards are hashed after.
 pub fn encode_parity_and_roots(
     stream: &[u8],
     data_shards: usize,
