@@ -16,18 +16,27 @@ use tributary_store::chunking::chunk_spans;
 use tributary_store::ingest::{encrypt_chunks_in_place, piece_bytes_for};
 use tributary_store::limits::STRIPE_BYTES_MAX;
 use tributary_store::{
-    CipherKind, ContentHash, DataKey, HashedAsset, IngestOptions, erasure, ingest_hashed,
-    reassemble, validate,
+    CipherKind, ContentHash, DataKey, HashedAsset, IngestOptions, ShardView, erasure,
+    ingest_hashed, reassemble, validate,
 };
 
 const RUNS: usize = 2;
 
 fn best<T>(mut run: impl FnMut() -> T) -> (f64, T) {
+    best_on(|| (), |()| run())
+}
+
+/// [`best`] of a stage that consumes its input: `prepare` makes a fresh one for each run, outside
+/// the timing (as `asset add` reads the file into a buffer before ingest), after the previous run's
+/// result is dropped.
+fn best_on<I, T>(mut prepare: impl FnMut() -> I, mut run: impl FnMut(I) -> T) -> (f64, T) {
     let mut best_seconds = f64::INFINITY;
     let mut last = None;
     for _ in 0..RUNS {
+        drop(last.take());
+        let input = prepare();
         let started = Instant::now();
-        let value = run();
+        let value = run(input);
         best_seconds = best_seconds.min(started.elapsed().as_secs_f64());
         last = Some(value);
     }
@@ -89,19 +98,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (seconds, asset_id) = best(|| ContentHash::of_large(&bytes));
     let hashing = row("store::blake3", &parameters, seconds, total);
     let key = DataKey::generate()?;
-    // Stages that work in place get a fresh copy per run, made outside the timing (as `asset add`
-    // reads the file into its buffer before ingest).
-    let mut tags = Vec::new();
-    let mut stream = Vec::new();
-    let mut encrypt_seconds = f64::INFINITY;
-    for _ in 0..RUNS {
-        stream = bytes.clone();
-        let started = Instant::now();
-        tags = encrypt_chunks_in_place(&mut stream, &spans, cipher, &key, asset_id)?;
-        encrypt_seconds = encrypt_seconds.min(started.elapsed().as_secs_f64());
-    }
+    // Encryption works in place, so each run gets a fresh copy of the bytes.
+    let (seconds, sealed) = best_on(
+        || bytes.clone(),
+        |mut stream| {
+            encrypt_chunks_in_place(&mut stream, &spans, cipher, &key, asset_id)
+                .map(|tags| (stream, tags))
+        },
+    );
+    let (mut stream, tags) = sealed?;
     assert_eq!(tags.len(), spans.len());
-    let encryption = row("store::encrypt", &parameters, encrypt_seconds, total);
+    let encryption = row("store::encrypt", &parameters, seconds, total);
     let piece_bytes = piece_bytes_for(stream.len() as u64, k) as usize;
     let stripe_bytes = piece_bytes * k;
     stream.resize(stream.len().div_ceil(stripe_bytes) * stripe_bytes, 0);
@@ -111,16 +118,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (seconds, _) = best(|| {
         (0..k + m)
             .into_par_iter()
-            .map(|index| {
-                let mut hasher = blake3::Hasher::new();
-                if index < k {
-                    for start in (index * piece_bytes..stream.len()).step_by(stripe_bytes) {
-                        hasher.update(&stream[start..start + piece_bytes]);
-                    }
-                } else {
-                    hasher.update(&parity[index - k]);
-                }
-                hasher.finalize()
+            .map(|index| match index.checked_sub(k) {
+                None => ShardView::column(&stream, k, piece_bytes, index).root(),
+                Some(parity_index) => ShardView::whole(&parity[parity_index], piece_bytes).root(),
             })
             .collect::<Vec<_>>()
     });
@@ -140,25 +140,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cipher: Some(cipher),
     };
     // The pipeline as `asset add` runs it: the file's bytes (copied outside the timing, as the
-    // read is) are hashed and sealed where they lie.
-    let mut pipeline_seconds = f64::INFINITY;
-    let mut last = None;
-    for _ in 0..RUNS {
-        let mut buffer = Vec::with_capacity(total + STRIPE_BYTES_MAX as usize);
-        buffer.extend_from_slice(&bytes);
-        drop(last.take());
-        let started = Instant::now();
-        let ingested = ingest_hashed(
-            "bench.parquet",
-            HashedAsset::new(buffer),
-            &options,
-            DataKey::generate()?,
-        )?;
-        pipeline_seconds = pipeline_seconds.min(started.elapsed().as_secs_f64());
-        last = Some(ingested);
-    }
-    let ingested = last.ok_or("no pipeline run")?;
-    let pipeline = row("store::ingest", &parameters, pipeline_seconds, total);
+    // read is, with room for the padding) are hashed and sealed where they lie.
+    let (seconds, ingested) = best_on(
+        || {
+            let mut buffer = Vec::with_capacity(total + STRIPE_BYTES_MAX as usize);
+            buffer.extend_from_slice(&bytes);
+            buffer
+        },
+        |buffer| {
+            DataKey::generate().and_then(|key| {
+                ingest_hashed("bench.parquet", HashedAsset::new(buffer), &options, key)
+            })
+        },
+    );
+    let ingested = ingested?;
+    let pipeline = row("store::ingest", &parameters, seconds, total);
     println!(
         "  pipeline = {:.0}% of ideal (4 stages), {:.0}% of ideal (5)",
         100.0 * pipeline / four,

@@ -13,6 +13,7 @@
 //! whole stream, for callers that have one.
 
 use std::borrow::Cow;
+use std::io::Read;
 
 use rayon::prelude::*;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
@@ -100,17 +101,13 @@ pub fn encode_parity(
     parity_shards: usize,
     piece_bytes: usize,
 ) -> Result<Vec<Vec<u8>>> {
-    let stripes = whole_stripes(stream, data_shards, parity_shards, piece_bytes)?;
-    let stripe_bytes = data_shards * piece_bytes;
+    let columns = stream_columns(stream, data_shards, parity_shards, piece_bytes)?;
     let (parity, _) = parity_of(
-        stripes,
+        stream.len() / (data_shards * piece_bytes),
         data_shards,
         parity_shards,
         piece_bytes,
-        |stripe, column| {
-            let start = stripe * stripe_bytes + column * piece_bytes;
-            &stream[start..start + piece_bytes]
-        },
+        |stripe, column| columns[column].piece(stripe),
         |_, _| (),
     )?;
     Ok(parity)
@@ -126,46 +123,47 @@ pub fn encode_parity_and_roots(
     parity_shards: usize,
     piece_bytes: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<ContentHash>)> {
-    let stripes = whole_stripes(stream, data_shards, parity_shards, piece_bytes)?;
-    let stripe_bytes = data_shards * piece_bytes;
-    let data_piece = |stripe: usize, column: usize| {
-        let start = stripe * stripe_bytes + column * piece_bytes;
-        &stream[start..start + piece_bytes]
-    };
+    let columns = stream_columns(stream, data_shards, parity_shards, piece_bytes)?;
+    let stripes = stream.len() / (data_shards * piece_bytes);
     let fused = piece_hash::applies(piece_bytes, stripes);
     let (parity, values) = parity_of(
         stripes,
         data_shards,
         parity_shards,
         piece_bytes,
-        data_piece,
+        |stripe, column| columns[column].piece(stripe),
         |stripe, parity: &[&mut [u8]]| {
-            if !fused {
-                return Vec::new();
-            }
-            (0..data_shards)
-                .map(|column| data_piece(stripe, column))
-                .chain(parity.iter().map(|piece| &**piece))
-                .map(|piece| piece_hash::piece_value(piece, stripe))
-                .collect::<Vec<_>>()
+            fused.then(|| {
+                columns
+                    .iter()
+                    .map(|column| column.piece(stripe))
+                    .chain(parity.iter().map(|piece| &**piece))
+                    .map(|piece| piece_hash::piece_value(piece, stripe))
+                    .collect::<Vec<_>>()
+            })
         },
     )?;
-    let roots: Option<Vec<ContentHash>> = (0..data_shards + parity_shards)
-        .into_par_iter()
-        .map(|shard| {
-            if fused {
-                let column: Vec<_> = values.iter().map(|stripe| stripe[shard]).collect();
-                return piece_hash::root_of(&column);
+    let shards: Vec<ShardView<'_>> = columns
+        .iter()
+        .copied()
+        .chain(
+            parity
+                .iter()
+                .map(|shard| ShardView::whole(shard, piece_bytes)),
+        )
+        .collect();
+    let roots: Option<Vec<ContentHash>> = shards
+        .par_iter()
+        .enumerate()
+        .map(|(index, shard)| {
+            if !fused {
+                return Some(shard.root());
             }
-            let mut hasher = blake3::Hasher::new();
-            if shard < data_shards {
-                (0..stripes).for_each(|stripe| {
-                    hasher.update(data_piece(stripe, shard));
-                });
-            } else {
-                hasher.update(&parity[shard - data_shards]);
-            }
-            Some(ContentHash(*hasher.finalize().as_bytes()))
+            let column: Option<Vec<_>> = values
+                .iter()
+                .map(|stripe| stripe.as_ref().map(|values| values[index]))
+                .collect();
+            piece_hash::root_of(&column?)
         })
         .collect();
     let roots = roots.ok_or_else(|| StoreError::Erasure {
@@ -175,13 +173,13 @@ pub fn encode_parity_and_roots(
     Ok((parity, roots))
 }
 
-/// Checks the geometry and that `stream` is whole stripes; returns how many.
-fn whole_stripes(
+/// Checks the geometry and that `stream` is whole stripes; returns its `k` data columns.
+fn stream_columns(
     stream: &[u8],
     data_shards: usize,
     parity_shards: usize,
     piece_bytes: usize,
-) -> Result<usize> {
+) -> Result<Vec<ShardView<'_>>> {
     let stripe_bytes = data_shards.saturating_mul(piece_bytes);
     check_geometry(data_shards, parity_shards, stripe_bytes as u64)?;
     if !stream.len().is_multiple_of(stripe_bytes) {
@@ -193,7 +191,9 @@ fn whole_stripes(
             ),
         ));
     }
-    Ok(stream.len() / stripe_bytes)
+    Ok((0..data_shards)
+        .map(|column| ShardView::column(stream, data_shards, piece_bytes, column))
+        .collect())
 }
 
 /// The parity shards of `stripes` stripes whose data pieces `data_piece(stripe, column)` gives,
@@ -226,7 +226,7 @@ fn parity_of<'a, T: Send>(
         .enumerate()
         .map_init(
             || ReedSolomonEncoder::new(data_shards, parity_shards, piece_bytes),
-            |encoder, (stripe, pieces)| {
+            |encoder, (stripe, mut pieces)| {
                 let coding_error = |error: reed_solomon_simd::Error| StoreError::Erasure {
                     stripe: stripe as u64,
                     message: error.to_string(),
@@ -238,17 +238,126 @@ fn parity_of<'a, T: Send>(
                         .map_err(coding_error)?;
                 }
                 let result = encoder.encode().map_err(coding_error)?;
-                let mut pieces = pieces;
                 for (target, recovered) in pieces.iter_mut().zip(result.recovery_iter()) {
                     target.copy_from_slice(recovered);
                 }
-                drop(result);
                 Ok(after(stripe, &pieces))
             },
         )
         .collect();
     let results = results?;
     Ok((parity, results))
+}
+
+/// One shard where it lies: a data shard is a column of the ciphertext stream (every `k`-th piece), a
+/// parity shard its own buffer. Read it piece by piece, as a [`Read`]er, or copy it. A view covers
+/// only whole pieces of its buffer, so it never reaches past it.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardView<'a> {
+    source: &'a [u8],
+    first: usize,
+    stride: usize,
+    piece_bytes: usize,
+    pieces: usize,
+}
+
+impl<'a> ShardView<'a> {
+    /// Data shard `column` of `stream`, cut into stripes of `data_shards` pieces of `piece_bytes`
+    /// (the stream's whole stripes; ingest pads it to whole stripes).
+    pub fn column(stream: &'a [u8], data_shards: usize, piece_bytes: usize, column: usize) -> Self {
+        let stride = piece_bytes.saturating_mul(data_shards);
+        Self {
+            source: stream,
+            first: column.saturating_mul(piece_bytes),
+            stride,
+            piece_bytes,
+            pieces: if column < data_shards {
+                stream.len().checked_div(stride).unwrap_or(0)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// A shard held whole (a parity shard), in pieces of `piece_bytes`.
+    pub fn whole(shard: &'a [u8], piece_bytes: usize) -> Self {
+        Self {
+            source: shard,
+            first: 0,
+            stride: piece_bytes,
+            piece_bytes,
+            pieces: shard.len().checked_div(piece_bytes).unwrap_or(0),
+        }
+    }
+
+    /// Piece `index`: the shard's share of stripe `index`.
+    pub fn piece(&self, index: usize) -> &'a [u8] {
+        let start = self.first + index * self.stride;
+        &self.source[start..start + self.piece_bytes]
+    }
+
+    /// Bytes in the shard.
+    pub fn len(&self) -> usize {
+        self.pieces * self.piece_bytes
+    }
+
+    /// Whether the shard is empty (an empty asset's shards are).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shard's pieces, in order: one per stripe.
+    pub fn pieces(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let view = *self;
+        (0..view.pieces).map(move |piece| view.piece(piece))
+    }
+
+    /// The shard's bytes, copied.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len());
+        self.pieces()
+            .for_each(|piece| bytes.extend_from_slice(piece));
+        bytes
+    }
+
+    /// The shard's BLAKE3 root, hashed piece by piece.
+    pub fn root(&self) -> ContentHash {
+        let mut hasher = blake3::Hasher::new();
+        self.pieces().for_each(|piece| {
+            hasher.update(piece);
+        });
+        ContentHash(*hasher.finalize().as_bytes())
+    }
+
+    /// A reader of the shard's bytes, front to back.
+    pub fn reader(&self) -> ShardReader<'a> {
+        ShardReader {
+            view: *self,
+            offset: 0,
+        }
+    }
+}
+
+/// Reads a [`ShardView`] front to back without copying it first.
+#[derive(Debug)]
+pub struct ShardReader<'a> {
+    view: ShardView<'a>,
+    offset: usize,
+}
+
+impl Read for ShardReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let view = &self.view;
+        if self.offset >= view.len() || buffer.is_empty() {
+            return Ok(0);
+        }
+        let within = self.offset % view.piece_bytes;
+        let piece = &view.piece(self.offset / view.piece_bytes)[within..];
+        let take = piece.len().min(buffer.len());
+        buffer[..take].copy_from_slice(&piece[..take]);
+        self.offset += take;
+        Ok(take)
+    }
 }
 
 /// Checks every supplied shard against the manifest (size and BLAKE3 root), in parallel.

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::chunking::{ChunkSpan, chunk_spans};
 use crate::cipher::{ChunkCipher, ChunkTag, CipherKind, DataKey};
-use crate::erasure;
+use crate::erasure::{self, ShardView};
 use crate::error::{Result, StoreError};
 use crate::limits::{ASSET_BYTES_MAX, PIECE_ALIGN_BYTES, PIECE_BYTES_MAX, STRIPE_BYTES_MAX};
 use crate::manifest::{ChunkEntry, ContentHash, MANIFEST_VERSION, Manifest, ShardEntry};
@@ -75,53 +75,36 @@ pub struct Ingested {
     stream: Vec<u8>,
     /// The `m` parity shards.
     parity: Vec<Vec<u8>>,
-    /// The layout the views are cut by, kept apart from the public manifest (which a caller may
-    /// edit) so a view never reaches past its buffer.
-    layout: Layout,
-}
-
-/// `k`, the piece size and the number of stripes, as ingest made them.
-#[derive(Clone, Copy, Debug)]
-struct Layout {
+    /// `k` and the piece size the views are cut by, kept apart from the public manifest (which a
+    /// caller may edit) so a view never reaches past its buffer.
     data_shards: usize,
     piece_bytes: usize,
-    stripes: usize,
 }
 
 impl Ingested {
     /// `k + m`.
     pub fn shard_count(&self) -> usize {
-        self.layout.data_shards + self.parity.len()
+        self.data_shards + self.parity.len()
     }
 
     /// Bytes in each shard.
     pub fn shard_bytes(&self) -> u64 {
-        (self.layout.stripes * self.layout.piece_bytes) as u64
+        (self.stream.len() / self.data_shards) as u64
     }
 
     /// Shard `index` (`0..k` data, `k..k + m` parity), or `None` past the last.
     pub fn shard(&self, index: usize) -> Option<ShardView<'_>> {
-        let Layout {
-            data_shards,
-            piece_bytes,
-            stripes: pieces,
-        } = self.layout;
-        if index < data_shards {
-            Some(ShardView {
-                source: &self.stream,
-                first: index * piece_bytes,
-                stride: piece_bytes * data_shards,
-                piece_bytes,
-                pieces,
-            })
+        if index < self.data_shards {
+            Some(ShardView::column(
+                &self.stream,
+                self.data_shards,
+                self.piece_bytes,
+                index,
+            ))
         } else {
-            self.parity.get(index - data_shards).map(|shard| ShardView {
-                source: shard,
-                first: 0,
-                stride: piece_bytes,
-                piece_bytes,
-                pieces,
-            })
+            self.parity
+                .get(index - self.data_shards)
+                .map(|shard| ShardView::whole(shard, self.piece_bytes))
         }
     }
 
@@ -148,88 +131,6 @@ impl std::fmt::Debug for Ingested {
             .field("shard_count", &self.shard_count())
             .field("shard_bytes", &self.shard_bytes())
             .finish()
-    }
-}
-
-/// One shard where it lies: a data shard is every `k`-th piece of the ciphertext stream, a parity
-/// shard its own buffer. Read it piece by piece ([`ShardView::pieces`]), as a [`Read`]er, or copy it.
-#[derive(Clone, Copy, Debug)]
-pub struct ShardView<'a> {
-    source: &'a [u8],
-    first: usize,
-    stride: usize,
-    piece_bytes: usize,
-    pieces: usize,
-}
-
-impl<'a> ShardView<'a> {
-    /// Bytes in the shard.
-    pub fn len(&self) -> usize {
-        self.pieces * self.piece_bytes
-    }
-
-    /// Whether the shard is empty (an empty asset's shards are).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The shard's pieces, in order: one per stripe.
-    pub fn pieces(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
-        let view = *self;
-        (0..view.pieces).map(move |piece| {
-            let start = view.first + piece * view.stride;
-            &view.source[start..start + view.piece_bytes]
-        })
-    }
-
-    /// The shard's bytes, copied.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.len());
-        self.pieces()
-            .for_each(|piece| bytes.extend_from_slice(piece));
-        bytes
-    }
-
-    /// The shard's BLAKE3 root, hashed piece by piece.
-    pub fn root(&self) -> ContentHash {
-        let mut hasher = blake3::Hasher::new();
-        self.pieces().for_each(|piece| {
-            hasher.update(piece);
-        });
-        ContentHash(*hasher.finalize().as_bytes())
-    }
-
-    /// A reader of the shard's bytes, front to back.
-    pub fn reader(&self) -> ShardReader<'a> {
-        ShardReader {
-            view: *self,
-            offset: 0,
-        }
-    }
-}
-
-/// Reads a [`ShardView`] front to back without copying it first.
-#[derive(Debug)]
-pub struct ShardReader<'a> {
-    view: ShardView<'a>,
-    offset: usize,
-}
-
-impl Read for ShardReader<'_> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let view = &self.view;
-        if self.offset >= view.len() || buffer.is_empty() {
-            return Ok(0);
-        }
-        let (piece, within) = (
-            self.offset / view.piece_bytes,
-            self.offset % view.piece_bytes,
-        );
-        let start = view.first + piece * view.stride + within;
-        let take = (view.piece_bytes - within).min(buffer.len());
-        buffer[..take].copy_from_slice(&view.source[start..start + take]);
-        self.offset += take;
-        Ok(take)
     }
 }
 
@@ -485,11 +386,8 @@ fn seal(
         key,
         stream,
         parity,
-        layout: Layout {
-            data_shards,
-            piece_bytes: piece_bytes as usize,
-            stripes: stripes as usize,
-        },
+        data_shards,
+        piece_bytes: piece_bytes as usize,
     };
     // What we write, we could read: a failure here is a bug, reported rather than stored.
     ingested.manifest.validate()?;

@@ -57,9 +57,10 @@ pub mod validate;
 
 pub use cipher::{CipherKind, DataKey};
 pub use direct_file::DirectFile;
+pub use erasure::ShardView;
 pub use error::{Result, StoreError};
 pub use ingest::{HashedAsset, ingest_bytes_with_key, ingest_hashed, ingest_with_key, read_asset};
-pub use ingest::{IngestOptions, Ingested, ShardView, ingest, ingest_bytes};
+pub use ingest::{IngestOptions, Ingested, ingest, ingest_bytes};
 pub use keywrap::{WrappedKey, unwrap, wrap};
 pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry};
 pub use reassemble::{Reassembler, ShardCheck, reassemble, reassemble_to};
