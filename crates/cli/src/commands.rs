@@ -705,6 +705,17 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                 outcome.shards.len(),
                 outcome.saved.display()
             );
+            for moved in &outcome.replaced {
+                println!(
+                    "  shard {} moved from {} (deal {} cancelled: {}) to {} (deal {})",
+                    moved.shard,
+                    moved.provider,
+                    moved.cancelled_deal,
+                    moved.reason,
+                    moved.replacement,
+                    moved.deal
+                );
+            }
             Ok(())
         }
         AssetCommand::Get { id, from, out } => {

@@ -28,7 +28,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use commonware_codec::Encode;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io::IsTerminal,
     path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -99,6 +99,9 @@ pub struct AddOutcome {
     /// The steps an earlier, interrupted run had done (or begun), which this run resumed:
     /// `data_key`, `registration`, `layout`, `deals`, `uploads`. Empty for a fresh add.
     pub resumed: Vec<&'static str>,
+    /// Shards moved off providers that could not take them (unreachable, or failing on their
+    /// side) to others.
+    pub replaced: Vec<Replacement>,
     /// How long each step took.
     pub phases_ms: Phases,
 }
@@ -289,6 +292,158 @@ fn deal_for(deals: &[DealView], index: u8) -> Option<&DealView> {
         .filter(|deal| deal.shard_index == index && is_live(deal));
     let first = live.clone().find(|deal| deal.status == "active");
     first.or_else(|| live.next())
+}
+
+/// How many providers `add` tries for one shard in one run before it gives up.
+const PROVIDERS_PER_SHARD_MAX: usize = 3;
+
+/// A shard `add` moved off a provider that could not take it.
+#[derive(serde::Serialize)]
+pub struct Replacement {
+    /// Shard index.
+    pub shard: u8,
+    /// The provider that failed.
+    pub provider: Address,
+    /// Why.
+    pub reason: String,
+    /// Its deal, cancelled (the escrow went back to the owner).
+    pub cancelled_deal: u64,
+    /// The deal proposed instead.
+    pub deal: u64,
+    /// The provider of that deal.
+    pub replacement: Address,
+}
+
+/// What became of a shard whose upload failed.
+enum Replaced {
+    /// The provider had stored it and accepted its deal after all.
+    Held(DealView),
+    /// A deal with another provider, waiting for the shard.
+    With(DealView),
+}
+
+/// Chooses the providers of an asset's shards: the least committed first, never two shards of
+/// the asset on one provider, never a provider that failed an upload in this run. A shard whose
+/// provider fails is moved: its deal is cancelled and one is proposed with the next provider.
+struct Placer<'a> {
+    /// Registered providers, in order of preference.
+    candidates: &'a [ProviderView],
+    /// Epochs each deal pays for.
+    epochs: u32,
+    /// Providers that failed an upload in this run.
+    failed: BTreeSet<Address>,
+    /// Per shard, the providers that failed it and why.
+    tried: BTreeMap<u8, Vec<String>>,
+    /// The shards moved, in order.
+    replaced: Vec<Replacement>,
+}
+
+impl<'a> Placer<'a> {
+    fn new(candidates: &'a [ProviderView], epochs: u32) -> Self {
+        Self {
+            candidates,
+            epochs,
+            failed: BTreeSet::new(),
+            tried: BTreeMap::new(),
+            replaced: Vec::new(),
+        }
+    }
+
+    /// Proposes a deal for `shard` with the first provider that holds no live deal of the
+    /// asset and has not failed in this run. `false` when an interrupted run's proposal turned
+    /// out to be on the ledger already.
+    fn propose(
+        &self,
+        client: &Client,
+        key: &Key,
+        asset: AssetId,
+        shard: u8,
+        deals: &[DealView],
+    ) -> Result<bool> {
+        let Some(provider) = self.candidates.iter().find(|candidate| {
+            !self.failed.contains(&candidate.address)
+                && !deals
+                    .iter()
+                    .any(|deal| is_live(deal) && deal.provider == candidate.address)
+        }) else {
+            let tried = self
+                .tried
+                .get(&shard)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if tried.is_empty() {
+                bail!(
+                    "no storage provider is left for shard {shard} of {asset}: every provider already holds one of its shards; run the devnet with more --storage-providers or lower --data-shards/--parity-shards"
+                );
+            }
+            bail!(
+                "no other storage provider can take shard {shard} of {asset} (failed: {}); its deal is cancelled: run `tributary asset add` again when more providers are up",
+                tried.join("; ")
+            );
+        };
+        let call = Call::CreateDeal {
+            asset,
+            shard_index: shard,
+            provider: provider.address,
+            epochs: self.epochs,
+        };
+        let attempt = || client.send(key, call.clone(), None);
+        let done = || Ok(deal_for(&asset_deals(client, &asset)?, shard).is_some());
+        Ok(send_step(client, key, "proposing a deal", attempt, done)?.is_some())
+    }
+
+    /// Moves the shard of `failed`, whose provider could not take it (`reason`): cancels the
+    /// deal and proposes one with another provider. Gives up after
+    /// [`PROVIDERS_PER_SHARD_MAX`] providers, or when none is left.
+    fn replace(
+        &mut self,
+        client: &Client,
+        key: &Key,
+        asset: AssetId,
+        failed: &DealView,
+        reason: String,
+    ) -> Result<Replaced> {
+        let shard = failed.shard_index;
+        self.failed.insert(failed.provider);
+        let deal_path = format!("/v1/deals/{}", failed.id);
+        let attempt = || client.send(key, Call::CancelDeal { deal: failed.id }, None);
+        // The provider may have stored the shard and accepted after all (the upload failed on
+        // the way back): then the cancellation fails, and the deal stands.
+        let done = || Ok(client.get::<DealView>(&deal_path)?.status != "proposed");
+        send_step(
+            client,
+            key,
+            &format!("cancelling deal {}", failed.id),
+            attempt,
+            done,
+        )?;
+        let now: DealView = client.get(&deal_path)?;
+        if now.status == "active" {
+            return Ok(Replaced::Held(now));
+        }
+        let tried = self.tried.entry(shard).or_default();
+        tried.push(format!("{}: {reason}", failed.provider));
+        if tried.len() >= PROVIDERS_PER_SHARD_MAX {
+            bail!(
+                "shard {shard} of {asset} could not be placed with {} providers ({}); its last deal is cancelled: run `tributary asset add` again when providers are back",
+                tried.len(),
+                tried.join("; ")
+            );
+        }
+        self.propose(client, key, asset, shard, &asset_deals(client, &asset)?)?;
+        let deal = deal_for(&asset_deals(client, &asset)?, shard)
+            .cloned()
+            .ok_or_else(|| anyhow!("shard {shard} of {asset} has no deal after proposing one"))?;
+        self.replaced.push(Replacement {
+            shard,
+            provider: failed.provider,
+            reason,
+            cancelled_deal: failed.id,
+            deal: deal.id,
+            replacement: deal.provider,
+        });
+        Ok(Replaced::With(deal))
+    }
 }
 
 /// The node's answer to a transaction when another from the same sender, with the same nonce (an
@@ -613,6 +768,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             .cmp(&b.committed_bytes)
             .then(a.address.cmp(&b.address))
     });
+    let mut placer = Placer::new(&candidates, request.epochs);
     // A fresh add sends its registration, layout and deals at once: one sender's transactions
     // execute in nonce order, so each may rely on the ones before it, and they can share a
     // block. A run resuming an interrupted one goes step by step, checking the ledger first.
@@ -717,30 +873,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
                 kept.push(index.to_string());
                 continue;
             }
-            let Some(provider) = candidates.iter().find(|candidate| {
-                !deals
-                    .iter()
-                    .any(|deal| is_live(deal) && deal.provider == candidate.address)
-            }) else {
-                bail!(
-                    "no storage provider is left for shard {index} of {asset}: every provider already holds one of its shards; run the devnet with more --storage-providers or lower --data-shards/--parity-shards"
-                );
-            };
-            let provider = provider.address;
-            let attempt = || {
-                client.send(
-                    &key,
-                    Call::CreateDeal {
-                        asset,
-                        shard_index,
-                        provider,
-                        epochs: request.epochs,
-                    },
-                    None,
-                )
-            };
-            let done = || Ok(deal_for(&asset_deals(client, &asset)?, shard_index).is_some());
-            if send_step(client, &key, "proposing a deal", attempt, done)?.is_none() {
+            if !placer.propose(client, &key, asset, shard_index, &deals)? {
                 kept.push(index.to_string());
             }
             deals = asset_deals(client, &asset)?;
@@ -779,42 +912,41 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         "uploading shards",
     );
     // One upload per provider, all at once: each provider hashes and stores its shard while the
-    // others receive theirs.
-    let upload = |index: usize| -> Result<()> {
-        let deal = &placed[index];
+    // others receive theirs. `Ok(Err(reason))` when the provider could not take the shard
+    // (unreachable, cut off, failing on its side): the shard goes to another provider.
+    let upload = |index: usize, deal: &DealView| -> Result<Result<(), String>> {
         let shard = ingested
             .shard(index)
             .ok_or_else(|| anyhow!("deal {} names shard {index}, past the last", deal.id))?;
-        let endpoint = endpoints.get(&deal.provider).ok_or_else(|| {
-            anyhow!(
-                "provider {} of deal {} (shard {index}) is not registered on the ledger",
-                deal.provider,
-                deal.id
-            )
-        })?;
+        let Some(endpoint) = endpoints.get(&deal.provider) else {
+            return Ok(Err("no longer registered on the ledger".to_string()));
+        };
         let url = format!("{endpoint}/deals/{}/shard", deal.id);
         // Data shards are columns of the sealed asset: read where they lie, a piece at a time.
         let mut reader = shard.reader();
-        let mut uploaded = agent
+        let sent = agent
             .put(&url)
             .header("content-type", "application/octet-stream")
             .header("content-length", shard.len())
-            .send(ureq::SendBody::from_reader(&mut reader))
-            .with_context(|| {
-                format!(
-                    "uploading shard {index} to {url}; run `tributary asset add` again to resume"
-                )
-            })?;
+            .send(ureq::SendBody::from_reader(&mut reader));
+        let mut uploaded = match sent {
+            Ok(response) => response,
+            Err(error) => return Ok(Err(format!("uploading to {url}: {error}"))),
+        };
         if !uploaded.status().is_success() {
+            let status = uploaded.status();
             let (code, message) = error_parts(&mut uploaded);
-            // A provider that took the shard in an interrupted run may have accepted its deal
-            // since: then it holds the shard, which is what the upload was for.
-            if code.as_deref() != Some("deal_not_proposed") {
-                bail!(
+            match code.as_deref() {
+                // A provider that took the shard in an interrupted run may have accepted its
+                // deal since: then it holds the shard, which is what the upload was for.
+                Some("deal_not_proposed") => {}
+                // The shard itself does not fit its deal: no other provider would take it.
+                Some("wrong_shard" | "shard_too_large") => bail!(
                     "provider {} refused shard {index} (deal {}): {message}",
                     deal.provider,
                     deal.id
-                );
+                ),
+                _ => return Ok(Err(format!("{message} (HTTP {status})"))),
             }
         }
         bar.inc(shard.len() as u64);
@@ -826,25 +958,56 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
                 deal.provider
             ))
         });
-        Ok(())
+        Ok(Ok(()))
     };
     bar.set_message(format!(
         "{} shards → {} providers",
         waiting.len(),
         waiting.len()
     ));
-    std::thread::scope(|scope| -> Result<()> {
-        let uploads: Vec<_> = waiting
-            .iter()
-            .map(|&index| scope.spawn(move || upload(index)))
-            .collect();
-        for handle in uploads {
-            handle
-                .join()
-                .map_err(|_| anyhow!("a shard upload thread panicked"))??;
+    // Rounds of uploads: a shard whose provider failed is placed with another provider (its
+    // deal cancelled, the escrow back) and goes again in the next round.
+    let mut pending = waiting;
+    while !pending.is_empty() {
+        let outcomes: Vec<(usize, Result<(), String>)> =
+            std::thread::scope(|scope| -> Result<Vec<_>> {
+                let uploads: Vec<_> = pending
+                    .iter()
+                    .map(|&index| {
+                        let deal = &placed[index];
+                        (index, scope.spawn(move || upload(index, deal)))
+                    })
+                    .collect();
+                uploads
+                    .into_iter()
+                    .map(|(index, handle)| {
+                        let outcome = handle
+                            .join()
+                            .map_err(|_| anyhow!("a shard upload thread panicked"))??;
+                        Ok((index, outcome))
+                    })
+                    .collect()
+            })?;
+        pending = Vec::new();
+        for (index, outcome) in outcomes {
+            let Err(reason) = outcome else { continue };
+            let failed = placed[index].clone();
+            bar.suspend(|| {
+                note(format!(
+                    "  shard {index}: provider {} failed ({reason}); cancelling deal {} and placing the shard with another provider",
+                    failed.provider, failed.id
+                ))
+            });
+            match placer.replace(client, &key, asset, &failed, reason)? {
+                Replaced::Held(deal) => placed[index] = deal,
+                Replaced::With(deal) => {
+                    bar.inc_length(shard_bytes);
+                    placed[index] = deal;
+                    pending.push(index);
+                }
+            }
         }
-        Ok(())
-    })?;
+    }
     bar.finish_and_clear();
     phases.lap("upload");
 
@@ -887,6 +1050,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             })
             .collect(),
         resumed,
+        replaced: placer.replaced,
         phases_ms: phases,
     })
 }

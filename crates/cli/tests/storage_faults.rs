@@ -2,6 +2,8 @@
 //! `tributary storage provide` process against a devnet. A provider that deletes its shard is
 //! caught by the next challenge, slashed, and the shard is rebuilt onto another provider; after
 //! that, killing m = 2 of the asset's providers still leaves `asset get` returning identical bytes.
+//! A provider that is down when `asset add` uploads loses its deal (cancelled, escrow back) and the
+//! shard goes to another provider in the same run.
 
 use serde_json::Value;
 use std::{
@@ -10,6 +12,7 @@ use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+use tributary_types::Address;
 
 mod common;
 
@@ -109,8 +112,8 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     })
     .expect("the devnet did not come up");
 
-    // Seven providers, each its own process with its own key, funds and shard directory.
-    let names: Vec<String> = (0..7).map(|index| format!("store-{index}")).collect();
+    // Eight providers, each its own process with its own key, funds and shard directory.
+    let names: Vec<String> = (0..8).map(|index| format!("store-{index}")).collect();
     let mut providers: Vec<(String, String, PathBuf, Option<Process>)> = Vec::new();
     for name in &names {
         let key = ok(&url, home.path(), &["keys", "new", name]);
@@ -151,10 +154,17 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
         assert!(line.contains("serving on"), "{name}: {line}");
         providers.push((name.clone(), address, directory, Some(Process(child))));
     }
-    wait_until(60, "seven registered providers", || {
-        get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(7))
+    wait_until(60, "eight registered providers", || {
+        get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(8))
     })
     .expect("the providers did not register");
+
+    // `asset add` proposes deals to the least committed providers, ties by address: the lowest
+    // address gets one. It goes down first, so its upload fails.
+    let down = (0..providers.len())
+        .min_by_key(|&index| providers[index].1.parse::<Address>().unwrap())
+        .unwrap();
+    providers[down].3 = None;
 
     let wine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/wine.csv");
     let added = ok(
@@ -165,6 +175,21 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     let asset = added["asset_id"].as_str().unwrap().to_string();
     let placements = added["shards"].as_array().unwrap().clone();
     assert_eq!(placements.len(), 6);
+    // The shard meant for the provider that is down went to another one; its deal was cancelled.
+    let replaced = added["replaced"].as_array().unwrap();
+    assert_eq!(replaced.len(), 1, "{added}");
+    assert_eq!(replaced[0]["provider"], providers[down].1.as_str());
+    assert!(
+        placements
+            .iter()
+            .all(|placement| placement["provider"] != providers[down].1.as_str())
+    );
+    let cancelled = get(
+        &url,
+        &format!("/v1/deals/{}", replaced[0]["cancelled_deal"]),
+    )
+    .unwrap();
+    assert_eq!(cancelled["status"], "closed", "{cancelled}");
     let holder_of = |shard: u64| {
         let address = placements
             .iter()
@@ -179,7 +204,7 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
             .unwrap()
     };
     let spare = (0..providers.len())
-        .find(|index| (0..6).all(|shard| holder_of(shard) != *index))
+        .find(|index| *index != down && (0..6).all(|shard| holder_of(shard) != *index))
         .unwrap();
 
     // The provider of shard 0 loses it (deleted behind its back, while it keeps running).
