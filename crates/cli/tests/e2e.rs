@@ -930,6 +930,101 @@ fn asset_add_places_shards_and_get_survives_corrupt_shards() {
     }
 }
 
+/// A shard that goes bad part way through is caught where it goes bad: the reader has decoded
+/// the stripes before it, drops that provider's stream when iroh-blobs' verification fails, and
+/// goes on from the batch it was in with a parity shard. The asset spans two batches of stripes.
+#[test]
+fn a_shard_corrupt_part_way_is_replaced_mid_read() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    // About 45 MB of CSV: shards of 11 MiB, past the first batch of 32 stripes (8 MiB a shard).
+    let csv = home.path().join("large.csv");
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        writeln!(file, "id,reading,station,label").unwrap();
+        for row in 0u64..2_000_000 {
+            writeln!(
+                file,
+                "{row},{}.{:03},{},{}",
+                row * 7919 % 100_000,
+                row % 997,
+                row % 61,
+                row % 3
+            )
+            .unwrap();
+        }
+    }
+    let added = devnet.ok(
+        home.path(),
+        &["asset", "add", csv.to_str().unwrap(), "--from", "alice"],
+    );
+    let asset = added["asset_id"].as_str().unwrap().to_string();
+    let shard_bytes = added["shards"][0]["bytes"].as_u64().unwrap();
+    assert!(shard_bytes > 9 << 20, "{added}");
+
+    // Data shard 0 rots at 9 MiB, in the second batch: its first 8 MiB are still good.
+    let corrupt_at = 9usize << 20;
+    let shard_zero: Vec<_> = walk(&home.path().join("devnet/data/providers"))
+        .into_iter()
+        .filter(|path| path.file_name().is_some_and(|name| name == "0.shard"))
+        .collect();
+    assert_eq!(shard_zero.len(), 1, "{shard_zero:?}");
+    let mut bytes = std::fs::read(&shard_zero[0]).unwrap();
+    bytes[corrupt_at] ^= 0x01;
+    std::fs::write(&shard_zero[0], bytes).unwrap();
+
+    let out = home.path().join("large.out");
+    let output = Command::new(BIN)
+        .args(["--node", &devnet.url, "--home"])
+        .arg(home.path())
+        .args(["--json", "asset", "get", &asset, "--from", "alice", "--out"])
+        .arg(&out)
+        .env("TRIBUTARY_LOG", "tributary::get=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let fetched: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        blake3::hash(&std::fs::read(&out).unwrap())
+            .to_hex()
+            .to_string(),
+        blake3::hash(&std::fs::read(&csv).unwrap())
+            .to_hex()
+            .to_string()
+    );
+    let skipped = fetched["shards_skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{fetched}");
+    assert_eq!(skipped[0][0], 0, "{fetched}");
+    let used: Vec<u64> = fetched["shards_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| index.as_u64().unwrap())
+        .collect();
+    assert_eq!(used.len(), 4, "{fetched}");
+    assert!(
+        !used.contains(&0) && used.iter().any(|&index| index >= 4),
+        "{fetched}"
+    );
+    // Shard 0 streamed from the start; the parity shard that replaced it, from the second batch.
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("streaming a shard"))
+        .collect();
+    assert_eq!(started.len(), 5, "{log}");
+    assert!(
+        started.iter().any(|line| line.contains("shard=0 offset=0")),
+        "{log}"
+    );
+    let replacement = started
+        .iter()
+        .filter(|line| line.contains(&format!("offset={}", 8u64 << 20)))
+        .count();
+    assert_eq!(replacement, 1, "{log}");
+}
+
 /// Every file under `directory`, recursively, sorted.
 fn walk(directory: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
