@@ -310,7 +310,9 @@ impl Ledger {
 
     /// Deals whose status is `status` (`proposed`, `active`, `failed` or `closed`), optionally
     /// only those of `asset`, by id, from `after` (exclusive), at most
-    /// `min(limit, QUERY_PAGE_MAX)`.
+    /// `min(limit, QUERY_PAGE_MAX)`. Active and failed deals are found through the live-deal
+    /// index, so a provider's repair loop asking for failed deals every tick never walks the
+    /// closed deals, which pile up over the chain's life.
     pub fn deals_with_status(
         &self,
         status: &str,
@@ -318,14 +320,29 @@ impl Ledger {
         limit: usize,
         asset: Option<&AssetId>,
     ) -> Vec<DealView> {
+        let matches = |deal: &&Deal| {
+            deal.status.name() == status && asset.is_none_or(|asset| deal.asset == *asset)
+        };
+        let limit = limit.min(QUERY_PAGE_MAX);
+        let from = after.saturating_add(1);
+        if matches!(status, "active" | "failed") {
+            return self
+                .state
+                .live_deals
+                .range(from..)
+                .filter_map(|(id, ())| self.state.deals.get(id))
+                .filter(matches)
+                .take(limit)
+                .map(deal_view)
+                .collect();
+        }
         self.state
             .deals
-            .range(after.saturating_add(1)..)
-            .filter(|(_, deal)| {
-                deal.status.name() == status && asset.is_none_or(|asset| deal.asset == *asset)
-            })
-            .take(limit.min(QUERY_PAGE_MAX))
-            .map(|(_, deal)| deal_view(deal))
+            .range(from..)
+            .map(|(_, deal)| deal)
+            .filter(matches)
+            .take(limit)
+            .map(deal_view)
             .collect()
     }
 

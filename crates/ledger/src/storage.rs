@@ -722,6 +722,18 @@ mod flow_tests {
         )));
         let view = fixture.ledger.deal(1).unwrap();
         assert_eq!(view.status, "failed");
+        // Listed by status, through the live-deal index for active and failed ones.
+        let listed = |ledger: &crate::Ledger, status: &str, after: u64| -> Vec<u64> {
+            ledger
+                .deals_with_status(status, after, 10, Some(&view.asset))
+                .iter()
+                .map(|deal| deal.id)
+                .collect()
+        };
+        assert_eq!(listed(&fixture.ledger, "failed", 0), [1]);
+        assert!(listed(&fixture.ledger, "failed", 1).is_empty());
+        assert!(listed(&fixture.ledger, "active", 0).is_empty());
+        assert!(listed(&fixture.ledger, "closed", 0).is_empty());
         assert_eq!(view.bounty, apply_bps(penalty, params.repair_bounty_bps));
         assert_eq!(fixture.ledger.provider(&first).unwrap().committed_bytes, 0);
         assert_eq!(fixture.ledger.total_supply(), supply);
@@ -730,6 +742,8 @@ mod flow_tests {
         fixture.fails(first, Call::ClaimRepair { deal: 1 }, "own_failed_deal");
         let events = fixture.ok(second, Call::ClaimRepair { deal: 1 });
         assert!(matches!(events[0], Event::DealRepaired { bounty, .. } if bounty == view.bounty));
+        assert_eq!(listed(&fixture.ledger, "active", 0), [1]);
+        assert!(listed(&fixture.ledger, "failed", 0).is_empty());
         let events = next_epoch(&mut fixture);
         assert!(
             events
@@ -757,6 +771,8 @@ mod flow_tests {
             owner_before + 2 * SHARD_BYTES as Amount
         );
         assert_eq!(fixture.ledger.deal(1).unwrap().status, "closed");
+        assert_eq!(listed(&fixture.ledger, "closed", 0), [1]);
+        assert!(listed(&fixture.ledger, "active", 0).is_empty());
         assert_eq!(fixture.ledger.provider(&second).unwrap().committed_bytes, 0);
         assert_eq!(fixture.ledger.total_supply(), supply);
     }
