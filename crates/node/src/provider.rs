@@ -386,6 +386,10 @@ pub struct StorageProvider {
     /// The ids of this provider's open deals when held shards were last checked against them
     /// ([`StorageProvider::release_closed`]); `None` before the first check.
     open_deals_checked: Mutex<Option<Vec<DealId>>>,
+    /// Check held shards next round even if the open deals have not changed: a shard is held
+    /// for a repair whose claim is undecided (its deal is another provider's until the claim
+    /// lands, and if another repairer's claim lands first, this one's shard is an orphan).
+    release_recheck: std::sync::atomic::AtomicBool,
     /// Shards found unserved by a round of duties (after a restart), handed to a thread of
     /// their own so that importing them never delays a proof; with the roots queued.
     serve_queue: Option<ServeQueue>,
@@ -543,6 +547,7 @@ impl StorageProvider {
             blobs: None,
             served: Arc::default(),
             open_deals_checked: Mutex::new(None),
+            release_recheck: std::sync::atomic::AtomicBool::new(false),
             serve_queue: None,
         })
     }
@@ -846,24 +851,35 @@ impl StorageProvider {
     /// open: its shard stays until the deal closes, for readers and repairers to fall back on;
     /// so does a shard rebuilt for another provider's failed deal while the claim is pending.
     /// Runs when the set of open deals (`deals`, this round's) has changed since the last run,
-    /// and once after a start.
+    /// once after a start, and every round while a shard is held for a failed deal (so a shard
+    /// rebuilt for a repair that another provider claimed first goes as soon as that claim lands).
     fn release_closed(&self, deals: &[DealView]) -> Result<(), ProviderError> {
+        use std::sync::atomic::Ordering;
         let open: Vec<DealId> = deals.iter().map(|deal| deal.id).collect();
-        {
-            let mut checked = self
-                .open_deals_checked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if checked.as_ref() == Some(&open) {
-                return Ok(());
-            }
-            *checked = Some(open);
+        let mut checked = self
+            .open_deals_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if checked.as_ref() == Some(&open) && !self.release_recheck.load(Ordering::Relaxed) {
+            return Ok(());
         }
+        // Recorded only once the check has run through: a failed one runs again next round.
+        let kept_for_repair = self.release_unneeded()?;
+        *checked = Some(open);
+        self.release_recheck
+            .store(kept_for_repair, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The work of [`release_closed`](Self::release_closed); whether a shard was kept for a
+    /// failed deal (a repair in progress).
+    fn release_unneeded(&self) -> Result<bool, ProviderError> {
+        let mut kept_for_repair = false;
         // The store first, then the ledger: a shard is stored only for a deal already on the
         // ledger, so one stored before the deals are read and not among them has no open deal.
         let stored = self.store.list()?;
         if stored.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let deals = self.chain.provider_deals(&self.address)?;
         for (asset, index) in stored {
@@ -878,6 +894,7 @@ impl StorageProvider {
                     .asset_deals(&tributary_types::Hash32(asset.0))?
                     .iter()
                     .any(|deal| deal.status == "failed" && u32::from(deal.shard_index) == index);
+            kept_for_repair |= repairing;
             if needed || repairing {
                 continue;
             }
@@ -903,7 +920,7 @@ impl StorageProvider {
             self.store.delete(&asset, index)?;
             tracing::info!(target: "tributary::provider", provider = %self.address, asset = %asset.to_hex(), index, "released a shard no open deal needs");
         }
-        Ok(())
+        Ok(kept_for_repair)
     }
 }
 
@@ -1089,8 +1106,13 @@ mod tests {
     }
 
     pub(super) fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
+        provider_with_key(chain, directory, 2)
+    }
+
+    /// The storage provider of account `seed`.
+    fn provider_with_key(chain: &ChainState, directory: &Path, seed: u64) -> Arc<StorageProvider> {
         StorageProvider::open(
-            key(2),
+            key(seed),
             directory,
             Arc::new(chain.clone()),
             Offer {
@@ -1275,6 +1297,87 @@ mod tests {
                 .fetch_to_vec(&served, &root, SHARD.len() as u64)
                 .is_err()
         );
+    }
+
+    /// A provider that rebuilt a failed deal's shard keeps it while the deal is failed, and lets
+    /// it go as soon as another repairer's claim lands, though its own open deals never changed.
+    #[test]
+    fn lets_go_of_a_rebuilt_shard_when_another_repairer_wins_the_claim() {
+        let mut world = world();
+        let asset = world.asset;
+        // Providers 4 (the loser) and 5 (the winner) join; provider 2 accepts, then misses
+        // every challenge until its deal fails.
+        let join = |seed: u64| {
+            vec![
+                (
+                    1,
+                    Call::Transfer {
+                        to: address(seed),
+                        amount: 100_000,
+                    },
+                ),
+                (
+                    seed,
+                    Call::Bond {
+                        role: Role::StorageProvider,
+                        amount: 10_000,
+                    },
+                ),
+                (
+                    seed,
+                    Call::RegisterProvider {
+                        capacity_bytes: 1 << 20,
+                        price_per_gib_epoch: 1 << 30,
+                        endpoint: "http://127.0.0.1:1/v1/storage/y".into(),
+                    },
+                ),
+            ]
+        };
+        world.block(join(4).into_iter().chain(join(5)).collect());
+        world.block(vec![(2, Call::AcceptDeal { deal: 1 })]);
+        for _ in 0..10 * world.ledger.params().epoch_blocks {
+            if world.ledger.deal(1).unwrap().status == "failed" {
+                break;
+            }
+            world.block(vec![]);
+        }
+        assert_eq!(world.ledger.deal(1).unwrap().status, "failed");
+
+        // Provider 4 holds the rebuilt shard 0 (as a repair stores it) and its claim is pending.
+        let chain = chain(&world.ledger);
+        let directory = tempfile::tempdir().unwrap();
+        let loser = provider_with_key(&chain, directory.path(), 4);
+        let stored = ContentHash(asset.0);
+        loser
+            .store
+            .put(
+                &stored,
+                0,
+                SHARD,
+                &ContentHash(*blake3::hash(SHARD).as_bytes()),
+            )
+            .unwrap();
+        loser.tick();
+        assert!(
+            loser.store.contains(&stored, 0).unwrap(),
+            "kept while failed"
+        );
+        loser.tick();
+        assert!(
+            loser.store.contains(&stored, 0).unwrap(),
+            "kept while failed"
+        );
+
+        // Provider 5's claim lands first: the deal is 5's, and 4's copy is an orphan.
+        world.block(vec![(5, Call::ClaimRepair { deal: 1 })]);
+        assert_eq!(world.ledger.deal(1).unwrap().provider, address(5));
+        {
+            let mut inner = chain.lock();
+            inner.finalized = world.ledger.clone();
+            inner.mempool = tributary_chain::mempool::Mempool::default();
+        }
+        loser.tick();
+        assert!(!loser.store.contains(&stored, 0).unwrap(), "released");
     }
 
     #[test]

@@ -68,7 +68,12 @@ impl StorageProvider {
             }
             let sent = self.send(Duty::Repair(deal.id), || {
                 match self.rebuild(&deal, &asset_deals, providers) {
-                    Ok(()) => Some(Call::ClaimRepair { deal: deal.id }),
+                    Ok(()) => {
+                        // Held for a claim that may lose to another repairer's: look again.
+                        self.release_recheck
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        Some(Call::ClaimRepair { deal: deal.id })
+                    }
                     Err(error) => {
                         tracing::warn!(target: "tributary::provider", provider = %self.address, deal = deal.id, %error, "cannot repair a failed deal yet");
                         None
