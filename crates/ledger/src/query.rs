@@ -295,15 +295,13 @@ impl Ledger {
             .collect()
     }
 
-    /// Deals of `provider` that are not closed, by id. Scans every deal: fine for devnets; an index
-    /// by provider comes with many deals.
+    /// Deals of `provider` that are not closed, by id (from the per-provider index: no scan of
+    /// other providers' deals or of closed ones).
     pub fn provider_deals(&self, provider: &Address) -> Vec<DealView> {
         self.state
-            .deals
-            .values()
-            .filter(|deal| {
-                deal.provider == *provider && deal.status != crate::state::DealStatus::Closed
-            })
+            .provider_open_deals
+            .range((*provider, 0)..=(*provider, DealId::MAX))
+            .filter_map(|((_, id), ())| self.state.deals.get(id))
             .map(deal_view)
             .collect()
     }

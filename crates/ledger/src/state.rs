@@ -427,6 +427,9 @@ pub(crate) struct State {
     pub(crate) deals: OrdMap<DealId, Deal>,
     /// Deals the epoch step visits (active or failed).
     pub(crate) live_deals: OrdMap<DealId, ()>,
+    /// Deals not closed, by provider: an index for queries (a provider's duties read it every
+    /// round), derived from `deals` by [`State::set_deal`] and not part of the state root.
+    pub(crate) provider_open_deals: OrdMap<(Address, DealId), ()>,
     pub(crate) reward_pools: OrdMap<RewardPoolId, RewardPool>,
     /// Pools with a challenge being decided (the work list of each block's start).
     pub(crate) open_challenges: OrdMap<RewardPoolId, ()>,
@@ -725,6 +728,7 @@ impl State {
             next_deal_id: 1,
             deals: OrdMap::new(),
             live_deals: OrdMap::new(),
+            provider_open_deals: OrdMap::new(),
             reward_pools: OrdMap::new(),
             open_challenges: OrdMap::new(),
             training_sessions: OrdMap::new(),
@@ -1030,7 +1034,7 @@ impl State {
         self.next_deal_id = next;
     }
 
-    /// Writes a deal, keeping the live-deal index in step with its status.
+    /// Writes a deal, keeping the live-deal and per-provider indexes in step with it.
     pub(crate) fn set_deal(&mut self, deal: Deal) {
         let key = deal.id.to_be_bytes();
         let live = matches!(deal.status, DealStatus::Active | DealStatus::Failed);
@@ -1041,6 +1045,14 @@ impl State {
             } else {
                 self.live_deals.remove(&deal.id);
             }
+        }
+        // A repair moves a deal to another provider; a closed deal leaves the index.
+        if let Some(before) = self.deals.get(&deal.id) {
+            self.provider_open_deals.remove(&(before.provider, deal.id));
+        }
+        if deal.status != DealStatus::Closed {
+            self.provider_open_deals
+                .insert((deal.provider, deal.id), ());
         }
         self.record(table::DEAL, &key, Some(deal_value(&deal)));
         self.deals.insert(deal.id, deal);

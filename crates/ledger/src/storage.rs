@@ -731,6 +731,16 @@ mod flow_tests {
                 .collect()
         };
         assert_eq!(listed(&fixture.ledger, "failed", 0), [1]);
+        // Not closed: still the failed provider's deal.
+        let of = |ledger: &crate::Ledger, provider: &Address| -> Vec<u64> {
+            ledger
+                .provider_deals(provider)
+                .iter()
+                .map(|deal| deal.id)
+                .collect()
+        };
+        assert_eq!(of(&fixture.ledger, &first), [1]);
+        assert!(of(&fixture.ledger, &second).is_empty());
         assert!(listed(&fixture.ledger, "failed", 1).is_empty());
         assert!(listed(&fixture.ledger, "active", 0).is_empty());
         assert!(listed(&fixture.ledger, "closed", 0).is_empty());
@@ -744,6 +754,9 @@ mod flow_tests {
         assert!(matches!(events[0], Event::DealRepaired { bounty, .. } if bounty == view.bounty));
         assert_eq!(listed(&fixture.ledger, "active", 0), [1]);
         assert!(listed(&fixture.ledger, "failed", 0).is_empty());
+        // The deal moved to the repairer: listed under it, no longer under the failed provider.
+        assert_eq!(of(&fixture.ledger, &second), [1]);
+        assert!(of(&fixture.ledger, &first).is_empty());
         let events = next_epoch(&mut fixture);
         assert!(
             events
@@ -773,6 +786,7 @@ mod flow_tests {
         assert_eq!(fixture.ledger.deal(1).unwrap().status, "closed");
         assert_eq!(listed(&fixture.ledger, "closed", 0), [1]);
         assert!(listed(&fixture.ledger, "active", 0).is_empty());
+        assert!(of(&fixture.ledger, &second).is_empty(), "closed");
         assert_eq!(fixture.ledger.provider(&second).unwrap().committed_bytes, 0);
         assert_eq!(fixture.ledger.total_supply(), supply);
     }

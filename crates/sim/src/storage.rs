@@ -305,6 +305,9 @@ pub struct StorageReport {
     /// Transactions the ledger refused, by reason (expected: repairs claimed by a second
     /// candidate).
     pub refused: Vec<String>,
+    /// Providers whose open deals by the ledger's per-provider index differ from a scan of
+    /// every deal (expected: none).
+    pub index_mismatches: Vec<String>,
 }
 
 impl StorageReport {
@@ -354,6 +357,12 @@ impl StorageReport {
         }
         if !self.readable {
             return Err(format!("seed {seed}: the asset no longer decodes"));
+        }
+        if !self.index_mismatches.is_empty() {
+            return Err(format!(
+                "seed {seed}: the per-provider deal index is wrong: {}",
+                self.index_mismatches.join("; ")
+            ));
         }
         Ok(())
     }
@@ -633,6 +642,25 @@ pub fn run_storage(
     let readable = tributary_store::reassemble(&ingested.manifest, &ingested.key, &shards)
         .is_ok_and(|bytes| bytes == scenario.data);
     let ledger = chain.ledger();
+    let every_deal = ledger.deals(0, tributary_types::limits::QUERY_PAGE_MAX, None);
+    let index_mismatches = provider_seeds
+        .iter()
+        .filter_map(|seed| {
+            let provider = address(*seed);
+            let indexed: Vec<DealId> = ledger
+                .provider_deals(&provider)
+                .iter()
+                .map(|deal| deal.id)
+                .collect();
+            let scanned: Vec<DealId> = every_deal
+                .iter()
+                .filter(|deal| deal.provider == provider && deal.status != "closed")
+                .map(|deal| deal.id)
+                .collect();
+            (indexed != scanned)
+                .then(|| format!("{provider}: indexed {indexed:?}, scanned {scanned:?}"))
+        })
+        .collect();
     Ok(StorageReport {
         seed,
         struck,
@@ -644,6 +672,7 @@ pub fn run_storage(
         supply: (supply_before, ledger.total_supply()),
         state_root: ledger.state_root().to_string(),
         refused,
+        index_mismatches,
     })
 }
 
