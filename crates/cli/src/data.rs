@@ -146,9 +146,14 @@ fn expect_success(what: &str, response: &TransactionResponse) -> Result<()> {
     Ok(())
 }
 
+/// How long connecting to a provider or node may take: a provider whose host is gone is
+/// given up on (and its shard placed elsewhere) after this, not after the whole request's limit.
+const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into()
