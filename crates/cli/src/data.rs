@@ -4,7 +4,8 @@
 //! shards), keeps the manifest and the data key, wrapped to the owner's own key, in the home
 //! (`assets/ID/`), registers the asset, records its layout (`StoreAsset`), proposes one deal per
 //! shard with distinct providers, uploads each shard to its provider and waits until every
-//! provider has accepted. It is resumable: run again after an interruption, it ingests under the
+//! provider has accepted; a provider that cannot take its shard loses the deal (cancelled, the
+//! escrow back) and the shard goes to another ([`Placer`]). It is resumable: run again after an interruption, it ingests under the
 //! saved key (so the shards match the roots already recorded) and skips every step the ledger
 //! shows done, reusing deals and uploading only to deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that data key
 //! to each licensee and delivers the envelopes, with the manifest, to the asset's providers.
