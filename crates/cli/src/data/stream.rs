@@ -168,30 +168,28 @@ where
         // Candidates passed over because a stream had their index: tried first when one fails.
         let mut deferred: Vec<(usize, C)> = Vec::new();
         // Starts the next usable candidate whose index no stream has, from batch `batch` on.
-        let mut start_next = |active: &[Stream],
-                              skipped: &mut Vec<(u8, String)>,
-                              batch: u64|
-         -> Option<Stream> {
-            let free = |index: usize| active.iter().all(|stream| stream.index != index);
-            let next = match deferred.iter().position(|(index, _)| free(*index)) {
-                Some(position) => Some(deferred.remove(position)),
-                None => loop {
-                    let Some((index, candidate)) = candidates.next() else {
-                        break None;
-                    };
-                    if index >= shard_count {
-                        skipped.push((
-                            u8::try_from(index).unwrap_or(u8::MAX),
-                            format!("no shard {index} in a layout of {shard_count}"),
-                        ));
-                    } else if free(index) {
-                        break Some((index, candidate));
-                    } else {
-                        deferred.push((index, candidate));
-                    }
-                },
-            };
-            next.map(|(index, candidate)| {
+        let mut start_next =
+            |active: &[Stream], skipped: &mut Vec<(u8, String)>, batch: u64| -> Option<Stream> {
+                let free = |index: usize| active.iter().all(|stream| stream.index != index);
+                let next = match deferred.iter().position(|(index, _)| free(*index)) {
+                    Some(position) => Some(deferred.remove(position)),
+                    None => loop {
+                        let Some((index, candidate)) = candidates.next() else {
+                            break None;
+                        };
+                        if index >= shard_count {
+                            skipped.push((
+                                u8::try_from(index).unwrap_or(u8::MAX),
+                                format!("no shard {index} in a layout of {shard_count}"),
+                            ));
+                        } else if free(index) {
+                            break Some((index, candidate));
+                        } else {
+                            deferred.push((index, candidate));
+                        }
+                    },
+                };
+                next.map(|(index, candidate)| {
                     let (sender, blocks) = sync_channel(BLOCKS_AHEAD);
                     let (recycle, returned) = sync_channel(BLOCKS_AHEAD + 1);
                     let mut sink = BlockSink {
@@ -201,7 +199,12 @@ where
                         block_bytes,
                     };
                     let offset = batch * block_bytes as u64;
-                    tracing::debug!(target: "tributary::get", shard = index, offset, "streaming a shard");
+                    tracing::debug!(
+                        target: "tributary::get",
+                        shard = index,
+                        offset,
+                        "streaming a shard"
+                    );
                     scope.spawn(move || {
                         let result = fetch(&candidate, offset, &mut sink).and_then(|iroh| {
                             sink.flush()
@@ -217,7 +220,7 @@ where
                         received: batch,
                     }
                 })
-        };
+            };
         let mut active: Vec<Stream> = Vec::with_capacity(needed);
         while active.len() < needed {
             match start_next(&active, &mut skipped, 0) {
