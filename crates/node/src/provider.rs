@@ -384,12 +384,11 @@ pub struct StorageProvider {
     /// belongs to.
     served: Arc<Served>,
     /// The ids of this provider's open deals when held shards were last checked against them
-    /// ([`StorageProvider::release_closed`]); `None` before the first check.
+    /// ([`StorageProvider::release_closed`]); `None` when the next round must check: before the
+    /// first check, and while a shard is held for a repair whose claim is undecided (its deal is
+    /// another provider's until the claim lands, and if another repairer's claim lands first,
+    /// this one's shard is an orphan).
     open_deals_checked: Mutex<Option<Vec<DealId>>>,
-    /// Check held shards next round even if the open deals have not changed: a shard is held
-    /// for a repair whose claim is undecided (its deal is another provider's until the claim
-    /// lands, and if another repairer's claim lands first, this one's shard is an orphan).
-    release_recheck: std::sync::atomic::AtomicBool,
     /// Shards found unserved by a round of duties (after a restart), handed to a thread of
     /// their own so that importing them never delays a proof; with the roots queued.
     serve_queue: Option<ServeQueue>,
@@ -547,7 +546,6 @@ impl StorageProvider {
             blobs: None,
             served: Arc::default(),
             open_deals_checked: Mutex::new(None),
-            release_recheck: std::sync::atomic::AtomicBool::new(false),
             serve_queue: None,
         })
     }
@@ -854,21 +852,27 @@ impl StorageProvider {
     /// once after a start, and every round while a shard is held for a failed deal (so a shard
     /// rebuilt for a repair that another provider claimed first goes as soon as that claim lands).
     fn release_closed(&self, deals: &[DealView]) -> Result<(), ProviderError> {
-        use std::sync::atomic::Ordering;
         let open: Vec<DealId> = deals.iter().map(|deal| deal.id).collect();
         let mut checked = self
             .open_deals_checked
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if checked.as_ref() == Some(&open) && !self.release_recheck.load(Ordering::Relaxed) {
+        if checked.as_ref() == Some(&open) {
             return Ok(());
         }
-        // Recorded only once the check has run through: a failed one runs again next round.
+        // Recorded only once the check has run through: a failed one runs again next round, and
+        // so does one that kept a shard for a repair.
         let kept_for_repair = self.release_unneeded()?;
-        *checked = Some(open);
-        self.release_recheck
-            .store(kept_for_repair, Ordering::Relaxed);
+        *checked = (!kept_for_repair).then_some(open);
         Ok(())
+    }
+
+    /// Makes the next round check held shards (after a repair stored one).
+    fn recheck_held_shards(&self) {
+        *self
+            .open_deals_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The work of [`release_closed`](Self::release_closed); whether a shard was kept for a

@@ -70,8 +70,7 @@ impl StorageProvider {
                 match self.rebuild(&deal, &asset_deals, providers) {
                     Ok(()) => {
                         // Held for a claim that may lose to another repairer's: look again.
-                        self.release_recheck
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        self.recheck_held_shards();
                         Some(Call::ClaimRepair { deal: deal.id })
                     }
                     Err(error) => {
