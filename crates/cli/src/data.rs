@@ -5,10 +5,12 @@
 //! (`assets/ID/`), registers the asset, records its layout (`StoreAsset`), proposes one deal per
 //! shard with distinct providers, uploads each shard to its provider and waits until every
 //! provider has accepted; a provider that cannot take its shard loses the deal (cancelled, the
-//! escrow back) and the shard goes to another ([`Placer`]). It is resumable: run again after an interruption, it ingests under the
-//! saved key (so the shards match the roots already recorded) and skips every step the ledger
-//! shows done, reusing deals and uploading only to deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that data key
-//! to each licensee and delivers the envelopes, with the manifest, to the asset's providers.
+//! escrow back) and the shard goes to another ([`Placer`]). It is resumable: run again after an
+//! interruption, it ingests under the saved key (so the shards match the roots already
+//! recorded) and skips every step the ledger shows done, reusing deals and uploading only to
+//! deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that
+//! data key to each licensee and delivers the envelopes, with the manifest, to the asset's
+//! providers.
 //! `get` takes the manifest and the data key from the home when they were saved there for the
 //! reader's key (the owner), and otherwise asks the asset's providers for the reader's envelope
 //! (a licensee); it checks the manifest against the layout on the ledger, streams k shards at
@@ -1007,7 +1009,6 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
             match placer.replace(client, &key, asset, &failed, reason)? {
                 Replaced::Held(deal) => placed[index] = deal,
                 Replaced::With(deal) => {
-                    bar.inc_length(shard_bytes);
                     placed[index] = deal;
                     pending.push(index);
                 }
