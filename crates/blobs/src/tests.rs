@@ -27,6 +27,17 @@ impl Gate for Readers {
     }
 }
 
+/// A node serving bytes from memory to anyone.
+fn memory_server(seed: u8) -> BlobNode {
+    BlobNode::start(
+        config(seed),
+        Serving::Memory {
+            gate: Arc::new(OpenGate),
+        },
+    )
+    .unwrap()
+}
+
 fn pattern(length: usize) -> Vec<u8> {
     (0..length).map(|index| (index * 31 % 251) as u8).collect()
 }
@@ -130,13 +141,7 @@ fn a_file_corrupted_after_it_was_served_fails_verification_in_flight() {
 #[test]
 fn a_fetch_from_an_offset_gets_exactly_the_rest_of_the_blob() {
     let reader = BlobNode::start(config(11), Serving::Nothing).unwrap();
-    let server = BlobNode::start(
-        config(12),
-        Serving::Memory {
-            gate: Arc::new(OpenGate),
-        },
-    )
-    .unwrap();
+    let server = memory_server(12);
     // Several 16 KiB pieces and a short last one.
     let bytes = pattern(5 * 16 * 1024 + 700);
     let size = bytes.len() as u64;
@@ -160,13 +165,7 @@ fn a_fetch_from_an_offset_gets_exactly_the_rest_of_the_blob() {
 #[test]
 fn memory_serving_and_forgetting() {
     let reader = BlobNode::start(config(7), Serving::Nothing).unwrap();
-    let server = BlobNode::start(
-        config(6),
-        Serving::Memory {
-            gate: Arc::new(OpenGate),
-        },
-    )
-    .unwrap();
+    let server = memory_server(6);
     let bytes = pattern(70_000);
     let root = server.serve_bytes(bytes.clone().into()).unwrap();
     assert_eq!(root, *blake3::hash(&bytes).as_bytes());
