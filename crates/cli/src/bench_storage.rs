@@ -341,6 +341,7 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
             data_shards,
             parity_shards,
             epochs: 10,
+            upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
         },
     )?;
     let add_seconds = started.elapsed().as_secs_f64();

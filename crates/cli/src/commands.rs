@@ -191,6 +191,11 @@ pub enum AssetCommand {
         /// Epochs each storage deal pays for.
         #[arg(long, default_value_t = 100)]
         epochs: u32,
+        /// Give up an upload to a provider that takes no bytes, or once it has them all does not
+        /// answer, for this long (its shard then goes to another provider).
+        #[arg(long, default_value_t = crate::data::UPLOAD_IDLE_TIMEOUT_MS,
+            value_parser = clap::value_parser!(u64).range(1..=crate::data::UPLOAD_IDLE_TIMEOUT_MS_MAX))]
+        upload_idle_timeout_ms: u64,
     },
     /// Fetch an asset: any k shards, verified, decoded and decrypted. Its owner reads with the
     /// key `asset add` saved in this home; a licensee with the key the owner's agent
@@ -680,6 +685,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
             data_shards,
             parity_shards,
             epochs,
+            upload_idle_timeout_ms,
         } => {
             let outcome = crate::data::add(
                 cli,
@@ -693,6 +699,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                     data_shards: *data_shards,
                     parity_shards: *parity_shards,
                     epochs: *epochs,
+                    upload_idle_timeout_ms: *upload_idle_timeout_ms,
                 },
             )?;
             if cli.json {

@@ -4,8 +4,9 @@
 //! shards), keeps the manifest and the data key, wrapped to the owner's own key, in the home
 //! (`assets/ID/`), registers the asset, records its layout (`StoreAsset`), proposes one deal per
 //! shard with distinct providers, uploads each shard to its provider and waits until every
-//! provider has accepted; a provider that cannot take its shard loses the deal (cancelled, the
-//! escrow back) and the shard goes to another ([`Placer`]). It is resumable: run again after an
+//! provider has accepted; a provider that cannot take its shard (unreachable, refusing, or silent
+//! for the upload idle timeout) loses the deal (cancelled, the escrow back) and the shard goes to
+//! another ([`Placer`]). It is resumable: run again after an
 //! interruption, it ingests under the saved key (so the shards match the roots already
 //! recorded) and skips every step the ledger shows done, reusing deals and uploading only to
 //! deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that
@@ -75,6 +76,8 @@ pub struct AddRequest<'a> {
     pub parity_shards: usize,
     /// Epochs each deal pays for.
     pub epochs: u32,
+    /// How long an upload may wait for its provider to take more bytes.
+    pub upload_idle_timeout_ms: u64,
 }
 
 /// One placed shard.
@@ -160,6 +163,41 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into()
+}
+
+/// How long, by default, an upload waits for its provider: to take more bytes, or, once it has
+/// them all, to answer (it syncs the shard to disk and starts serving it first). A provider that
+/// accepted the connection and then stopped is given up on (and its shard placed elsewhere)
+/// after this, however large the shard.
+pub const UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Longest upload idle timeout `asset add` takes (one hour).
+pub const UPLOAD_IDLE_TIMEOUT_MS_MAX: u64 = 3_600_000;
+
+/// The agent for shard uploads: no limit on an upload's whole duration, which grows with the
+/// shard, but one on every wait for the provider, so a stalled provider fails its upload.
+fn upload_agent(idle_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+        .timeout_per_write(Some(idle_timeout))
+        .timeout_per_read(Some(idle_timeout))
+        .build()
+        .into()
+}
+
+/// Why an upload failed on the way, in words.
+fn upload_failure(url: &str, error: &ureq::Error, idle_timeout: Duration) -> String {
+    match error {
+        ureq::Error::Timeout(ureq::Timeout::PerWrite) => format!(
+            "uploading to {url}: the provider took no bytes for {} ms",
+            idle_timeout.as_millis()
+        ),
+        ureq::Error::Timeout(ureq::Timeout::PerRead) => format!(
+            "uploading to {url}: the provider took every byte but did not answer for {} ms",
+            idle_timeout.as_millis()
+        ),
+        error => format!("uploading to {url}: {error}"),
+    }
 }
 
 /// A provider's error response as one line (see [`crate::client::error_message`]).
@@ -922,6 +960,8 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     // One upload per provider, all at once: each provider hashes and stores its shard while the
     // others receive theirs. `Ok(Err(reason))` when the provider could not take the shard
     // (unreachable, cut off, failing on its side): the shard goes to another provider.
+    let upload_idle_timeout = Duration::from_millis(request.upload_idle_timeout_ms);
+    let upload_agent = upload_agent(upload_idle_timeout);
     let upload = |index: usize, deal: &DealView| -> Result<Result<(), String>> {
         let shard = ingested
             .shard(index)
@@ -932,14 +972,14 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         let url = format!("{endpoint}/deals/{}/shard", deal.id);
         // Data shards are columns of the sealed asset: read where they lie, a piece at a time.
         let mut reader = shard.reader();
-        let sent = agent
+        let sent = upload_agent
             .put(&url)
             .header("content-type", "application/octet-stream")
             .header("content-length", shard.len())
             .send(ureq::SendBody::from_reader(&mut reader));
         let mut uploaded = match sent {
             Ok(response) => response,
-            Err(error) => return Ok(Err(format!("uploading to {url}: {error}"))),
+            Err(error) => return Ok(Err(upload_failure(&url, &error, upload_idle_timeout))),
         };
         if !uploaded.status().is_success() {
             let status = uploaded.status();
@@ -1374,4 +1414,45 @@ pub fn get(
         key_from,
         phases_ms: phases,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    /// A provider that accepts the connection and then reads nothing: the upload fails after the
+    /// idle timeout, not after the whole request's limit, and says why.
+    #[test]
+    fn an_upload_to_a_provider_that_stops_reading_fails_after_the_idle_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/deals/1/shard", listener.local_addr().unwrap());
+        let (gave_up, wait_for_give_up) = std::sync::mpsc::channel::<()>();
+        let held = std::thread::spawn(move || {
+            let (mut connection, _) = listener.accept().unwrap();
+            // A few bytes of the request, then nothing until the client gives up.
+            let mut start = [0u8; 16];
+            connection.read_exact(&mut start).unwrap();
+            let _ = wait_for_give_up.recv();
+        });
+        let idle = Duration::from_millis(300);
+        let agent = upload_agent(idle);
+        // More than loopback's socket buffers hold, so writes must wait for the reader.
+        let body = vec![0u8; 256 << 20];
+        let started = std::time::Instant::now();
+        let error = agent
+            .put(&url)
+            .header("content-length", body.len())
+            .send(&body[..])
+            .unwrap_err();
+        let waited = started.elapsed();
+        let reason = upload_failure(&url, &error, idle);
+        assert!(
+            reason.ends_with("the provider took no bytes for 300 ms"),
+            "{reason} ({error:?})"
+        );
+        assert!(waited < Duration::from_secs(20), "gave up after {waited:?}");
+        gave_up.send(()).unwrap();
+        held.join().unwrap();
+    }
 }

@@ -489,6 +489,7 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
                 data_shards: 4,
                 parity_shards: 2,
                 epochs: 100,
+                upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
             },
         )?;
         eprintln!(

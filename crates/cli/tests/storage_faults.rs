@@ -2,8 +2,9 @@
 //! `tributary storage provide` process against a devnet. A provider that deletes its shard is
 //! caught by the next challenge, slashed, and the shard is rebuilt onto another provider; after
 //! that, killing m = 2 of the asset's providers still leaves `asset get` returning identical bytes.
-//! A provider that is down when `asset add` uploads loses its deal (cancelled, escrow back) and the
-//! shard goes to another provider in the same run.
+//! A provider that is down when `asset add` uploads, and one that is up but stops reading (its
+//! process stopped), each lose their deal (cancelled, escrow back) and the shard goes to another
+//! provider in the same run.
 
 use serde_json::Value;
 use std::{
@@ -159,37 +160,64 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     })
     .expect("the providers did not register");
 
-    // `asset add` proposes deals to the least committed providers, ties by address: the lowest
-    // address gets one. It goes down first, so its upload fails.
-    let down = (0..providers.len())
-        .min_by_key(|&index| providers[index].1.parse::<Address>().unwrap())
-        .unwrap();
+    // `asset add` proposes deals to the least committed providers, ties by address: the two
+    // lowest addresses get one each. The lowest goes down first, so its upload cannot connect;
+    // the next is stopped (SIGSTOP), so the kernel accepts its connection but nothing reads it.
+    let mut by_address: Vec<usize> = (0..providers.len()).collect();
+    by_address.sort_by_key(|&index| providers[index].1.parse::<Address>().unwrap());
+    let (down, stalled) = (by_address[0], by_address[1]);
     providers[down].3 = None;
+    let stalled_pid = providers[stalled].3.as_ref().unwrap().0.id() as libc::pid_t;
+    // SAFETY: signals a child this test started and still owns.
+    assert_eq!(unsafe { libc::kill(stalled_pid, libc::SIGSTOP) }, 0);
 
     let wine = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/wine.csv");
+    let started = Instant::now();
     let added = ok(
         &url,
         home.path(),
-        &["asset", "add", wine.to_str().unwrap(), "--from", "alice"],
+        &[
+            "asset",
+            "add",
+            wine.to_str().unwrap(),
+            "--from",
+            "alice",
+            "--upload-idle-timeout-ms",
+            "3000",
+        ],
     );
+    eprintln!("asset add took {:?}", started.elapsed());
+    // SAFETY: as above; the stopped provider runs again (it has no deal left) and is a spare.
+    assert_eq!(unsafe { libc::kill(stalled_pid, libc::SIGCONT) }, 0);
     let asset = added["asset_id"].as_str().unwrap().to_string();
     let placements = added["shards"].as_array().unwrap().clone();
     assert_eq!(placements.len(), 6);
-    // The shard meant for the provider that is down went to another one; its deal was cancelled.
+    // The shards meant for the provider that is down and the one that stalled went to others;
+    // their deals were cancelled.
     let replaced = added["replaced"].as_array().unwrap();
-    assert_eq!(replaced.len(), 1, "{added}");
-    assert_eq!(replaced[0]["provider"], providers[down].1.as_str());
-    assert!(
-        placements
+    assert_eq!(replaced.len(), 2, "{added}");
+    for failed in [down, stalled] {
+        let replacement = replaced
             .iter()
-            .all(|placement| placement["provider"] != providers[down].1.as_str())
-    );
-    let cancelled = get(
-        &url,
-        &format!("/v1/deals/{}", replaced[0]["cancelled_deal"]),
-    )
-    .unwrap();
-    assert_eq!(cancelled["status"], "closed", "{cancelled}");
+            .find(|entry| entry["provider"] == providers[failed].1.as_str())
+            .unwrap_or_else(|| panic!("{} was not replaced: {added}", providers[failed].0));
+        if failed == stalled {
+            // The shard is small: the kernel's socket buffers take all of it, then no answer.
+            let reason = replacement["reason"].as_str().unwrap();
+            assert!(reason.contains("did not answer for 3000 ms"), "{reason}");
+        }
+        assert!(
+            placements
+                .iter()
+                .all(|placement| placement["provider"] != providers[failed].1.as_str())
+        );
+        let cancelled = get(
+            &url,
+            &format!("/v1/deals/{}", replacement["cancelled_deal"]),
+        )
+        .unwrap();
+        assert_eq!(cancelled["status"], "closed", "{cancelled}");
+    }
     let holder_of = |shard: u64| {
         let address = placements
             .iter()

@@ -17,6 +17,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tributary_chain::{BlockRecord, ChainState, SubmitError, TransactionStatus};
 use tributary_types::{
     AccountView, Address, AssetId, AssetView, DealView, LicenseTokenView, LineageView,
@@ -288,6 +289,22 @@ pub fn router(state: ApiState) -> Router {
 /// The routes of storage providers: shard upload and read, key delivery and key read. Served by
 /// the node for the providers it runs ([`router`]), and by `tributary storage provide`.
 pub fn storage_router(providers: ProviderSet) -> Router {
+    storage_router_with(
+        providers,
+        UploadIdleTimeout(Duration::from_millis(limits::API_UPLOAD_IDLE_TIMEOUT_MS)),
+    )
+}
+
+/// How long a shard upload may send nothing before the provider gives it up (see
+/// [`limits::API_UPLOAD_IDLE_TIMEOUT_MS`], the default).
+#[derive(Clone, Copy, Debug)]
+pub struct UploadIdleTimeout(pub Duration);
+
+/// [`storage_router`] with another upload idle timeout (tests use a short one).
+pub fn storage_router_with(
+    providers: ProviderSet,
+    upload_idle_timeout: UploadIdleTimeout,
+) -> Router {
     Router::new()
         .route(
             "/v1/storage/{provider}/deals/{deal}/shard",
@@ -306,6 +323,7 @@ pub fn storage_router(providers: ProviderSet) -> Router {
         )
         .route("/v1/storage/{provider}/assets/{asset}/key", post(read_key))
         .layer(DefaultBodyLimit::max(limits::API_BODY_BYTES_MAX))
+        .layer(axum::Extension(upload_idle_timeout))
         .with_state(providers)
 }
 
@@ -859,10 +877,11 @@ fn provider_error(error: crate::provider::ProviderError) -> ApiError {
 #[utoipa::path(put, path = "/v1/storage/{provider}/deals/{deal}/shard",
     params(("provider" = String, Path), ("deal" = u64, Path)),
     request_body(content = String, content_type = "application/octet-stream", description = "the shard's bytes"),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upload_shard(
     State(state): State<ProviderSet>,
     Path((provider, deal)): Path<(String, String)>,
+    axum::Extension(UploadIdleTimeout(idle_timeout)): axum::Extension<UploadIdleTimeout>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
@@ -888,12 +907,25 @@ async fn upload_shard(
     }
     // The body streams to the provider's thread, which writes it to disk as it hashes it; the
     // provider reads no more than the deal's shard size (and one byte to see it ends there).
+    // An uploader that sends nothing for `idle_timeout` fails the upload, which stores nothing.
     let (frames, receiver) = tokio::sync::mpsc::channel(UPLOAD_FRAMES_IN_FLIGHT);
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stalled_seen = stalled.clone();
     tokio::spawn(async move {
         use futures::StreamExt as _;
         let mut stream = body.into_data_stream();
-        while let Some(frame) = stream.next().await {
-            let frame = frame.map_err(std::io::Error::other);
+        loop {
+            let frame = match tokio::time::timeout(idle_timeout, stream.next()).await {
+                Ok(None) => break,
+                Ok(Some(frame)) => frame.map_err(std::io::Error::other),
+                Err(_) => {
+                    stalled.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upload sent nothing for too long",
+                    ))
+                }
+            };
             let failed = frame.is_err();
             // The provider stopped reading (it refused the shard): stop receiving.
             if frames.send(frame).await.is_err() || failed {
@@ -901,7 +933,7 @@ async fn upload_shard(
             }
         }
     });
-    on_provider(move || {
+    let uploaded = on_provider(move || {
         provider.upload_from_reader(
             deal,
             BodyReader {
@@ -911,8 +943,22 @@ async fn upload_shard(
             announced,
         )
     })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    match uploaded {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(_) if stalled_seen.load(std::sync::atomic::Ordering::Relaxed) => {
+            tracing::info!(target: "tributary::provider", deal, idle_timeout_ms = idle_timeout.as_millis(), "gave up a stalled upload");
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload_stalled",
+                format!(
+                    "the upload of deal {deal}'s shard sent nothing for {} ms, so it was given up and nothing was stored; send the shard again",
+                    idle_timeout.as_millis()
+                ),
+            ))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// How many body frames of a shard upload wait for the provider's thread at most.
@@ -1207,3 +1253,6 @@ async fn submit_batch(
         .collect();
     Ok(Json(BatchResponse { results }))
 }
+
+#[cfg(test)]
+mod tests;

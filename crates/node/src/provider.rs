@@ -958,7 +958,7 @@ pub fn secret_seed(signer: &ed25519::PrivateKey) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tributary_chain::{Block, ChainState};
     use tributary_ledger::Ledger;
@@ -968,7 +968,7 @@ mod tests {
     };
     use tributary_types::{SignedTransaction, Transaction};
 
-    pub(super) const SHARD: &[u8] = &[7u8; 3000];
+    pub(crate) const SHARD: &[u8] = &[7u8; 3000];
 
     /// The id of the test asset.
     pub(super) fn test_asset() -> AssetId {
@@ -979,12 +979,12 @@ mod tests {
         ed25519::PrivateKey::from_seed(seed)
     }
 
-    pub(super) fn address(seed: u64) -> Address {
+    pub(crate) fn address(seed: u64) -> Address {
         Address::from_public_key(&key(seed).public_key())
     }
 
-    pub(super) struct World {
-        pub(super) ledger: Ledger,
+    pub(crate) struct World {
+        pub(crate) ledger: Ledger,
         pub(super) asset: AssetId,
     }
 
@@ -1027,7 +1027,7 @@ mod tests {
 
     /// Owner (1) registers and stores an asset and proposes a deal with provider (2); reader (3)
     /// buys a license; stranger (4) has none.
-    fn world() -> World {
+    pub(crate) fn world() -> World {
         world_with_manifest_root(Hash32([1; 32]))
     }
 
@@ -1104,12 +1104,12 @@ mod tests {
         world
     }
 
-    pub(super) fn chain(ledger: &Ledger) -> ChainState {
+    pub(crate) fn chain(ledger: &Ledger) -> ChainState {
         let genesis = Block::genesis(ledger.state_root().0, key(99).public_key());
         ChainState::new(ledger.clone(), &genesis)
     }
 
-    pub(super) fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
+    pub(crate) fn provider(chain: &ChainState, directory: &Path) -> Arc<StorageProvider> {
         provider_with_key(chain, directory, 2)
     }
 

@@ -182,9 +182,15 @@ const _: () = assert!(STORAGE_PROOF_BYTES_MAX + 256 <= TRANSACTION_BYTES_MAX);
 const _: () = assert!(STORAGE_SHARDS_MAX <= u8::MAX as usize);
 const _: () = assert!(32 + 32 + 3 + 8 + 1 + STORAGE_SHARDS_MAX * 32 + 256 <= TRANSACTION_BYTES_MAX);
 
-/// Largest shard upload the API accepts, in bytes: a shard is held in memory while it is checked
-/// and stored, so this bounds a provider's memory per upload. 512 MiB takes a 2 GiB asset at 4+2.
+/// Largest shard the API moves, in bytes. An upload streams to disk, but a repair or a reader
+/// fetching a whole shard holds it in memory, so this bounds that memory. 512 MiB takes a 2 GiB
+/// asset at 4+2.
 pub const API_SHARD_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// Longest a provider waits for the next bytes of a shard upload before it gives the upload up
+/// (stores nothing, answers 408 `upload_stalled`), so a stalled uploader cannot hold a provider's
+/// thread and a temporary file for ever.
+pub const API_UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
 
 /// Longest training-session task description, in bytes. The session's reward pool is named
 /// `training session {id}: {task}`, which must fit [`REWARD_TASK_BYTES_MAX`].
