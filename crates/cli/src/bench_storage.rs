@@ -342,6 +342,7 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
             parity_shards,
             epochs: 10,
             upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
+            accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
         },
     )?;
     let add_seconds = started.elapsed().as_secs_f64();

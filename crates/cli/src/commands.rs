@@ -196,6 +196,11 @@ pub enum AssetCommand {
         #[arg(long, default_value_t = crate::data::UPLOAD_IDLE_TIMEOUT_MS,
             value_parser = clap::value_parser!(u64).range(1..=crate::data::UPLOAD_IDLE_TIMEOUT_MS_MAX))]
         upload_idle_timeout_ms: u64,
+        /// Give a provider this long to accept its deal once it has its shard; one that has not
+        /// loses the deal and the shard goes to another provider.
+        #[arg(long, default_value_t = crate::data::ACCEPT_TIMEOUT_MS,
+            value_parser = clap::value_parser!(u64).range(1..=crate::data::ACCEPT_TIMEOUT_MS_MAX))]
+        accept_timeout_ms: u64,
     },
     /// Fetch an asset: any k shards, verified, decoded and decrypted. Its owner reads with the
     /// key `asset add` saved in this home; a licensee with the key the owner's agent
@@ -686,6 +691,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
             parity_shards,
             epochs,
             upload_idle_timeout_ms,
+            accept_timeout_ms,
         } => {
             let outcome = crate::data::add(
                 cli,
@@ -700,6 +706,7 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                     parity_shards: *parity_shards,
                     epochs: *epochs,
                     upload_idle_timeout_ms: *upload_idle_timeout_ms,
+                    accept_timeout_ms: *accept_timeout_ms,
                 },
             )?;
             if cli.json {

@@ -5,8 +5,8 @@
 //! (`assets/ID/`), registers the asset, records its layout (`StoreAsset`), proposes one deal per
 //! shard with distinct providers, uploads each shard to its provider and waits until every
 //! provider has accepted; a provider that cannot take its shard (unreachable, refusing, or silent
-//! for the upload idle timeout) loses the deal (cancelled, the escrow back) and the shard goes to
-//! another ([`Placer`]). It is resumable: run again after an
+//! for the upload idle timeout), or takes it but does not accept within the accept timeout, loses
+//! the deal (cancelled, the escrow back) and the shard goes to another ([`Placer`]). It is resumable: run again after an
 //! interruption, it ingests under the saved key (so the shards match the roots already
 //! recorded) and skips every step the ledger shows done, reusing deals and uploading only to
 //! deals still waiting. `serve-keys` ([`key_agent`]) is the owner's key agent: it wraps that
@@ -49,8 +49,11 @@ use tributary_types::{
     StorageLayout, Terms,
 };
 
-/// How long `add` waits for providers to accept their deals.
-const ACCEPT_WAIT_MS_MAX: u64 = 60_000;
+/// How long, by default, `add` waits for providers to accept their deals once they have their
+/// shards; a provider that has not accepted by then loses its deal and the shard goes elsewhere.
+pub const ACCEPT_TIMEOUT_MS: u64 = 60_000;
+/// Longest accept timeout `asset add` takes (one hour).
+pub const ACCEPT_TIMEOUT_MS_MAX: u64 = 3_600_000;
 /// How long a read request stays valid.
 const READ_REQUEST_TTL_MS: u64 = 60_000;
 /// Largest key response (the manifest and an envelope) `get` accepts from a provider, in bytes.
@@ -78,6 +81,8 @@ pub struct AddRequest<'a> {
     pub epochs: u32,
     /// How long an upload may wait for its provider to take more bytes.
     pub upload_idle_timeout_ms: u64,
+    /// How long providers have to accept their deals once they have their shards.
+    pub accept_timeout_ms: u64,
 }
 
 /// One placed shard.
@@ -490,6 +495,42 @@ impl<'a> Placer<'a> {
         });
         Ok(Replaced::With(deal))
     }
+}
+
+/// Waits up to `timeout_ms` for the providers of `placed` (one deal per shard, in shard order)
+/// to accept; returns the shards whose deals are still only proposed then (none when all were
+/// accepted). A deal in any other state is an error.
+fn unaccepted_after(
+    client: &Client,
+    asset: &AssetId,
+    placed: &[DealView],
+    timeout_ms: u64,
+) -> Result<Vec<usize>> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
+    poll_until(
+        &format!("every provider to accept (see `tributary storage deals --asset {asset}`)"),
+        timeout_ms,
+        || {
+            let deals = asset_deals(client, asset)?;
+            let mut waiting = Vec::new();
+            for (index, placement) in placed.iter().enumerate() {
+                let status = deals
+                    .iter()
+                    .find(|deal| deal.id == placement.id)
+                    .map_or("missing", |deal| deal.status.as_str());
+                match status {
+                    "active" => {}
+                    "proposed" => waiting.push(index),
+                    other => bail!(
+                        "deal {} for shard {} of {asset} is {other}, not accepted; run `tributary asset add` again to place the shard with another provider",
+                        placement.id,
+                        placement.shard_index
+                    ),
+                }
+            }
+            Ok((waiting.is_empty() || std::time::Instant::now() >= deadline).then_some(waiting))
+        },
+    )
 }
 
 /// The node's answer to a transaction when another from the same sender, with the same nonce (an
@@ -1014,76 +1055,81 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
         waiting.len()
     ));
     // Rounds of uploads: a shard whose provider failed is placed with another provider (its
-    // deal cancelled, the escrow back) and goes again in the next round.
+    // deal cancelled, the escrow back) and goes again in the next round. Then every provider
+    // accepts once it holds its shard; one that has not within the accept timeout is replaced
+    // the same way, and its shard uploaded again.
     let mut pending = waiting;
-    while !pending.is_empty() {
-        let outcomes: Vec<(usize, Result<(), String>)> =
-            std::thread::scope(|scope| -> Result<Vec<_>> {
-                let uploads: Vec<_> = pending
-                    .iter()
-                    .map(|&index| {
-                        let deal = &placed[index];
-                        (index, scope.spawn(move || upload(index, deal)))
-                    })
-                    .collect();
-                uploads
-                    .into_iter()
-                    .map(|(index, handle)| {
-                        let outcome = handle
-                            .join()
-                            .map_err(|_| anyhow!("a shard upload thread panicked"))??;
-                        Ok((index, outcome))
-                    })
-                    .collect()
-            })?;
-        pending = Vec::new();
-        for (index, outcome) in outcomes {
-            let Err(reason) = outcome else { continue };
+    loop {
+        while !pending.is_empty() {
+            let outcomes: Vec<(usize, Result<(), String>)> =
+                std::thread::scope(|scope| -> Result<Vec<_>> {
+                    let uploads: Vec<_> = pending
+                        .iter()
+                        .map(|&index| {
+                            let deal = &placed[index];
+                            (index, scope.spawn(move || upload(index, deal)))
+                        })
+                        .collect();
+                    uploads
+                        .into_iter()
+                        .map(|(index, handle)| {
+                            let outcome = handle
+                                .join()
+                                .map_err(|_| anyhow!("a shard upload thread panicked"))??;
+                            Ok((index, outcome))
+                        })
+                        .collect()
+                })?;
+            pending = Vec::new();
+            for (index, outcome) in outcomes {
+                let Err(reason) = outcome else { continue };
+                let failed = placed[index].clone();
+                bar.suspend(|| {
+                    note(format!(
+                        "  shard {index}: provider {} failed ({reason}); cancelling deal {} and placing the shard with another provider",
+                        failed.provider, failed.id
+                    ))
+                });
+                match placer.replace(client, &key, asset, &failed, reason)? {
+                    Replaced::Held(deal) => placed[index] = deal,
+                    Replaced::With(deal) => {
+                        placed[index] = deal;
+                        pending.push(index);
+                    }
+                }
+            }
+        }
+        phases.lap("upload");
+        bar.set_message("waiting for every provider to accept its deal");
+        let unaccepted = unaccepted_after(client, &asset, &placed, request.accept_timeout_ms)?;
+        phases.lap("accept");
+        if unaccepted.is_empty() {
+            break;
+        }
+        for index in unaccepted {
             let failed = placed[index].clone();
+            let reason = format!(
+                "took its shard but did not accept deal {} within {} ms",
+                failed.id, request.accept_timeout_ms
+            );
             bar.suspend(|| {
                 note(format!(
-                    "  shard {index}: provider {} failed ({reason}); cancelling deal {} and placing the shard with another provider",
-                    failed.provider, failed.id
+                    "  shard {index}: provider {} {reason}; cancelling the deal and placing the shard with another provider",
+                    failed.provider
                 ))
             });
             match placer.replace(client, &key, asset, &failed, reason)? {
                 Replaced::Held(deal) => placed[index] = deal,
                 Replaced::With(deal) => {
                     placed[index] = deal;
+                    // Its bytes were counted when the first upload succeeded.
+                    bar.inc_length(shard_bytes);
                     pending.push(index);
                 }
             }
         }
     }
     bar.finish_and_clear();
-    phases.lap("upload");
-
-    // Every provider accepts once it holds its shard.
-    poll_until(
-        &format!("every provider to accept (see `tributary storage deals --asset {asset}`)"),
-        ACCEPT_WAIT_MS_MAX,
-        || {
-            let deals = asset_deals(client, &asset)?;
-            let mut accepted = true;
-            for placement in &placed {
-                let status = deals
-                    .iter()
-                    .find(|deal| deal.id == placement.id)
-                    .map_or("missing", |deal| deal.status.as_str());
-                match status {
-                    "active" => {}
-                    "proposed" => accepted = false,
-                    other => bail!(
-                        "deal {} for shard {} of {asset} is {other}, not accepted; run `tributary asset add` again to place the shard with another provider",
-                        placement.id,
-                        placement.shard_index
-                    ),
-                }
-            }
-            Ok(accepted.then_some(()))
-        },
-    )?;
-    phases.lap("accept");
     Ok(AddOutcome {
         asset_id: asset,
         saved,

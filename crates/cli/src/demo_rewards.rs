@@ -490,6 +490,7 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
                 parity_shards: 2,
                 epochs: 100,
                 upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
+                accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
             },
         )?;
         eprintln!(

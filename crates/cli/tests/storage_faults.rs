@@ -2,8 +2,9 @@
 //! `tributary storage provide` process against a devnet. A provider that deletes its shard is
 //! caught by the next challenge, slashed, and the shard is rebuilt onto another provider; after
 //! that, killing m = 2 of the asset's providers still leaves `asset get` returning identical bytes.
-//! A provider that is down when `asset add` uploads, and one that is up but stops reading (its
-//! process stopped), each lose their deal (cancelled, escrow back) and the shard goes to another
+//! A provider that is down when `asset add` uploads, one that is up but stops reading (its
+//! process stopped), and one that takes its shard but cannot accept its deal (it has no funds
+//! for the fee) each lose their deal (cancelled, escrow back) and the shard goes to another
 //! provider in the same run.
 
 use serde_json::Value;
@@ -113,8 +114,8 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     })
     .expect("the devnet did not come up");
 
-    // Eight providers, each its own process with its own key, funds and shard directory.
-    let names: Vec<String> = (0..8).map(|index| format!("store-{index}")).collect();
+    // Nine providers, each its own process with its own key, funds and shard directory.
+    let names: Vec<String> = (0..9).map(|index| format!("store-{index}")).collect();
     let mut providers: Vec<(String, String, PathBuf, Option<Process>)> = Vec::new();
     for name in &names {
         let key = ok(&url, home.path(), &["keys", "new", name]);
@@ -155,18 +156,39 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
         assert!(line.contains("serving on"), "{name}: {line}");
         providers.push((name.clone(), address, directory, Some(Process(child))));
     }
-    wait_until(60, "eight registered providers", || {
-        get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(8))
+    wait_until(60, "nine registered providers", || {
+        get(&url, "/v1/providers").filter(|list| list.as_array().map(Vec::len) == Some(9))
     })
     .expect("the providers did not register");
 
-    // `asset add` proposes deals to the least committed providers, ties by address: the two
+    // `asset add` proposes deals to the least committed providers, ties by address: the three
     // lowest addresses get one each. The lowest goes down first, so its upload cannot connect;
-    // the next is stopped (SIGSTOP), so the kernel accepts its connection but nothing reads it.
+    // the next is stopped (SIGSTOP), so the kernel accepts its connection but nothing reads it;
+    // the third gives all its funds away, so it stores its shard but cannot pay to accept.
     let mut by_address: Vec<usize> = (0..providers.len()).collect();
     by_address.sort_by_key(|&index| providers[index].1.parse::<Address>().unwrap());
-    let (down, stalled) = (by_address[0], by_address[1]);
+    let (down, stalled, broke) = (by_address[0], by_address[1], by_address[2]);
     providers[down].3 = None;
+    let funds = get(&url, &format!("/v1/accounts/{}", providers[broke].1)).unwrap()["balance"]
+        .as_str()
+        .unwrap()
+        .parse::<u128>()
+        .unwrap();
+    // Everything but the minimum fee of 1, which pays for this transfer.
+    ok(
+        &url,
+        home.path(),
+        &[
+            "tx",
+            "transfer",
+            "--from",
+            &providers[broke].0,
+            "--to",
+            "alice",
+            "--amount",
+            &(funds - 1).to_string(),
+        ],
+    );
     let stalled_pid = providers[stalled].3.as_ref().unwrap().0.id() as libc::pid_t;
     // SAFETY: signals a child this test started and still owns.
     assert_eq!(unsafe { libc::kill(stalled_pid, libc::SIGSTOP) }, 0);
@@ -184,6 +206,8 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
             "alice",
             "--upload-idle-timeout-ms",
             "3000",
+            "--accept-timeout-ms",
+            "6000",
         ],
     );
     eprintln!("asset add took {:?}", started.elapsed());
@@ -192,11 +216,11 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     let asset = added["asset_id"].as_str().unwrap().to_string();
     let placements = added["shards"].as_array().unwrap().clone();
     assert_eq!(placements.len(), 6);
-    // The shards meant for the provider that is down and the one that stalled went to others;
-    // their deals were cancelled.
+    // The shards meant for the provider that is down, the one that stalled and the one that could
+    // not accept went to others; their deals were cancelled.
     let replaced = added["replaced"].as_array().unwrap();
-    assert_eq!(replaced.len(), 2, "{added}");
-    for failed in [down, stalled] {
+    assert_eq!(replaced.len(), 3, "{added}");
+    for failed in [down, stalled, broke] {
         let replacement = replaced
             .iter()
             .find(|entry| entry["provider"] == providers[failed].1.as_str())
@@ -205,6 +229,10 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
             // The shard is small: the kernel's socket buffers take all of it, then no answer.
             let reason = replacement["reason"].as_str().unwrap();
             assert!(reason.contains("did not answer for 3000 ms"), "{reason}");
+        }
+        if failed == broke {
+            let reason = replacement["reason"].as_str().unwrap();
+            assert!(reason.contains("did not accept deal"), "{reason}");
         }
         assert!(
             placements
@@ -231,9 +259,14 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
             .position(|(_, provider, _, _)| *provider == address)
             .unwrap()
     };
+    // The stalled provider runs again and holds nothing: the spare (the broke one cannot pay
+    // for a repair claim).
     let spare = (0..providers.len())
-        .find(|index| *index != down && (0..6).all(|shard| holder_of(shard) != *index))
+        .find(|index| {
+            ![down, broke].contains(index) && (0..6).all(|shard| holder_of(shard) != *index)
+        })
         .unwrap();
+    assert_eq!(spare, stalled);
 
     // The provider of shard 0 loses it (deleted behind its back, while it keeps running).
     let deleter = holder_of(0);
