@@ -131,7 +131,8 @@ pub enum KindArg {
 /// The file an asset comes from and who registers it.
 #[derive(clap::Args, Debug)]
 pub struct AssetSource {
-    /// The file (for `add`: CSV, Parquet or JSONL).
+    /// The file (for `add`: CSV, Parquet or JSONL), or a folder of such files (stored as one
+    /// asset; `asset get` writes the folder back).
     pub file: PathBuf,
     /// The registering (owner's) key.
     #[arg(long)]
@@ -174,9 +175,10 @@ pub enum AssetCommand {
         #[arg(long)]
         fee: Option<Amount>,
     },
-    /// Store a file on the network: check its format, chunk, encrypt with a fresh data key,
-    /// erasure-code into k + m shards, register it, and place each shard with its own storage
-    /// provider under a deal (waits until every provider has accepted).
+    /// Store a file (or a folder of files, as one asset) on the network: check its format,
+    /// chunk, encrypt with a fresh data key, erasure-code into k + m shards, register it, and
+    /// place each shard with its own storage provider under a deal (waits until every provider
+    /// has accepted).
     Add {
         #[command(flatten)]
         source: AssetSource,
@@ -211,7 +213,7 @@ pub enum AssetCommand {
         /// The reading key (an owner or a licensee).
         #[arg(long)]
         from: String,
-        /// Where to write the file.
+        /// Where to write the file (for a folder asset: the folder, which must not exist yet).
         #[arg(long)]
         out: PathBuf,
     },
@@ -588,8 +590,17 @@ fn terms_from(args: &TermsArgs) -> Terms {
     }
 }
 
-/// BLAKE3 of a file (the same hash `b3sum` prints) and its size, streamed.
+/// BLAKE3 of a file (the same hash `b3sum` prints) and its size, streamed. A directory is hashed
+/// as the bundle `asset add` stores it as (`tributary_store::folder`), so both give one id.
 pub fn hash_file(path: &Path) -> Result<(AssetId, u64)> {
+    if path.is_dir() {
+        let bundle = tributary_store::folder::bundle(path, 0)
+            .with_context(|| format!("cannot read the folder {}", path.display()))?;
+        return Ok((
+            tributary_types::Hash32(*blake3::hash(&bundle).as_bytes()),
+            bundle.len() as u64,
+        ));
+    }
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = blake3::Hasher::new();
@@ -737,9 +748,12 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
             if cli.json {
                 return output::json(&outcome);
             }
+            let written = match &outcome.folder_files {
+                Some(files) => format!("a folder of {} files", files.len()),
+                None => format!("{} bytes", outcome.bytes),
+            };
             println!(
-                "{} bytes written to {} (BLAKE3 {} verified) from shards {:?} ({} over iroh-blobs); data key from {}",
-                outcome.bytes,
+                "{written} written to {} (BLAKE3 {} verified) from shards {:?} ({} over iroh-blobs); data key from {}",
                 outcome.out.display(),
                 outcome.asset_id,
                 outcome.shards_used,

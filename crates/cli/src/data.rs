@@ -696,7 +696,8 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     let hashed = tributary_store::HashedAsset::new(bytes);
     let asset = Hash32(hashed.id().0);
     let byte_size = hashed.bytes().len() as u64;
-    let name = request.file.display().to_string();
+    // A folder is named with a trailing `/`: ingest checks it as a folder's bundle.
+    let name = tributary_store::asset_name(request.file);
     phases.lap("read and hash");
     let saved = asset_dir(&cli.home(), &asset);
     let agent = agent();
@@ -1164,8 +1165,11 @@ pub struct GetOutcome {
     pub asset_id: AssetId,
     /// Where the bytes were written.
     pub out: PathBuf,
-    /// Bytes written.
+    /// Bytes written (for a folder, its bundle's).
     pub bytes: u64,
+    /// For a folder asset, the files written under `out` (relative paths); absent for a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder_files: Option<Vec<String>>,
     /// Shards used, by index.
     pub shards_used: Vec<u8>,
     /// Shards refused or failing (index and why).
@@ -1364,6 +1368,12 @@ pub fn get(
         "the saved manifest is not the one recorded on the ledger for {asset}"
     );
     let manifest = Manifest::from_json(&manifest_json)?;
+    if manifest.format == tributary_store::DataFormat::Folder && out.exists() {
+        bail!(
+            "asset {asset} is a folder and {} already exists; give --out a path that does not exist yet",
+            out.display()
+        );
+    }
     phases.lap("key");
     let total = manifest.shards.len();
     let needed = usize::try_from(manifest.data_shards)?;
@@ -1448,12 +1458,22 @@ pub fn get(
         }
     };
     skipped.extend(streamed.skipped);
-    std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
+    // A folder's bundle, verified, becomes the folder; a file takes its place.
+    let folder_files = if manifest.format == tributary_store::DataFormat::Folder {
+        let unpacked = tributary_store::folder::unpack(&temporary, out);
+        std::fs::remove_file(&temporary).ok();
+        let index = unpacked.with_context(|| format!("writing the folder {}", out.display()))?;
+        Some(index.files.into_iter().map(|file| file.path).collect())
+    } else {
+        std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
+        None
+    };
     phases.lap("fetch, decode and write");
     Ok(GetOutcome {
         asset_id: asset,
         out: out.to_path_buf(),
         bytes: manifest.byte_size,
+        folder_files,
         shards_used: streamed.used,
         shards_skipped: skipped,
         shards_over_iroh: streamed.over_iroh,

@@ -930,6 +930,73 @@ fn asset_add_places_shards_and_get_survives_corrupt_shards() {
     }
 }
 
+/// A folder of data files is one asset: `asset register` and `asset add` give it the same id, and
+/// `asset get` writes the folder back, file for file. A folder with a file of no known format is
+/// refused with that file named, and an existing output is not overwritten.
+#[test]
+fn a_folder_is_one_asset_registered_added_and_read_back() {
+    let home = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(home.path(), free_port());
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let folder = home.path().join("tables");
+    std::fs::create_dir_all(folder.join("more")).unwrap();
+    std::fs::copy(data.join("iris.csv"), folder.join("iris.csv")).unwrap();
+    std::fs::copy(data.join("wine.csv"), folder.join("more/wine.csv")).unwrap();
+    std::fs::write(folder.join(".notes"), "hidden files are left out").unwrap();
+    let folder_arg = folder.to_str().unwrap();
+
+    let registered = devnet.ok(
+        home.path(),
+        &["asset", "register", folder_arg, "--from", "alice"],
+    );
+    let added = devnet.ok(
+        home.path(),
+        &["asset", "add", folder_arg, "--from", "alice"],
+    );
+    let asset = added["asset_id"].as_str().unwrap().to_string();
+    assert_eq!(registered["asset_id"], asset.as_str());
+    assert_eq!(added["shards"].as_array().unwrap().len(), 6);
+
+    let out = home.path().join("tables.out");
+    let get = || {
+        devnet.cli(
+            home.path(),
+            &[
+                "asset",
+                "get",
+                &asset,
+                "--from",
+                "alice",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let (success, fetched, stderr) = get();
+    assert!(success, "{stderr}");
+    assert_eq!(
+        fetched["folder_files"],
+        serde_json::json!(["iris.csv", "more/wine.csv"])
+    );
+    for path in ["iris.csv", "more/wine.csv"] {
+        assert_eq!(
+            std::fs::read(out.join(path)).unwrap(),
+            std::fs::read(folder.join(path)).unwrap(),
+            "{path}"
+        );
+    }
+    assert!(!out.join(".notes").exists());
+    let (success, _, stderr) = get();
+    assert!(!success && stderr.contains("already exists"), "{stderr}");
+
+    std::fs::write(folder.join("more/photo.png"), [137u8, 80, 78, 71]).unwrap();
+    let (success, _, stderr) = devnet.cli(
+        home.path(),
+        &["asset", "add", folder_arg, "--from", "alice"],
+    );
+    assert!(!success && stderr.contains("photo.png"), "{stderr}");
+}
+
 /// A shard that goes bad part way through is caught where it goes bad: the reader has decoded
 /// the stripes before it, drops that provider's stream when iroh-blobs' verification fails, and
 /// goes on from the batch it was in with a parity shard. The asset spans two batches of stripes.

@@ -20,10 +20,20 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file's extension names no format this crate checks.
-    #[error("{name}: unsupported format (expected .csv, .parquet, .jsonl or .ndjson)")]
+    #[error(
+        "{name}: unsupported format (expected .csv, .parquet, .jsonl or .ndjson, or a folder of them)"
+    )]
     UnsupportedFormat {
         /// The file.
         name: String,
+    },
+    /// A folder asset, or a bundle claiming to be one, is not acceptable.
+    #[error("folder {name}: {reason}")]
+    FolderInvalid {
+        /// The folder or bundle.
+        name: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The file has no header row.
     #[error("{name}: CSV file is empty (no header row)")]

@@ -149,7 +149,7 @@ pub fn ingest(path: &Path, options: &IngestOptions) -> Result<Ingested> {
 pub fn ingest_with_key(path: &Path, options: &IngestOptions, key: DataKey) -> Result<Ingested> {
     let bytes = read_asset(path)?;
     ingest_hashed(
-        &path.display().to_string(),
+        &validate::asset_name(path),
         HashedAsset::new(bytes),
         options,
         key,
@@ -158,8 +158,13 @@ pub fn ingest_with_key(path: &Path, options: &IngestOptions, key: DataKey) -> Re
 
 /// Reads the file at `path` for [`HashedAsset::new`] and [`ingest_hashed`], after checking that its
 /// name is a known format and that it is within [`ASSET_BYTES_MAX`] (before reading anything). The
-/// buffer has room for the padding ingest adds, so sealing it where it lies never moves it.
+/// buffer has room for the padding ingest adds, so sealing it where it lies never moves it. A
+/// directory is read as a folder's bundle ([`crate::folder::bundle`]); ingest it under
+/// [`validate::asset_name`].
 pub fn read_asset(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return crate::folder::bundle(path, PADDING_BYTES_MAX);
+    }
     let name = path.display().to_string();
     DataFormat::from_name(&name)?;
     let bytes_on_disk = std::fs::metadata(path)

@@ -45,6 +45,7 @@ pub mod cipher;
 pub mod direct_file;
 pub mod erasure;
 pub mod error;
+pub mod folder;
 pub mod ingest;
 pub mod keywrap;
 pub mod limits;
@@ -66,4 +67,4 @@ pub use manifest::{ChunkEntry, ContentHash, Manifest, ManifestError, ShardEntry}
 pub use reassemble::{Reassembler, ShardCheck, reassemble, reassemble_to};
 pub use repair::rebuild_shard;
 pub use shard_store::ShardStore;
-pub use validate::DataFormat;
+pub use validate::{DataFormat, asset_name};

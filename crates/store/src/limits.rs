@@ -9,6 +9,15 @@
 /// the machine.
 pub const ASSET_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 
+/// Most files in a folder asset ([`crate::folder`]).
+pub const FOLDER_FILES_MAX: usize = 10_000;
+
+/// Longest path of a file in a folder asset, relative to the folder, in bytes.
+pub const FOLDER_PATH_BYTES_MAX: usize = 1_024;
+
+/// Largest index (the folder's manifest) of a folder asset, in bytes.
+pub const FOLDER_INDEX_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Smallest content-defined chunk (except an asset's last chunk), in bytes.
 pub const CHUNK_BYTES_MIN: u32 = 256 * 1024;
 
@@ -104,3 +113,9 @@ const _: () = assert!(
         + MANIFEST_HEADER_JSON_BYTES_MAX
         <= MANIFEST_BYTES_MAX
 );
+
+// Every entry of a full folder index fits: its path (escaped, at most six bytes per byte) and its
+// other fields (a size, a format and a hash in hex, with their names).
+const _: () =
+    assert!(FOLDER_FILES_MAX * (6 * FOLDER_PATH_BYTES_MAX + 160) <= FOLDER_INDEX_BYTES_MAX);
+const _: () = assert!(FOLDER_INDEX_BYTES_MAX <= u32::MAX as usize);

@@ -8,6 +8,8 @@
 //!   span lines; errors name the row's first line).
 //! * **Parquet**: the `PAR1` magic at both ends and a footer length that fits inside the file.
 //! * **JSON Lines**: every line is one JSON value (a final newline is allowed, blank lines are not).
+//! * **A folder** (a name ending in `/`): a bundle of such files behind an index ([`crate::folder`]);
+//!   the index must account for every byte and each file is checked as above.
 
 mod csv_rows;
 
@@ -27,11 +29,17 @@ pub enum DataFormat {
     Parquet,
     /// JSON Lines (newline-delimited JSON).
     Jsonl,
+    /// A folder of files in these formats, as one bundle ([`crate::folder`]).
+    Folder,
 }
 
 impl DataFormat {
-    /// The format a file name's extension names (case-insensitive).
+    /// The format a file name's extension names (case-insensitive); a name ending in `/` is a
+    /// folder ([`asset_name`] gives one).
     pub fn from_name(name: &str) -> Result<Self> {
+        if name.ends_with('/') {
+            return Ok(Self::Folder);
+        }
         let extension = Path::new(name)
             .extension()
             .and_then(|extension| extension.to_str())
@@ -58,8 +66,21 @@ pub fn check(name: &str, bytes: &[u8]) -> Result<DataFormat> {
         DataFormat::Csv => csv_rows::check(name, bytes)?,
         DataFormat::Parquet => check_parquet(name, bytes)?,
         DataFormat::Jsonl => check_jsonl(name, bytes)?,
+        DataFormat::Folder => {
+            crate::folder::check(name, bytes)?;
+        }
     }
     Ok(format)
+}
+
+/// The name ingest knows the asset at `path` by: its path, with a `/` after a directory's.
+pub fn asset_name(path: &Path) -> String {
+    let name = path.display().to_string();
+    if path.is_dir() && !name.ends_with('/') {
+        format!("{name}/")
+    } else {
+        name
+    }
 }
 
 fn check_parquet(name: &str, bytes: &[u8]) -> Result<()> {

@@ -1,0 +1,551 @@
+//! Folder assets: a directory of data files stored as one asset.
+//!
+//! A folder becomes one byte string, its *bundle*, and from then on it is an asset like any file:
+//! its id is the bundle's BLAKE3, and it is chunked, sealed and erasure-coded the same way. The
+//! bundle is deterministic (the same files give the same bytes, whatever the order the filesystem
+//! lists them in or their timestamps), so `asset register` and `asset add` of a folder agree on its
+//! id:
+//!
+//! ```text
+//! "TRBFLDR1"  u32 little-endian index length  index (JSON)  file 0's bytes  file 1's bytes  …
+//! ```
+//!
+//! The index is the folder's manifest ([`FolderIndex`]): every file's path relative to the folder
+//! (`/`-separated, sorted by byte order), its size, its format and its BLAKE3. Each file is checked
+//! like a single-file asset ([`crate::validate`]): CSV, Parquet or JSON Lines by its extension,
+//! anything else refused. Hidden entries (names starting with `.`) are left out; symbolic links and
+//! other special files are refused rather than followed.
+//!
+//! [`unpack`] turns a bundle file back into a directory. It trusts nothing in the bundle: every path
+//! must be relative and plain (no `..`, no empty or `.` component), the sizes must add up to the
+//! bundle, and every file must hash to its index entry. It writes into a fresh directory, which it
+//! removes if anything fails.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::limits::{
+    ASSET_BYTES_MAX, FOLDER_FILES_MAX, FOLDER_INDEX_BYTES_MAX, FOLDER_PATH_BYTES_MAX,
+};
+use crate::manifest::ContentHash;
+use crate::validate::{self, DataFormat};
+
+/// The first bytes of every bundle.
+pub const FOLDER_MAGIC: &[u8; 8] = b"TRBFLDR1";
+
+/// Bytes before the index: the magic and the index length.
+const HEADER_BYTES: usize = FOLDER_MAGIC.len() + 4;
+
+/// Bytes copied at a time while unpacking.
+const COPY_BUFFER_BYTES: usize = 1 << 20;
+
+/// The manifest of a folder: its files, in bundle order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderIndex {
+    /// Every file, sorted by path.
+    pub files: Vec<FolderFile>,
+}
+
+/// One file of a folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderFile {
+    /// Its path relative to the folder, components joined by `/`.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its format, from its extension.
+    pub format: DataFormat,
+    /// Its BLAKE3.
+    pub blake3: ContentHash,
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::FolderInvalid {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads the folder at `directory` into its bundle, checking every file. The buffer has
+/// `spare_capacity` bytes to spare past the bundle (ingest pads in place).
+pub fn bundle(directory: &Path, spare_capacity: usize) -> Result<Vec<u8>> {
+    let name = directory.display().to_string();
+    let mut paths = Vec::new();
+    collect_files(directory, directory, &mut paths, &name)?;
+    if paths.is_empty() {
+        return Err(invalid(
+            &name,
+            "it holds no files (hidden ones are left out)",
+        ));
+    }
+    paths.sort();
+    // Sizes first, so an oversized folder is refused before anything is read.
+    let mut total: u64 = 0;
+    let mut sizes = Vec::with_capacity(paths.len());
+    for (relative, path) in &paths {
+        DataFormat::from_name(relative)?;
+        let bytes = fs::metadata(path)
+            .map_err(|error| StoreError::io(path, error))?
+            .len();
+        total = total.saturating_add(bytes);
+        sizes.push(bytes);
+    }
+    if total > ASSET_BYTES_MAX {
+        return Err(StoreError::AssetTooLarge {
+            name,
+            bytes: total,
+            max: ASSET_BYTES_MAX,
+        });
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    let mut contents = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for ((relative, path), expected) in paths.iter().zip(sizes) {
+        let start = contents.len();
+        File::open(path)
+            .and_then(|file| {
+                file.take(expected.saturating_add(1))
+                    .read_to_end(&mut contents)
+            })
+            .map_err(|error| StoreError::io(path, error))?;
+        let read = &contents[start..];
+        if read.len() as u64 != expected {
+            return Err(invalid(
+                &name,
+                format!("{relative} changed size while it was read"),
+            ));
+        }
+        let format = validate::check(relative, read)?;
+        files.push(FolderFile {
+            path: relative.clone(),
+            bytes: expected,
+            format,
+            blake3: ContentHash::of(read),
+        });
+    }
+    let index = serde_json::to_vec(&FolderIndex { files })
+        .map_err(|error| invalid(&name, format!("cannot write its index: {error}")))?;
+    if index.len() > FOLDER_INDEX_BYTES_MAX {
+        return Err(invalid(
+            &name,
+            format!(
+                "its index is {} bytes, more than the limit of {FOLDER_INDEX_BYTES_MAX}",
+                index.len()
+            ),
+        ));
+    }
+    let length = HEADER_BYTES + index.len() + contents.len();
+    let mut bundle = Vec::with_capacity(length.saturating_add(spare_capacity));
+    bundle.extend_from_slice(FOLDER_MAGIC);
+    bundle.extend_from_slice(&(index.len() as u32).to_le_bytes());
+    bundle.extend_from_slice(&index);
+    bundle.extend_from_slice(&contents);
+    if bundle.len() as u64 > ASSET_BYTES_MAX {
+        return Err(StoreError::AssetTooLarge {
+            name,
+            bytes: bundle.len() as u64,
+            max: ASSET_BYTES_MAX,
+        });
+    }
+    Ok(bundle)
+}
+
+/// Adds the files under `directory` to `paths` as (path relative to `root`, full path).
+fn collect_files(
+    root: &Path,
+    directory: &Path,
+    paths: &mut Vec<(String, PathBuf)>,
+    name: &str,
+) -> Result<()> {
+    let entries = fs::read_dir(directory).map_err(|error| StoreError::io(directory, error))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| StoreError::io(directory, error))?;
+        let path = entry.path();
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            return Err(invalid(
+                name,
+                format!("{} is not named in UTF-8", path.display()),
+            ));
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let kind = entry
+            .file_type()
+            .map_err(|error| StoreError::io(&path, error))?;
+        let relative = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(|relative| relative.replace(std::path::MAIN_SEPARATOR, "/"))
+            .ok_or_else(|| invalid(name, format!("{} is outside it", path.display())))?;
+        if kind.is_dir() {
+            collect_files(root, &path, paths, name)?;
+        } else if kind.is_file() {
+            check_path(name, &relative)?;
+            if paths.len() >= FOLDER_FILES_MAX {
+                return Err(invalid(
+                    name,
+                    format!("more than the limit of {FOLDER_FILES_MAX} files"),
+                ));
+            }
+            paths.push((relative, path));
+        } else {
+            return Err(invalid(
+                name,
+                format!(
+                    "{relative} is a symbolic link or a special file; only regular files are stored"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `path` is a plain relative path within the limits.
+fn check_path(name: &str, path: &str) -> Result<()> {
+    if path.len() > FOLDER_PATH_BYTES_MAX {
+        return Err(invalid(
+            name,
+            format!(
+                "the path {path:?} is {} bytes, more than the limit of {FOLDER_PATH_BYTES_MAX}",
+                path.len()
+            ),
+        ));
+    }
+    let plain = !path.is_empty()
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && Path::new(path)
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+    if !plain {
+        return Err(invalid(
+            name,
+            format!("the path {path:?} is not a plain relative path"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses and checks a bundle's index (`index_bytes`, of a bundle of `bundle_bytes` in all):
+/// plain sorted paths, no file also a directory, formats matching the names, and sizes adding up
+/// to the bundle.
+fn parse_index(name: &str, index_bytes: &[u8], bundle_bytes: u64) -> Result<FolderIndex> {
+    let index: FolderIndex = serde_json::from_slice(index_bytes)
+        .map_err(|error| invalid(name, format!("its index is not valid: {error}")))?;
+    if index.files.is_empty() || index.files.len() > FOLDER_FILES_MAX {
+        return Err(invalid(
+            name,
+            format!(
+                "its index lists {} files; a folder holds 1 to {FOLDER_FILES_MAX}",
+                index.files.len()
+            ),
+        ));
+    }
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut total: u64 = 0;
+    let mut previous: Option<&str> = None;
+    for file in &index.files {
+        check_path(name, &file.path)?;
+        if previous.is_some_and(|previous| previous >= file.path.as_str()) {
+            return Err(invalid(
+                name,
+                format!("its index is not sorted by path at {:?}", file.path),
+            ));
+        }
+        previous = Some(&file.path);
+        // A file cannot also be a directory of another.
+        let mut ancestor = file.path.as_str();
+        while let Some((parent, _)) = ancestor.rsplit_once('/') {
+            if seen.contains(parent) {
+                return Err(invalid(
+                    name,
+                    format!("{parent:?} is both a file and a directory"),
+                ));
+            }
+            ancestor = parent;
+        }
+        seen.insert(&file.path);
+        if DataFormat::from_name(&file.path)? != file.format {
+            return Err(invalid(
+                name,
+                format!("its index gives {:?} the wrong format", file.path),
+            ));
+        }
+        total = total.saturating_add(file.bytes);
+    }
+    let expected = (HEADER_BYTES + index_bytes.len()) as u64 + total;
+    if expected != bundle_bytes {
+        return Err(invalid(
+            name,
+            format!("its index accounts for {expected} bytes, but it holds {bundle_bytes}"),
+        ));
+    }
+    Ok(index)
+}
+
+/// Reads the header and index of the bundle in `reader` (of `bundle_bytes` bytes in all).
+fn read_index(name: &str, reader: &mut impl Read, bundle_bytes: u64) -> Result<FolderIndex> {
+    let mut header = [0u8; HEADER_BYTES];
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| invalid(name, "it is too short to be a folder"))?;
+    if &header[..FOLDER_MAGIC.len()] != FOLDER_MAGIC {
+        return Err(invalid(name, "it does not start as a folder does"));
+    }
+    let mut length = [0u8; 4];
+    length.copy_from_slice(&header[FOLDER_MAGIC.len()..]);
+    let index_bytes = u32::from_le_bytes(length) as usize;
+    if index_bytes > FOLDER_INDEX_BYTES_MAX || (HEADER_BYTES + index_bytes) as u64 > bundle_bytes {
+        return Err(invalid(
+            name,
+            format!("its index length {index_bytes} does not fit"),
+        ));
+    }
+    let mut index = vec![0u8; index_bytes];
+    reader
+        .read_exact(&mut index)
+        .map_err(|_| invalid(name, "it ends inside its index"))?;
+    parse_index(name, &index, bundle_bytes)
+}
+
+/// Checks a bundle held in memory: its index, and every file against its size, hash and format.
+pub fn check(name: &str, bundle: &[u8]) -> Result<FolderIndex> {
+    let mut reader = bundle;
+    let index = read_index(name, &mut reader, bundle.len() as u64)?;
+    let mut rest = reader;
+    for file in &index.files {
+        // parse_index checked that the sizes add up to the bundle.
+        let (contents, after) = rest.split_at(usize::try_from(file.bytes).unwrap_or(usize::MAX));
+        if ContentHash::of(contents) != file.blake3 {
+            return Err(invalid(
+                name,
+                format!("{} does not match its hash in the index", file.path),
+            ));
+        }
+        validate::check(&file.path, contents)?;
+        rest = after;
+    }
+    Ok(index)
+}
+
+/// Writes the folder the bundle file at `bundle_path` holds into `out`, which must not exist.
+/// Every file is checked against its hash; on any failure nothing is left at `out`.
+pub fn unpack(bundle_path: &Path, out: &Path) -> Result<FolderIndex> {
+    let name = bundle_path.display().to_string();
+    let file = File::open(bundle_path).map_err(|error| StoreError::io(bundle_path, error))?;
+    let bundle_bytes = file
+        .metadata()
+        .map_err(|error| StoreError::io(bundle_path, error))?
+        .len();
+    let mut reader = BufReader::with_capacity(COPY_BUFFER_BYTES, file);
+    let index = read_index(&name, &mut reader, bundle_bytes)?;
+    if out.exists() {
+        return Err(invalid(
+            &name,
+            format!("{} already exists; give another --out", out.display()),
+        ));
+    }
+    fs::create_dir_all(out).map_err(|error| StoreError::io(out, error))?;
+    let written = (|| {
+        let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+        for entry in &index.files {
+            let path = out.join(entry.path.replace('/', std::path::MAIN_SEPARATOR_STR));
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|error| StoreError::io(parent, error))?;
+            }
+            let created = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|error| StoreError::io(&path, error))?;
+            let mut writer = BufWriter::with_capacity(COPY_BUFFER_BYTES, created);
+            let mut hasher = blake3::Hasher::new();
+            let mut left = entry.bytes;
+            while left > 0 {
+                let take = usize::try_from(left.min(COPY_BUFFER_BYTES as u64)).unwrap_or(0);
+                reader
+                    .read_exact(&mut buffer[..take])
+                    .map_err(|error| StoreError::io(bundle_path, error))?;
+                hasher.update(&buffer[..take]);
+                writer
+                    .write_all(&buffer[..take])
+                    .map_err(|error| StoreError::io(&path, error))?;
+                left -= take as u64;
+            }
+            if ContentHash(*hasher.finalize().as_bytes()) != entry.blake3 {
+                return Err(invalid(
+                    &name,
+                    format!("{} does not match its hash in the index", entry.path),
+                ));
+            }
+            writer
+                .into_inner()
+                .map_err(|error| error.into_error())
+                .and_then(|file| file.sync_all())
+                .map_err(|error| StoreError::io(&path, error))?;
+        }
+        Ok(())
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_dir_all(out);
+        return Err(error);
+    }
+    Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder() -> tempfile::TempDir {
+        let directory = tempfile::tempdir().unwrap();
+        fs::create_dir_all(directory.path().join("train/more")).unwrap();
+        fs::write(directory.path().join("test.csv"), "a,b\n1,2\n").unwrap();
+        fs::write(directory.path().join("train/one.csv"), "a,b\n3,4\n5,6\n").unwrap();
+        fs::write(
+            directory.path().join("train/more/rows.jsonl"),
+            "{\"a\":1}\n",
+        )
+        .unwrap();
+        fs::write(directory.path().join(".hidden"), "not stored").unwrap();
+        directory
+    }
+
+    #[test]
+    fn a_folder_bundles_deterministically_checks_and_unpacks_to_the_same_files() {
+        let directory = folder();
+        let bundle = super::bundle(directory.path(), 0).unwrap();
+        assert_eq!(bundle, super::bundle(directory.path(), 64).unwrap());
+        let index = check("f", &bundle).unwrap();
+        let paths: Vec<&str> = index.files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["test.csv", "train/more/rows.jsonl", "train/one.csv"]
+        );
+        assert_eq!(index.files[1].format, DataFormat::Jsonl);
+
+        let scratch = tempfile::tempdir().unwrap();
+        let bundle_path = scratch.path().join("bundle");
+        fs::write(&bundle_path, &bundle).unwrap();
+        let out = scratch.path().join("out");
+        assert_eq!(unpack(&bundle_path, &out).unwrap(), index);
+        for path in paths {
+            assert_eq!(
+                fs::read(out.join(path)).unwrap(),
+                fs::read(directory.path().join(path)).unwrap()
+            );
+        }
+        assert!(!out.join(".hidden").exists());
+        // An existing output is not overwritten.
+        let again = unpack(&bundle_path, &out).unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+    }
+
+    #[test]
+    fn bad_folders_are_refused_with_the_file_named() {
+        let directory = folder();
+        fs::write(directory.path().join("train/photo.png"), "png").unwrap();
+        let error = bundle(directory.path(), 0).unwrap_err();
+        assert!(error.to_string().contains("photo.png"), "{error}");
+
+        let directory = folder();
+        fs::write(directory.path().join("train/bad.csv"), "a,b\n1\n").unwrap();
+        let error = bundle(directory.path(), 0).unwrap_err();
+        assert!(error.to_string().contains("bad.csv"), "{error}");
+
+        let empty = tempfile::tempdir().unwrap();
+        fs::write(empty.path().join(".only-hidden"), "x").unwrap();
+        let error = bundle(empty.path(), 0).unwrap_err();
+        assert!(error.to_string().contains("no files"), "{error}");
+
+        #[cfg(unix)]
+        {
+            let directory = folder();
+            std::os::unix::fs::symlink("/etc/passwd", directory.path().join("link.csv")).unwrap();
+            let error = bundle(directory.path(), 0).unwrap_err();
+            assert!(error.to_string().contains("symbolic link"), "{error}");
+        }
+    }
+
+    /// A bundle from anywhere: an index that escapes the folder, lies about sizes or hashes, or
+    /// is not canonical is refused, and unpacking leaves nothing behind.
+    #[test]
+    fn crafted_bundles_are_refused_and_unpack_leaves_nothing() {
+        let craft = |files: Vec<FolderFile>, contents: &[u8]| {
+            let index = serde_json::to_vec(&FolderIndex { files }).unwrap();
+            let mut bundle = FOLDER_MAGIC.to_vec();
+            bundle.extend_from_slice(&(index.len() as u32).to_le_bytes());
+            bundle.extend_from_slice(&index);
+            bundle.extend_from_slice(contents);
+            bundle
+        };
+        let entry = |path: &str, contents: &[u8]| FolderFile {
+            path: path.into(),
+            bytes: contents.len() as u64,
+            format: DataFormat::Csv,
+            blake3: ContentHash::of(contents),
+        };
+        let rows = b"a\n1\n";
+        let cases = [
+            (
+                craft(vec![entry("../escape.csv", rows)], rows),
+                "plain relative",
+            ),
+            (
+                craft(vec![entry("/etc/x.csv", rows)], rows),
+                "plain relative",
+            ),
+            (craft(vec![entry("a//b.csv", rows)], rows), "plain relative"),
+            (
+                craft(vec![entry("x.csv", rows)], b"a\n1\n2\n"),
+                "accounts for",
+            ),
+            (
+                craft(
+                    vec![FolderFile {
+                        blake3: ContentHash::of(b"other"),
+                        ..entry("x.csv", rows)
+                    }],
+                    rows,
+                ),
+                "does not match its hash",
+            ),
+            (
+                craft(
+                    vec![entry("b.csv", rows), entry("a.csv", rows)],
+                    b"a\n1\na\n1\n",
+                ),
+                "not sorted",
+            ),
+            (craft(vec![], b""), "lists 0 files"),
+            (b"TRBFLDR1\xff\xff\xff\x7f".to_vec(), "does not fit"),
+            (b"not a folder at all".to_vec(), "does not start"),
+        ];
+        let scratch = tempfile::tempdir().unwrap();
+        for (index, (bundle, expected)) in cases.iter().enumerate() {
+            let error = check("crafted", bundle).unwrap_err();
+            assert!(
+                error.to_string().contains(expected),
+                "case {index}: {error}"
+            );
+            let bundle_path = scratch.path().join(format!("bundle-{index}"));
+            fs::write(&bundle_path, bundle).unwrap();
+            let out = scratch.path().join(format!("out-{index}"));
+            let error = unpack(&bundle_path, &out).unwrap_err();
+            assert!(
+                error.to_string().contains(expected),
+                "case {index}: {error}"
+            );
+            assert!(!out.exists(), "case {index} left {}", out.display());
+        }
+    }
+}
