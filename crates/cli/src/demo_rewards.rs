@@ -92,6 +92,90 @@ pub struct RewardsOutcome {
 }
 
 /// What the shards' storage showed.
+/// A folder asset stored and read back.
+#[derive(Serialize)]
+pub struct FolderRead {
+    /// The asset (the folder bundle's BLAKE3).
+    asset: AssetId,
+    /// Files in the folder.
+    files: usize,
+    /// Storage deals holding its shards.
+    deals: usize,
+    /// Whether every file read back equals the one stored.
+    identical: bool,
+}
+
+/// The trainer publishes its evaluation set as one folder asset (`asset add DIR`): the held-out
+/// rows and a JSON Lines count of rows per label, stored like any asset and read back (`asset
+/// get` writes the folder), file for file.
+fn store_evaluation_folder(
+    demo_cli: &Cli,
+    client: &Client,
+    home: &Path,
+    test_path: &Path,
+) -> Result<FolderRead> {
+    let folder = home.join("evaluation");
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    std::fs::copy(test_path, folder.join("test.csv"))
+        .with_context(|| format!("copying {}", test_path.display()))?;
+    let test = std::fs::read_to_string(test_path)
+        .with_context(|| format!("reading {}", test_path.display()))?;
+    let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+    for line in test.lines().skip(1) {
+        if let Some(label) = line
+            .rsplit_once(',')
+            .and_then(|(_, label)| label.parse().ok())
+        {
+            *counts.entry(label).or_default() += 1;
+        }
+    }
+    let lines: String = counts
+        .iter()
+        .map(|(label, rows)| format!("{{\"label\":{label},\"rows\":{rows}}}\n"))
+        .collect();
+    std::fs::write(folder.join("labels.jsonl"), lines)
+        .with_context(|| format!("writing {}", folder.display()))?;
+    let added = crate::data::add(
+        demo_cli,
+        client,
+        crate::data::AddRequest {
+            file: &folder,
+            from: "trainer",
+            kind: AssetKind::Dataset,
+            name: Some("digits evaluation set (folder)"),
+            terms: Terms::default(),
+            data_shards: 4,
+            parity_shards: 2,
+            epochs: 100,
+            upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
+            accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
+        },
+    )?;
+    let out = home.join("evaluation.read");
+    let read = crate::data::get(demo_cli, client, added.asset_id, "trainer", &out)?;
+    let files = read.folder_files.unwrap_or_default();
+    let mut identical = files == ["labels.jsonl", "test.csv"];
+    for file in &files {
+        identical &= std::fs::read(out.join(file)).ok() == std::fs::read(folder.join(file)).ok();
+    }
+    eprintln!(
+        "  ✓ the trainer stores its evaluation set as one folder asset ({} files: held-out rows and per-label counts; {} deals) and reads the folder back: {}",
+        files.len(),
+        added.shards.len(),
+        if identical {
+            "identical files"
+        } else {
+            "DIFFERENT FILES"
+        }
+    );
+    Ok(FolderRead {
+        asset: added.asset_id,
+        files: files.len(),
+        deals: added.shards.len(),
+        identical,
+    })
+}
+
 #[derive(Serialize)]
 pub struct StorageOutcome {
     /// Storage deals made (6 per contributor's shard).
@@ -102,6 +186,8 @@ pub struct StorageOutcome {
     proven_epochs: u64,
     /// Whether alice's shard read back from the providers equals her file.
     read_back_identical: bool,
+    /// The trainer's evaluation set, stored as one folder asset and read back.
+    evaluation_folder: FolderRead,
     /// The licensee's read of bob's shard through bob's key agent.
     licensee: LicenseeRead,
     /// A provider that lost a shard: caught by a challenge, slashed, repaired elsewhere.
@@ -730,6 +816,11 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
     if !read_back_identical {
         problems.push("alice's shard read back differs from her file".into());
     }
+    let evaluation_folder = store_evaluation_folder(demo_cli, client, home, &test_path)?;
+    if !evaluation_folder.identical {
+        problems
+            .push("the trainer's evaluation folder read back differs from what it stored".into());
+    }
     let licensee = licensee_reads(demo_cli, client, home, assets["bob"], &shards["bob"].0)?;
     if !licensee.refused_without_license {
         problems.push("the trainer was not refused bob's key without a license".into());
@@ -780,6 +871,7 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
             providers,
             proven_epochs,
             read_back_identical,
+            evaluation_folder,
             licensee,
             repair,
         },
