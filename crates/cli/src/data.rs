@@ -85,6 +85,25 @@ pub struct AddRequest<'a> {
     pub accept_timeout_ms: u64,
 }
 
+impl<'a> AddRequest<'a> {
+    /// Storing `file` from `from` as a dataset under `terms`, with the command's defaults: 4 + 2
+    /// shards, deals of 100 epochs and the default timeouts.
+    pub fn new(file: &'a Path, from: &'a str, terms: Terms) -> Self {
+        Self {
+            file,
+            from,
+            kind: AssetKind::Dataset,
+            name: None,
+            terms,
+            data_shards: 4,
+            parity_shards: 2,
+            epochs: 100,
+            upload_idle_timeout_ms: UPLOAD_IDLE_TIMEOUT_MS,
+            accept_timeout_ms: ACCEPT_TIMEOUT_MS,
+        }
+    }
+}
+
 /// One placed shard.
 #[derive(serde::Serialize)]
 pub struct Placement {

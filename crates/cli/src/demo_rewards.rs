@@ -22,7 +22,7 @@ use std::{
 };
 use tributary_node::{api::TransactionResponse, keystore::Keystore};
 use tributary_types::{
-    Address, Amount, AssetId, AssetKind, Call, CreateRewardPool, Event, RewardPoolView, Role, Terms,
+    Address, Amount, AssetId, Call, CreateRewardPool, Event, RewardPoolView, Role, Terms,
 };
 use tributary_valuation::{
     Method, Parameters,
@@ -139,16 +139,8 @@ fn store_evaluation_folder(
         demo_cli,
         client,
         crate::data::AddRequest {
-            file: &folder,
-            from: "trainer",
-            kind: AssetKind::Dataset,
             name: Some("digits evaluation set (folder)"),
-            terms: Terms::default(),
-            data_shards: 4,
-            parity_shards: 2,
-            epochs: 100,
-            upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
-            accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
+            ..crate::data::AddRequest::new(&folder, "trainer", Terms::default())
         },
     )?;
     let out = home.join("evaluation.read");
@@ -560,23 +552,19 @@ pub fn walk(demo_cli: &Cli, client: &Client, data: &Path, home: &Path) -> Result
             demo_cli,
             client,
             crate::data::AddRequest {
-                file: path,
-                from: name,
-                kind: AssetKind::Dataset,
                 name: Some(&format!("digits shard ({name})")),
-                // Training and derivatives allowed (so the shard can join a federated session), with
-                // a 10% royalty on what is derived from it.
-                terms: Terms {
-                    ai_training: true,
-                    derivatives: true,
-                    royalty_bps: SHARD_ROYALTY_BPS,
-                    ..Terms::default()
-                },
-                data_shards: 4,
-                parity_shards: 2,
-                epochs: 100,
-                upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
-                accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
+                ..crate::data::AddRequest::new(
+                    path,
+                    name,
+                    // Training and derivatives allowed (so the shard can join a federated
+                    // session), with a 10% royalty on what is derived from it.
+                    Terms {
+                        ai_training: true,
+                        derivatives: true,
+                        royalty_bps: SHARD_ROYALTY_BPS,
+                        ..Terms::default()
+                    },
+                )
             },
         )?;
         eprintln!(
