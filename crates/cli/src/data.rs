@@ -1080,7 +1080,27 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     // the same way, and its shard uploaded again.
     let mut pending = waiting;
     loop {
-        while !pending.is_empty() {
+        // Shards whose providers lose their deals: why, and whether the shard's bytes were
+        // already counted (its upload succeeded, then the provider did not accept).
+        let failures: Vec<(usize, String, bool)> = if pending.is_empty() {
+            phases.lap("upload");
+            bar.set_message("waiting for every provider to accept its deal");
+            let unaccepted = unaccepted_after(client, &asset, &placed, request.accept_timeout_ms)?;
+            phases.lap("accept");
+            if unaccepted.is_empty() {
+                break;
+            }
+            unaccepted
+                .into_iter()
+                .map(|index| {
+                    let reason = format!(
+                        "took its shard but did not accept deal {} within {} ms",
+                        placed[index].id, request.accept_timeout_ms
+                    );
+                    (index, reason, true)
+                })
+                .collect()
+        } else {
             let outcomes: Vec<(usize, Result<(), String>)> =
                 std::thread::scope(|scope| -> Result<Vec<_>> {
                     let uploads: Vec<_> = pending
@@ -1100,50 +1120,32 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
                         })
                         .collect()
                 })?;
-            pending = Vec::new();
-            for (index, outcome) in outcomes {
-                let Err(reason) = outcome else { continue };
-                let failed = placed[index].clone();
-                bar.suspend(|| {
-                    note(format!(
-                        "  shard {index}: provider {} failed ({reason}); cancelling deal {} and placing the shard with another provider",
-                        failed.provider, failed.id
-                    ))
-                });
-                match placer.replace(client, &key, asset, &failed, reason)? {
-                    Replaced::Held(deal) => placed[index] = deal,
-                    Replaced::With(deal) => {
-                        placed[index] = deal;
-                        pending.push(index);
-                    }
-                }
-            }
-        }
-        phases.lap("upload");
-        bar.set_message("waiting for every provider to accept its deal");
-        let unaccepted = unaccepted_after(client, &asset, &placed, request.accept_timeout_ms)?;
-        phases.lap("accept");
-        if unaccepted.is_empty() {
-            break;
-        }
-        for index in unaccepted {
+            outcomes
+                .into_iter()
+                .filter_map(|(index, outcome)| outcome.err().map(|reason| (index, reason, false)))
+                .collect()
+        };
+        pending = Vec::new();
+        for (index, reason, counted) in failures {
             let failed = placed[index].clone();
-            let reason = format!(
-                "took its shard but did not accept deal {} within {} ms",
-                failed.id, request.accept_timeout_ms
-            );
+            let what = if counted {
+                reason.clone()
+            } else {
+                format!("failed ({reason})")
+            };
             bar.suspend(|| {
                 note(format!(
-                    "  shard {index}: provider {} {reason}; cancelling the deal and placing the shard with another provider",
-                    failed.provider
+                    "  shard {index}: provider {} {what}; cancelling deal {} and placing the shard with another provider",
+                    failed.provider, failed.id
                 ))
             });
             match placer.replace(client, &key, asset, &failed, reason)? {
                 Replaced::Held(deal) => placed[index] = deal,
                 Replaced::With(deal) => {
                     placed[index] = deal;
-                    // Its bytes were counted when the first upload succeeded.
-                    bar.inc_length(shard_bytes);
+                    if counted {
+                        bar.inc_length(shard_bytes);
+                    }
                     pending.push(index);
                 }
             }
