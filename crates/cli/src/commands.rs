@@ -595,6 +595,10 @@ fn terms_from(args: &TermsArgs) -> Terms {
 pub fn hash_file(path: &Path) -> Result<(AssetId, u64)> {
     if path.is_dir() {
         let bundle = tributary_store::folder::bundle(path, 0)
+            .and_then(|bundle| {
+                let name = tributary_store::asset_name(path);
+                tributary_store::folder::check(&name, &bundle).map(|_| bundle)
+            })
             .with_context(|| format!("cannot read the folder {}", path.display()))?;
         return Ok((
             tributary_types::Hash32(*blake3::hash(&bundle).as_bytes()),

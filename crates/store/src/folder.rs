@@ -71,8 +71,10 @@ fn invalid(name: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// Reads the folder at `directory` into its bundle, checking every file. The buffer has
-/// `spare_capacity` bytes to spare past the bundle (ingest pads in place).
+/// Reads the folder at `directory` into its bundle, refusing a file of no known format or a
+/// folder over the size limit before reading anything; [`check`] (which ingest runs) checks the
+/// files' contents. The buffer has `spare_capacity` bytes to spare past the bundle (ingest pads
+/// in place).
 pub fn bundle(directory: &Path, spare_capacity: usize) -> Result<Vec<u8>> {
     let name = directory.display().to_string();
     let mut paths = Vec::new();
@@ -84,16 +86,20 @@ pub fn bundle(directory: &Path, spare_capacity: usize) -> Result<Vec<u8>> {
         ));
     }
     paths.sort();
-    // Sizes first, so an oversized folder is refused before anything is read.
+    // Names and sizes first, so an unknown format or an oversized folder is refused before
+    // anything is read.
     let mut total: u64 = 0;
-    let mut sizes = Vec::with_capacity(paths.len());
+    let mut listed = Vec::with_capacity(paths.len());
+    let mut index_bytes_bound = 16;
     for (relative, path) in &paths {
-        DataFormat::from_name(relative)?;
+        let format = DataFormat::from_name(relative)?;
         let bytes = fs::metadata(path)
             .map_err(|error| StoreError::io(path, error))?
             .len();
         total = total.saturating_add(bytes);
-        sizes.push(bytes);
+        // An index entry: its path, escaped (at most six bytes a byte), and the other fields.
+        index_bytes_bound += 6 * relative.len() + 160;
+        listed.push((format, bytes));
     }
     if total > ASSET_BYTES_MAX {
         return Err(StoreError::AssetTooLarge {
@@ -102,24 +108,30 @@ pub fn bundle(directory: &Path, spare_capacity: usize) -> Result<Vec<u8>> {
             max: ASSET_BYTES_MAX,
         });
     }
+    // The files are read into the buffer the bundle ends up in, then moved up past the header
+    // and index once those are known: one buffer the size of the folder, not two.
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let mut bundle = Vec::with_capacity(
+        total
+            .saturating_add(HEADER_BYTES + index_bytes_bound)
+            .saturating_add(spare_capacity),
+    );
     let mut files = Vec::with_capacity(paths.len());
-    let mut contents = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    for ((relative, path), expected) in paths.iter().zip(sizes) {
-        let start = contents.len();
+    for ((relative, path), (format, expected)) in paths.iter().zip(listed) {
+        let start = bundle.len();
         File::open(path)
             .and_then(|file| {
                 file.take(expected.saturating_add(1))
-                    .read_to_end(&mut contents)
+                    .read_to_end(&mut bundle)
             })
             .map_err(|error| StoreError::io(path, error))?;
-        let read = &contents[start..];
+        let read = &bundle[start..];
         if read.len() as u64 != expected {
             return Err(invalid(
                 &name,
                 format!("{relative} changed size while it was read"),
             ));
         }
-        let format = validate::check(relative, read)?;
         files.push(FolderFile {
             path: relative.clone(),
             bytes: expected,
@@ -138,12 +150,12 @@ pub fn bundle(directory: &Path, spare_capacity: usize) -> Result<Vec<u8>> {
             ),
         ));
     }
-    let length = HEADER_BYTES + index.len() + contents.len();
-    let mut bundle = Vec::with_capacity(length.saturating_add(spare_capacity));
-    bundle.extend_from_slice(FOLDER_MAGIC);
-    bundle.extend_from_slice(&(index.len() as u32).to_le_bytes());
-    bundle.extend_from_slice(&index);
-    bundle.extend_from_slice(&contents);
+    let prefix = HEADER_BYTES + index.len();
+    bundle.resize(total + prefix, 0);
+    bundle.copy_within(..total, prefix);
+    bundle[..FOLDER_MAGIC.len()].copy_from_slice(FOLDER_MAGIC);
+    bundle[FOLDER_MAGIC.len()..HEADER_BYTES].copy_from_slice(&(index.len() as u32).to_le_bytes());
+    bundle[HEADER_BYTES..prefix].copy_from_slice(&index);
     if bundle.len() as u64 > ASSET_BYTES_MAX {
         return Err(StoreError::AssetTooLarge {
             name,
@@ -459,7 +471,7 @@ mod tests {
 
         let directory = folder();
         fs::write(directory.path().join("train/bad.csv"), "a,b\n1\n").unwrap();
-        let error = bundle(directory.path(), 0).unwrap_err();
+        let error = check("f", &bundle(directory.path(), 0).unwrap()).unwrap_err();
         assert!(error.to_string().contains("bad.csv"), "{error}");
 
         let empty = tempfile::tempdir().unwrap();
