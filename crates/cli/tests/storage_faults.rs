@@ -114,12 +114,7 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
     })
     .expect("the devnet did not come up");
 
-    // Nine providers, each its own process with its own key, funds and shard directory.
-    let names: Vec<String> = (0..9).map(|index| format!("store-{index}")).collect();
-    let mut providers: Vec<(String, String, PathBuf, Option<Process>)> = Vec::new();
-    for name in &names {
-        let key = ok(&url, home.path(), &["keys", "new", name]);
-        let address = key["address"].as_str().unwrap().to_string();
+    let transfer = |from: &str, to: &str, amount: u128| {
         ok(
             &url,
             home.path(),
@@ -127,13 +122,21 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
                 "tx",
                 "transfer",
                 "--from",
-                "alice",
+                from,
                 "--to",
-                &address,
+                to,
                 "--amount",
-                "1000000000",
+                &amount.to_string(),
             ],
         );
+    };
+    // Nine providers, each its own process with its own key, funds and shard directory.
+    let names: Vec<String> = (0..9).map(|index| format!("store-{index}")).collect();
+    let mut providers: Vec<(String, String, PathBuf, Option<Process>)> = Vec::new();
+    for name in &names {
+        let key = ok(&url, home.path(), &["keys", "new", name]);
+        let address = key["address"].as_str().unwrap().to_string();
+        transfer("alice", &address, 1_000_000_000);
         let directory = home.path().join("stores").join(name);
         let mut child = Command::new(BIN)
             .args(["--node", &url, "--home"])
@@ -175,20 +178,7 @@ fn provider_processes_survive_kills_and_a_deleting_provider_is_slashed_and_repai
         .parse::<u128>()
         .unwrap();
     // Everything but the minimum fee of 1, which pays for this transfer.
-    ok(
-        &url,
-        home.path(),
-        &[
-            "tx",
-            "transfer",
-            "--from",
-            &providers[broke].0,
-            "--to",
-            "alice",
-            "--amount",
-            &(funds - 1).to_string(),
-        ],
-    );
+    transfer(&providers[broke].0, "alice", funds - 1);
     let stalled_pid = providers[stalled].3.as_ref().unwrap().0.id() as libc::pid_t;
     // SAFETY: signals a child this test started and still owns.
     assert_eq!(unsafe { libc::kill(stalled_pid, libc::SIGSTOP) }, 0);
