@@ -79,14 +79,34 @@ impl Application {
     /// The post-state of the first block `ancestry` yields, executing any of its ancestors this
     /// node has not executed yet (after a restart, or when it missed a proposal). `None` when the
     /// ancestry is broken or conflicts with the finalized chain.
+    ///
+    /// Finalization runs beside this walk: a block the walk passed as neither executed nor final
+    /// may be finalized by the time the walk reaches its parent, which is then no longer the
+    /// finalized tip. Before calling the ancestry a conflict, the walk looks again at the blocks
+    /// it passed and starts from the newest one that now has a post-state. (Calling it a conflict
+    /// made this validator refuse a valid block that its peers certified; with one validator of
+    /// four down, that stalled the chain.)
     async fn state_after(&self, mut ancestry: impl Ancestry<Block>) -> Option<Ledger> {
         let mut unexecuted: Vec<Digested<Block>> = Vec::new();
         let base = loop {
-            let block = ancestry.next().await?;
+            let Some(block) = ancestry.next().await else {
+                tracing::warn!(target: "tributary::chain", after = unexecuted.last().map(|block| block.height().get()), "the block's ancestry ended before a block this node has executed");
+                return None;
+            };
             if let Some(state) = self.state.state_of(&block.digest()) {
                 break state;
             }
             if block.height().get() <= self.state.finalized_height() {
+                let finalized_meanwhile =
+                    unexecuted.iter().enumerate().find_map(|(index, passed)| {
+                        self.state
+                            .state_of(&passed.digest())
+                            .map(|state| (index, state))
+                    });
+                if let Some((index, state)) = finalized_meanwhile {
+                    unexecuted.truncate(index);
+                    break state;
+                }
                 tracing::warn!(target: "tributary::chain", height = block.height().get(), "ancestry conflicts with the finalized chain");
                 return None;
             }
@@ -95,12 +115,21 @@ impl Application {
         let mut ledger = base;
         while let Some(block) = unexecuted.pop() {
             let block = block.inner();
-            self.state
-                .check_misbehaviour_proofs(&block.transactions)
-                .ok()?;
+            let height = block.height().get();
+            if let Err(error) = self.state.check_misbehaviour_proofs(&block.transactions) {
+                tracing::warn!(target: "tributary::chain", height, %error, "ancestor has an invalid misbehaviour proof");
+                return None;
+            }
             let check = self.state.signature_check(&block.transactions);
-            let outcome = ledger.execute_block_with(&block_input(block), check).ok()?;
+            let outcome = match ledger.execute_block_with(&block_input(block), check) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(target: "tributary::chain", height, %error, "ancestor has invalid transactions");
+                    return None;
+                }
+            };
             if outcome.state_root.0 != block.state_root {
+                tracing::warn!(target: "tributary::chain", height, "ancestor has a wrong state root");
                 return None;
             }
             self.state.insert_fork(
@@ -188,6 +217,7 @@ where
         mut ancestry: impl Ancestry<Block>,
     ) -> bool {
         let Some(block) = ancestry.next().await else {
+            tracing::warn!(target: "tributary::chain", "rejected a proposal: its block is unavailable");
             return false;
         };
         if self.state.state_of(&block.digest()).is_some() {
@@ -195,6 +225,7 @@ where
         }
         let block = block.inner().clone();
         if block.context.leader != context.leader {
+            tracing::warn!(target: "tributary::chain", height = block.height().get(), "rejected block: proposed by another leader than the round's");
             return false;
         }
         if let Err(error) = self.state.check_parent_seed(&block) {
@@ -206,6 +237,15 @@ where
             return false;
         }
         let Some(mut ledger) = self.state_after(ancestry).await else {
+            // Finalized while this node looked at it (its peers certified it without us): the
+            // ledger has applied it, so it is valid.
+            if self
+                .state
+                .is_finalized(&block.digest(), block.height().get())
+            {
+                return true;
+            }
+            tracing::warn!(target: "tributary::chain", height = block.height().get(), "rejected block: no post-state for its parent");
             return false;
         };
         let check = self.state.signature_check(&block.transactions);
@@ -317,4 +357,95 @@ async fn seed_of(marshal: &MarshalMailbox, height: u64) -> Option<String> {
     Some(hex::encode(commonware_codec::Encode::encode(
         &seed.signature,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::{Fixture, child, fixture};
+    use std::{
+        collections::VecDeque,
+        pin::Pin,
+        task::{Context as TaskContext, Poll},
+    };
+
+    /// An ancestry that finalizes `finalize` on the node just before it yields the block at
+    /// `before_height`: finalization running beside a verification's walk.
+    #[derive(Clone)]
+    struct FinalizingAncestry {
+        blocks: VecDeque<Digested<Block>>,
+        state: ChainState,
+        finalize: Option<(u64, Block)>,
+    }
+
+    impl futures::Stream for FinalizingAncestry {
+        type Item = Digested<Block>;
+
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+        ) -> Poll<Option<Self::Item>> {
+            let next = self.blocks.pop_front();
+            if let (Some(block), Some((before_height, _))) = (&next, &self.finalize)
+                && block.height().get() == *before_height
+                && let Some((_, finalized)) = self.finalize.take()
+            {
+                self.state.apply_finalized(&finalized, None).unwrap();
+            }
+            Poll::Ready(next)
+        }
+    }
+
+    impl Ancestry<Block> for FinalizingAncestry {
+        fn peek(&self) -> Option<&Digested<Block>> {
+            self.blocks.front()
+        }
+    }
+
+    /// An empty block on `parent`, with the state root executing it gives.
+    fn empty_child(fixture: &Fixture, parent: &Block, parent_state: &Ledger) -> Block {
+        let proposer = Address::from_public_key(&fixture.leader);
+        let (_, _, outcome) = fixture.state.build(parent_state, proposer, None);
+        child(fixture, parent, Vec::new(), outcome.state_root.0)
+    }
+
+    fn digested(block: &Block) -> Digested<Block> {
+        futures::executor::block_on(Digested::compute(block.clone(), &Sequential))
+    }
+
+    #[test]
+    fn a_parent_finalized_during_the_walk_is_its_base_not_a_conflict() {
+        // genesis <- first (finalized) <- parent (never executed here) <- the verified block.
+        let fixture = fixture();
+        let genesis_state = fixture.state.state_of(&fixture.genesis.digest()).unwrap();
+        let first = empty_child(&fixture, &fixture.genesis, &genesis_state);
+        fixture.state.apply_finalized(&first, None).unwrap();
+        let first_state = fixture.state.state_of(&first.digest()).unwrap();
+        let parent = empty_child(&fixture, &first, &first_state);
+        let application = Application::new(fixture.state.clone());
+        // The walk passes `parent` (not executed, not final), then the node finalizes it just
+        // before the walk reaches `first`, which stops being the finalized tip.
+        let ancestry = FinalizingAncestry {
+            blocks: [&parent, &first, &fixture.genesis]
+                .into_iter()
+                .map(digested)
+                .collect(),
+            state: fixture.state.clone(),
+            finalize: Some((first.height().get(), parent.clone())),
+        };
+        let state = futures::executor::block_on(application.state_after(ancestry))
+            .expect("the parent finalized meanwhile is the base");
+        assert_eq!(state.state_root().0, parent.state_root);
+        assert_eq!(fixture.state.finalized_height(), 2);
+
+        // A walk that reaches the finalized chain's past through a block that is not final
+        // still conflicts.
+        let stray = child(&fixture, &first, Vec::new(), [7; 32]);
+        let ancestry = FinalizingAncestry {
+            blocks: [&stray, &first].into_iter().map(digested).collect(),
+            state: fixture.state.clone(),
+            finalize: None,
+        };
+        assert!(futures::executor::block_on(application.state_after(ancestry)).is_none());
+    }
 }

@@ -356,6 +356,14 @@ impl ChainState {
         inner.forks.get(digest).map(|fork| fork.ledger.clone())
     }
 
+    /// Whether the block with `digest` at `height` is on the finalized chain.
+    pub fn is_finalized(&self, digest: &Digest, height: u64) -> bool {
+        self.lock()
+            .blocks
+            .get(&height)
+            .is_some_and(|record| record.hash == hex::encode(digest))
+    }
+
     /// The finalized height.
     pub fn finalized_height(&self) -> u64 {
         self.lock().finalized.height()
@@ -548,21 +556,21 @@ fn record(block: &Block, seed: Option<String>) -> BlockRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::block::Context;
     use commonware_consensus::types::{Epoch, Round, View};
     use commonware_cryptography::{Signer, ed25519};
     use tributary_types::{Call, Genesis, Transaction};
 
-    struct Fixture {
-        state: ChainState,
-        genesis: Block,
-        key: ed25519::PrivateKey,
-        leader: ed25519::PublicKey,
+    pub(crate) struct Fixture {
+        pub(crate) state: ChainState,
+        pub(crate) genesis: Block,
+        pub(crate) key: ed25519::PrivateKey,
+        pub(crate) leader: ed25519::PublicKey,
     }
 
-    fn fixture() -> Fixture {
+    pub(crate) fn fixture() -> Fixture {
         let key = ed25519::PrivateKey::from_seed(7);
         let leader = ed25519::PrivateKey::from_seed(99).public_key();
         let genesis = Genesis::devnet(
@@ -593,7 +601,7 @@ mod tests {
         )
     }
 
-    fn child(
+    pub(crate) fn child(
         fixture: &Fixture,
         parent: &Block,
         transactions: Vec<SignedTransaction>,
