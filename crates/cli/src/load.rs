@@ -101,9 +101,7 @@ pub fn run(cli: &Cli, args: &LoadArgs) -> Result<()> {
     let home = tempfile::Builder::new()
         .prefix("tributary-load-")
         .tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = tributary_node::ports::free_loopback_port()?.port();
     let exe = std::env::current_exe()?;
     let child = Command::new(&exe)
         .arg("--home")

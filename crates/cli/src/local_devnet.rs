@@ -25,9 +25,8 @@ impl LocalDevnet {
             .prefix(prefix)
             .tempdir()
             .context("creating a temporary home")?;
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("binding a loopback port")?
-            .local_addr()?;
+        let http =
+            tributary_node::ports::free_loopback_port().context("finding a free loopback port")?;
         let options = DevnetOptions {
             home: home.path().to_path_buf(),
             validators,

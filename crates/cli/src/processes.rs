@@ -193,7 +193,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
         let api = if index == 0 {
             args.http
         } else {
-            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?
+            tributary_node::ports::free_loopback_port()?
         };
         operator::init(&node_home, &format!("validator-{index}"), None, Some(api))?;
         homes.push(node_home);
@@ -208,7 +208,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
     }
     for index in 0..args.followers {
         let node_home = nodes_dir.join(format!("follower-{index}"));
-        let api = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let api = tributary_node::ports::free_loopback_port()?;
         operator::init(&node_home, &format!("follower-{index}"), None, Some(api))?;
         operator::genesis_add_follower(&devnet, &node_home)?;
         homes.push(node_home);

@@ -516,11 +516,96 @@ fn four_validator_devnet_finalizes_a_transfer_sent_to_node_zero() {
     );
 }
 
+/// What the nodes of the process devnet log: enough to see views, proposals and finalizations
+/// when the test fails.
+const NODE_LOG_FILTER: &str = "info";
+
+/// The node processes of a `devnet --processes` run, by pid: all killed when dropped, and when
+/// the test is failing, the tail of every node's log is printed first, so a failure on CI says
+/// what the nodes saw.
+struct ProcessNodes {
+    devnet: Child,
+    nodes: Vec<Value>,
+    restarted: Vec<Child>,
+}
+
+impl ProcessNodes {
+    const LOG_TAIL_LINES: usize = 60;
+
+    fn kill(&self, index: usize) {
+        let pid = self.nodes[index]["pid"].as_u64().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Starts node `index` again from its own home, logging beside its first log.
+    fn restart(&mut self, index: usize) {
+        let home = Path::new(self.nodes[index]["home"].as_str().unwrap());
+        let log = std::fs::File::create(home.join("node-restarted.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("--home")
+            .arg(home)
+            .args(["node", "run"])
+            .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.restarted.push(child);
+    }
+
+    fn api(&self, index: usize) -> &str {
+        self.nodes[index]["api"].as_str().unwrap()
+    }
+}
+
+impl Drop for ProcessNodes {
+    fn drop(&mut self) {
+        for child in &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.devnet.kill();
+        let _ = self.devnet.wait();
+        for node in &self.nodes {
+            if let Some(pid) = node["pid"].as_u64() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        if !std::thread::panicking() {
+            return;
+        }
+        for (index, node) in self.nodes.iter().enumerate() {
+            let home = Path::new(node["home"].as_str().unwrap_or_default());
+            for name in ["node.log", "node-restarted.log"] {
+                let Ok(log) = std::fs::read_to_string(home.join(name)) else {
+                    continue;
+                };
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(Self::LOG_TAIL_LINES)..];
+                eprintln!(
+                    "--- node {index} ({}) {name}, last {} lines:",
+                    node["role"],
+                    tail.len()
+                );
+                for line in tail {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn validators_as_processes_survive_a_kill_and_catch_up() {
     let home = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut devnet_process = Command::new(BIN)
+    let devnet = Command::new(BIN)
         .args([
             "devnet",
             "--validators",
@@ -532,26 +617,32 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
         ])
         .arg(home.path())
         .args(["--http", &format!("127.0.0.1:{port}")])
+        .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
+    let listing_path = home.path().join("devnet/devnet.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !listing_path.exists() {
+        assert!(Instant::now() < deadline, "the devnet listed no nodes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listing: Value =
+        serde_json::from_str(&std::fs::read_to_string(&listing_path).unwrap()).unwrap();
+    let mut nodes = ProcessNodes {
+        devnet,
+        nodes: listing["nodes"].as_array().unwrap().clone(),
+        restarted: Vec::new(),
+    };
     wait_for_height(&url, 2, "process devnet did not finalize");
-    let listing: Value = serde_json::from_str(
-        &std::fs::read_to_string(home.path().join("devnet/devnet.json")).unwrap(),
-    )
-    .unwrap();
-    let nodes = listing["nodes"].as_array().unwrap().clone();
-    assert_eq!(nodes.len(), 5);
-    assert_eq!(nodes[3]["role"], "validator");
-    assert_eq!(nodes[4]["role"], "follower");
+    assert_eq!(nodes.nodes.len(), 5);
+    assert_eq!(nodes.nodes[3]["role"], "validator");
+    assert_eq!(nodes.nodes[4]["role"], "follower");
     let transfer = |node: &str, amount: &str| {
-        let client = Devnet {
-            child: Command::new("true").spawn().unwrap(),
-            url: node.to_string(),
-        };
-        let (success, _, stderr) = client.cli(
+        let (success, _, stderr) = common::cli(
+            node,
             home.path(),
             &[
                 "tx", "transfer", "--from", "alice", "--to", "bob", "--amount", amount,
@@ -561,53 +652,20 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     };
     transfer(&url, "3");
     // kill -9 validator 3: the other three keep finalizing.
-    let kill = |node: &Value| {
-        let pid = node["pid"].as_u64().unwrap().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-9", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    kill(&nodes[3]);
+    nodes.kill(3);
     transfer(&url, "4");
     // Restart it from its own home: it recovers from disk and catches up to the same root.
-    let restart = |node: &Value| {
-        Command::new(BIN)
-            .args(["--home", node["home"].as_str().unwrap(), "node", "run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut restarted = restart(&nodes[3]);
+    nodes.restart(3);
     transfer(&url, "5");
-    catches_up(
-        &url,
-        nodes[3]["api"].as_str().unwrap(),
-        "restarted validator",
-    );
+    catches_up(&url, nodes.api(3), "restarted validator");
     // The full node follows the chain, and a transaction sent to it reaches the validators.
-    let follower_api = nodes[4]["api"].as_str().unwrap();
-    catches_up(&url, follower_api, "follower");
-    transfer(follower_api, "6");
+    catches_up(&url, nodes.api(4), "follower");
+    transfer(nodes.api(4), "6");
     // kill -9 the follower while blocks keep coming; restarted, it catches up from its peers.
-    kill(&nodes[4]);
+    nodes.kill(4);
     transfer(&url, "7");
-    let mut follower = restart(&nodes[4]);
-    catches_up(&url, follower_api, "restarted follower");
-    let _ = follower.kill();
-    let _ = follower.wait();
-    let _ = restarted.kill();
-    let _ = restarted.wait();
-    let _ = devnet_process.kill();
-    let _ = devnet_process.wait();
-    for node in &nodes[..3] {
-        let pid = node["pid"].as_u64().unwrap().to_string();
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    }
+    nodes.restart(4);
+    catches_up(&url, nodes.api(4), "restarted follower");
 }
 
 /// Waits (up to 60 s) until the node at `api` has reached `url`'s height, then checks both

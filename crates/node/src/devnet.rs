@@ -154,8 +154,7 @@ fn devnet_dir(home: &Path) -> PathBuf {
 }
 
 pub(crate) fn free_loopback_port() -> Result<SocketAddr, DevnetError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io(Path::new("127.0.0.1:0")))?;
-    listener.local_addr().map_err(io(Path::new("127.0.0.1:0")))
+    crate::ports::free_loopback_port().map_err(io(Path::new("127.0.0.1")))
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DevnetError> {

@@ -6,4 +6,5 @@ pub mod api;
 pub mod devnet;
 pub mod keystore;
 pub mod operator;
+pub mod ports;
 pub mod provider;

@@ -6,7 +6,6 @@
 
 use serde_json::Value;
 use std::{
-    net::TcpListener,
     path::Path,
     process::{Child, Command},
 };
@@ -14,13 +13,10 @@ use std::{
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, outside the kernel's ephemeral range (see
+/// `tributary_node::ports`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    tributary_node::ports::free_loopback_port().unwrap().port()
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.
