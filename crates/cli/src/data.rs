@@ -1179,6 +1179,29 @@ fn key_public(signer: &commonware_cryptography::ed25519::PrivateKey) -> [u8; 32]
     bytes
 }
 
+/// Where `asset get` writes the decoded asset: a file, beside `--out` until its hash is checked,
+/// or a folder, unpacked into `--out` as its bundle arrives.
+enum Output {
+    File(tributary_store::DirectFile),
+    Folder(tributary_store::folder::Unpacker),
+}
+
+impl std::io::Write for Output {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(file) => file.write(bytes),
+            Self::Folder(unpacker) => unpacker.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(file) => file.flush(),
+            Self::Folder(unpacker) => unpacker.flush(),
+        }
+    }
+}
+
 /// What `asset get` did.
 #[derive(serde::Serialize)]
 pub struct GetOutcome {
@@ -1426,13 +1449,22 @@ pub fn get(
         )
         .context("cannot start an iroh endpoint to fetch shards")?,
     ));
-    // Written to a temporary file while its hash is checked; kept only if it is the asset.
-    // Around the page cache where the filesystem allows: the output is not read back here.
+    // A file is written to a temporary file while its hash is checked, and kept only if it is
+    // the asset; around the page cache where the filesystem allows, since it is not read back
+    // here. A folder's bundle is unpacked into `out` as it arrives, its files checked one by one
+    // and the whole bundle's hash at the end; on any failure the folder is removed.
     let temporary = out.with_extension("partial");
-    let file = tributary_store::DirectFile::create(&temporary)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    tracing::debug!(target: "tributary::get", path = %temporary.display(), direct = file.is_direct(), "writing the asset");
-    let name = temporary.display().to_string();
+    let folder = manifest.format == tributary_store::DataFormat::Folder;
+    let (output, name) = if folder {
+        let name = out.display().to_string();
+        let unpacker = tributary_store::folder::Unpacker::create(&name, out, manifest.byte_size)?;
+        (Output::Folder(unpacker), name)
+    } else {
+        let file = tributary_store::DirectFile::create(&temporary)
+            .with_context(|| format!("writing {}", temporary.display()))?;
+        tracing::debug!(target: "tributary::get", path = %temporary.display(), direct = file.is_direct(), "writing the asset");
+        (Output::File(file), temporary.display().to_string())
+    };
     let bar = byte_bar(
         cli.json,
         manifest.stripe_count() * manifest.stripe_bytes,
@@ -1442,7 +1474,7 @@ pub fn get(
     // announces an iroh endpoint, else over HTTP with a signed request) while the stripes they
     // have delivered are decoded, decrypted and written; a failing shard is replaced by the
     // next candidate.
-    let streamed = Reassembler::new(&manifest, &data_key, &name, file)
+    let streamed = Reassembler::new(&manifest, &data_key, &name, output)
         .map_err(anyhow::Error::from)
         .and_then(|mut reassembler| {
             let streamed = stream::stream_shards(
@@ -1466,28 +1498,35 @@ pub fn get(
                 },
                 &bar,
             )?;
-            reassembler.finish()?;
-            Ok(streamed)
+            let output = reassembler.finish()?;
+            Ok((streamed, output))
         });
     bar.finish_and_clear();
     drop(transport);
-    let streamed = match streamed {
-        Ok(streamed) => streamed,
+    let (streamed, output) = match streamed {
+        Ok(done) => done,
         Err(error) => {
-            std::fs::remove_file(&temporary).ok();
+            // A folder's unpacker removed the folder when it was dropped.
+            if !folder {
+                std::fs::remove_file(&temporary).ok();
+            }
             return Err(error);
         }
     };
     skipped.extend(streamed.skipped);
-    // A folder's bundle, verified, becomes the folder; a file takes its place.
-    let folder_files = if manifest.format == tributary_store::DataFormat::Folder {
-        let unpacked = tributary_store::folder::unpack(&temporary, out);
-        std::fs::remove_file(&temporary).ok();
-        let index = unpacked.with_context(|| format!("writing the folder {}", out.display()))?;
-        Some(index.files.into_iter().map(|file| file.path).collect())
-    } else {
-        std::fs::rename(&temporary, out).with_context(|| format!("writing {}", out.display()))?;
-        None
+    let folder_files = match output {
+        Output::File(file) => {
+            drop(file);
+            std::fs::rename(&temporary, out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            None
+        }
+        Output::Folder(unpacker) => {
+            let index = unpacker
+                .finish()
+                .with_context(|| format!("writing the folder {}", out.display()))?;
+            Some(index.files.into_iter().map(|file| file.path).collect())
+        }
     };
     phases.lap("fetch, decode and write");
     Ok(GetOutcome {

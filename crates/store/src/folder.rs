@@ -16,10 +16,11 @@
 //! anything else refused. Hidden entries (names starting with `.`) are left out; symbolic links and
 //! other special files are refused rather than followed.
 //!
-//! [`unpack`] turns a bundle file back into a directory. It trusts nothing in the bundle: every path
-//! must be relative and plain (no `..`, no empty or `.` component), the sizes must add up to the
-//! bundle, and every file must hash to its index entry. It writes into a fresh directory, which it
-//! removes if anything fails.
+//! [`Unpacker`] turns a bundle back into a directory as its bytes arrive (`asset get` writes the
+//! decoded stream straight into it), and [`unpack`] does so from a bundle file. It trusts nothing
+//! in the bundle: every path must be relative and plain (no `..`, no empty or `.` component), the
+//! sizes must add up to the bundle, and every file must hash to its index entry. It writes into a
+//! fresh directory, which it removes if anything fails.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -304,25 +305,34 @@ fn parse_index(name: &str, index_bytes: &[u8], bundle_bytes: u64) -> Result<Fold
     Ok(index)
 }
 
+/// The index length a bundle's header gives, after checking its magic and that the index fits
+/// the limit and the bundle (of `bundle_bytes` in all).
+fn index_length(name: &str, header: &[u8], bundle_bytes: u64) -> Result<usize> {
+    if header.len() < HEADER_BYTES {
+        return Err(invalid(name, "it is too short to be a folder"));
+    }
+    if &header[..FOLDER_MAGIC.len()] != FOLDER_MAGIC {
+        return Err(invalid(name, "it does not start as a folder does"));
+    }
+    let mut length = [0u8; 4];
+    length.copy_from_slice(&header[FOLDER_MAGIC.len()..HEADER_BYTES]);
+    let bytes = u32::from_le_bytes(length) as usize;
+    if bytes > FOLDER_INDEX_BYTES_MAX || (HEADER_BYTES + bytes) as u64 > bundle_bytes {
+        return Err(invalid(
+            name,
+            format!("its index length {bytes} does not fit"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads the header and index of the bundle in `reader` (of `bundle_bytes` bytes in all).
 fn read_index(name: &str, reader: &mut impl Read, bundle_bytes: u64) -> Result<FolderIndex> {
     let mut header = [0u8; HEADER_BYTES];
     reader
         .read_exact(&mut header)
         .map_err(|_| invalid(name, "it is too short to be a folder"))?;
-    if &header[..FOLDER_MAGIC.len()] != FOLDER_MAGIC {
-        return Err(invalid(name, "it does not start as a folder does"));
-    }
-    let mut length = [0u8; 4];
-    length.copy_from_slice(&header[FOLDER_MAGIC.len()..]);
-    let index_bytes = u32::from_le_bytes(length) as usize;
-    if index_bytes > FOLDER_INDEX_BYTES_MAX || (HEADER_BYTES + index_bytes) as u64 > bundle_bytes {
-        return Err(invalid(
-            name,
-            format!("its index length {index_bytes} does not fit"),
-        ));
-    }
-    let mut index = vec![0u8; index_bytes];
+    let mut index = vec![0u8; index_length(name, &header, bundle_bytes)?];
     reader
         .read_exact(&mut index)
         .map_err(|_| invalid(name, "it ends inside its index"))?;
@@ -352,25 +362,161 @@ pub fn check(name: &str, bundle: &[u8]) -> Result<FolderIndex> {
 /// Writes the folder the bundle file at `bundle_path` holds into `out`, which must not exist.
 /// Every file is checked against its hash; on any failure nothing is left at `out`.
 pub fn unpack(bundle_path: &Path, out: &Path) -> Result<FolderIndex> {
-    let name = bundle_path.display().to_string();
     let file = File::open(bundle_path).map_err(|error| StoreError::io(bundle_path, error))?;
     let bundle_bytes = file
         .metadata()
         .map_err(|error| StoreError::io(bundle_path, error))?
         .len();
+    let mut unpacker = Unpacker::create(&bundle_path.display().to_string(), out, bundle_bytes)?;
     let mut reader = BufReader::with_capacity(COPY_BUFFER_BYTES, file);
-    let index = read_index(&name, &mut reader, bundle_bytes)?;
-    if out.exists() {
-        return Err(invalid(
-            &name,
-            format!("{} already exists; give another --out", out.display()),
-        ));
+    std::io::copy(&mut reader, &mut unpacker).map_err(|error| {
+        unpacker
+            .failure
+            .take()
+            .unwrap_or_else(|| StoreError::io(bundle_path, error))
+    })?;
+    unpacker.finish()
+}
+
+/// Writes a bundle into a folder as its bytes arrive ([`Write`]), so a folder read from the
+/// network never sits on disk twice: the header and index are collected and checked first (as
+/// [`check`] does), then each file is written under `out` while it is hashed, and checked against
+/// its index entry when its last byte arrives. [`finish`](Self::finish) checks that the bundle
+/// was complete. Dropped unfinished (a failure anywhere, here or upstream), it removes `out`.
+pub struct Unpacker {
+    name: String,
+    out: PathBuf,
+    bundle_bytes: u64,
+    stage: Stage,
+    /// The header, then the index, as they arrive.
+    pending: Vec<u8>,
+    index: FolderIndex,
+    /// The next entry of `index` to open.
+    next_file: usize,
+    /// Why the last write failed (the [`Write`] error only carries its text).
+    failure: Option<StoreError>,
+    finished: bool,
+}
+
+enum Stage {
+    Header,
+    Index { bytes: usize },
+    // Boxed: the BLAKE3 hasher's state is large.
+    File(Box<OpenFile>),
+    Done,
+}
+
+struct OpenFile {
+    entry: usize,
+    path: PathBuf,
+    writer: BufWriter<File>,
+    hasher: blake3::Hasher,
+    left: u64,
+}
+
+impl Unpacker {
+    /// An unpacker of a bundle of `bundle_bytes` (named `name` in errors) into `out`, which must
+    /// not exist yet; it is created now.
+    pub fn create(name: &str, out: &Path, bundle_bytes: u64) -> Result<Self> {
+        if out.exists() {
+            return Err(invalid(
+                name,
+                format!("{} already exists; give another --out", out.display()),
+            ));
+        }
+        fs::create_dir_all(out).map_err(|error| StoreError::io(out, error))?;
+        Ok(Self {
+            name: name.to_string(),
+            out: out.to_path_buf(),
+            bundle_bytes,
+            stage: Stage::Header,
+            pending: Vec::with_capacity(HEADER_BYTES),
+            index: FolderIndex { files: Vec::new() },
+            next_file: 0,
+            failure: None,
+            finished: false,
+        })
     }
-    fs::create_dir_all(out).map_err(|error| StoreError::io(out, error))?;
-    let written = (|| {
-        let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
-        for entry in &index.files {
-            let path = out.join(entry.path.replace('/', std::path::MAIN_SEPARATOR_STR));
+
+    /// Checks that the whole bundle arrived and every file was written; returns its index.
+    pub fn finish(mut self) -> Result<FolderIndex> {
+        let unfinished = match &self.stage {
+            Stage::Done => None,
+            Stage::Header => Some("it is too short to be a folder".to_string()),
+            Stage::Index { .. } => Some("it ends inside its index".to_string()),
+            Stage::File(open) => Some(format!(
+                "it ends inside {}",
+                self.index.files[open.entry].path
+            )),
+        };
+        if let Some(reason) = unfinished {
+            return Err(invalid(&self.name, reason));
+        }
+        self.finished = true;
+        Ok(std::mem::replace(
+            &mut self.index,
+            FolderIndex { files: Vec::new() },
+        ))
+    }
+
+    /// Takes all of `data`, moving through the stages as each completes.
+    fn take(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            match &mut self.stage {
+                Stage::Header => {
+                    data = fill(&mut self.pending, HEADER_BYTES, data);
+                    if self.pending.len() == HEADER_BYTES {
+                        let bytes = index_length(&self.name, &self.pending, self.bundle_bytes)?;
+                        self.pending = Vec::with_capacity(bytes);
+                        self.stage = Stage::Index { bytes };
+                        self.index_if_complete()?;
+                    }
+                }
+                Stage::Index { bytes } => {
+                    data = fill(&mut self.pending, *bytes, data);
+                    self.index_if_complete()?;
+                }
+                Stage::File(open) => {
+                    let take = usize::try_from(open.left)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
+                    let (contents, rest) = data.split_at(take);
+                    open.hasher.update(contents);
+                    open.writer
+                        .write_all(contents)
+                        .map_err(|error| StoreError::io(&open.path, error))?;
+                    open.left -= take as u64;
+                    data = rest;
+                    if open.left == 0 {
+                        self.close_file()?;
+                        self.open_next()?;
+                    }
+                }
+                Stage::Done => {
+                    return Err(invalid(&self.name, "it holds bytes past its last file"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn index_if_complete(&mut self) -> Result<()> {
+        if let Stage::Index { bytes } = self.stage
+            && self.pending.len() == bytes
+        {
+            self.index = parse_index(&self.name, &self.pending, self.bundle_bytes)?;
+            self.pending = Vec::new();
+            self.open_next()?;
+        }
+        Ok(())
+    }
+
+    /// Opens the next file (writing and closing any empty ones at once), or ends.
+    fn open_next(&mut self) -> Result<()> {
+        while let Some(entry) = self.index.files.get(self.next_file) {
+            let path = self
+                .out
+                .join(entry.path.replace('/', std::path::MAIN_SEPARATOR_STR));
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(|error| StoreError::io(parent, error))?;
             }
@@ -379,39 +525,81 @@ pub fn unpack(bundle_path: &Path, out: &Path) -> Result<FolderIndex> {
                 .create_new(true)
                 .open(&path)
                 .map_err(|error| StoreError::io(&path, error))?;
-            let mut writer = BufWriter::with_capacity(COPY_BUFFER_BYTES, created);
-            let mut hasher = blake3::Hasher::new();
-            let mut left = entry.bytes;
-            while left > 0 {
-                let take = usize::try_from(left.min(COPY_BUFFER_BYTES as u64)).unwrap_or(0);
-                reader
-                    .read_exact(&mut buffer[..take])
-                    .map_err(|error| StoreError::io(bundle_path, error))?;
-                hasher.update(&buffer[..take]);
-                writer
-                    .write_all(&buffer[..take])
-                    .map_err(|error| StoreError::io(&path, error))?;
-                left -= take as u64;
+            self.stage = Stage::File(Box::new(OpenFile {
+                entry: self.next_file,
+                path,
+                writer: BufWriter::with_capacity(COPY_BUFFER_BYTES, created),
+                hasher: blake3::Hasher::new(),
+                left: entry.bytes,
+            }));
+            self.next_file += 1;
+            if entry.bytes > 0 {
+                return Ok(());
             }
-            if ContentHash(*hasher.finalize().as_bytes()) != entry.blake3 {
-                return Err(invalid(
-                    &name,
-                    format!("{} does not match its hash in the index", entry.path),
-                ));
-            }
-            writer
-                .into_inner()
-                .map_err(|error| error.into_error())
-                .and_then(|file| file.sync_all())
-                .map_err(|error| StoreError::io(&path, error))?;
+            self.close_file()?;
         }
+        self.stage = Stage::Done;
         Ok(())
-    })();
-    if let Err(error) = written {
-        let _ = fs::remove_dir_all(out);
-        return Err(error);
     }
-    Ok(index)
+
+    /// Checks the file just written against its index entry and makes it durable.
+    fn close_file(&mut self) -> Result<()> {
+        let Stage::File(open) = std::mem::replace(&mut self.stage, Stage::Done) else {
+            return Ok(());
+        };
+        let entry = &self.index.files[open.entry];
+        if ContentHash(*open.hasher.finalize().as_bytes()) != entry.blake3 {
+            return Err(invalid(
+                &self.name,
+                format!("{} does not match its hash in the index", entry.path),
+            ));
+        }
+        open.writer
+            .into_inner()
+            .map_err(|error| error.into_error())
+            .and_then(|file| file.sync_all())
+            .map_err(|error| StoreError::io(&open.path, error))
+    }
+}
+
+/// Moves bytes of `data` into `pending` until it holds `want`; returns the rest of `data`.
+fn fill<'a>(pending: &mut Vec<u8>, want: usize, data: &'a [u8]) -> &'a [u8] {
+    let take = want.saturating_sub(pending.len()).min(data.len());
+    pending.extend_from_slice(&data[..take]);
+    &data[take..]
+}
+
+impl Write for Unpacker {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(failure) = &self.failure {
+            return Err(std::io::Error::other(failure.to_string()));
+        }
+        match self.take(data) {
+            Ok(()) => Ok(data.len()),
+            Err(failure) => {
+                let error = std::io::Error::other(failure.to_string());
+                self.failure = Some(failure);
+                Err(error)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.stage {
+            Stage::File(open) => open.writer.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Unpacker {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Close the open file first, then remove everything written.
+            self.stage = Stage::Done;
+            let _ = fs::remove_dir_all(&self.out);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -559,5 +747,57 @@ mod tests {
             );
             assert!(!out.exists(), "case {index} left {}", out.display());
         }
+    }
+
+    /// Bytes arriving in pieces of any size (one byte, odd sizes, all at once) unpack to the
+    /// same files; a bundle cut short, or one dropped unfinished, leaves nothing.
+    #[test]
+    fn an_unpacker_takes_the_bundle_in_pieces_of_any_size() {
+        let directory = folder();
+        // An empty file between others, too.
+        fs::write(directory.path().join("train/empty.csv"), "").unwrap();
+        let bundle = super::bundle(directory.path(), 0).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        for piece_bytes in [1, 7, 4096, bundle.len()] {
+            let out = scratch.path().join(format!("out-{piece_bytes}"));
+            let mut unpacker = Unpacker::create("f", &out, bundle.len() as u64).unwrap();
+            for piece in bundle.chunks(piece_bytes) {
+                unpacker.write_all(piece).unwrap();
+            }
+            let index = unpacker.finish().unwrap();
+            assert_eq!(index.files.len(), 4);
+            for file in &index.files {
+                assert_eq!(
+                    fs::read(out.join(&file.path)).unwrap(),
+                    fs::read(directory.path().join(&file.path)).unwrap(),
+                    "{piece_bytes}-byte pieces, {}",
+                    file.path
+                );
+            }
+        }
+
+        let out = scratch.path().join("short");
+        let mut unpacker = Unpacker::create("f", &out, bundle.len() as u64).unwrap();
+        unpacker.write_all(&bundle[..bundle.len() - 3]).unwrap();
+        let error = unpacker.finish().unwrap_err();
+        assert!(
+            error.to_string().contains("ends inside train/one.csv"),
+            "{error}"
+        );
+        assert!(!out.exists());
+
+        let out = scratch.path().join("dropped");
+        let mut unpacker = Unpacker::create("f", &out, bundle.len() as u64).unwrap();
+        unpacker.write_all(&bundle[..bundle.len() / 2]).unwrap();
+        assert!(out.exists());
+        drop(unpacker);
+        assert!(!out.exists());
+
+        let out = scratch.path().join("long");
+        let mut unpacker = Unpacker::create("f", &out, bundle.len() as u64).unwrap();
+        let mut longer = bundle.clone();
+        longer.push(b'x');
+        let error = unpacker.write_all(&longer).unwrap_err();
+        assert!(error.to_string().contains("past its last file"), "{error}");
     }
 }
