@@ -1115,10 +1115,19 @@ pub(crate) mod tests {
 
     /// The storage provider of account `seed`.
     fn provider_with_key(chain: &ChainState, directory: &Path, seed: u64) -> Arc<StorageProvider> {
+        provider_on(Arc::new(chain.clone()), directory, seed)
+    }
+
+    /// The storage provider of account `seed` over any view of the chain.
+    pub(crate) fn provider_on(
+        chain: Arc<dyn ProviderChain>,
+        directory: &Path,
+        seed: u64,
+    ) -> Arc<StorageProvider> {
         StorageProvider::open(
             key(seed),
             directory,
-            Arc::new(chain.clone()),
+            chain,
             Offer {
                 capacity_bytes: 1 << 20,
                 price_per_gib_epoch: 1 << 30,

@@ -13,7 +13,9 @@
 //!   optional) hashes to the ledger's `manifest_root`; this provider holds a shard of the asset;
 //!   at most [`KEY_ENVELOPES_PER_DELIVERY_MAX`] envelopes per delivery and
 //!   [`KEY_ENVELOPES_PER_ASSET_MAX`] per asset. Envelopes are merged by reader: a reader's newer
-//!   envelope replaces its older one.
+//!   envelope replaces its older one. When an asset's envelopes are full, those of readers the
+//!   ledger no longer lets read (expired licenses) are dropped to make room, so an asset licensed
+//!   to many readers over time keeps taking new ones.
 //! - a key request ([`KeyRequest`]) is signed by the reader, for this provider and asset, and the
 //!   ledger lets the reader read (`may_read`: an owner, or the holder of an unexpired license
 //!   that is not a training session's). So an envelope kept for a reader whose license has since
@@ -329,6 +331,25 @@ impl StorageProvider {
                 .iter()
                 .map(|(reader, wrapped)| (*reader, wrapped.clone())),
         );
+        let mut pruned = 0usize;
+        if envelopes.len() > KEY_ENVELOPES_PER_ASSET_MAX {
+            // Full: make room by dropping the envelopes of readers the ledger no longer lets
+            // read (expired licenses, former co-owners), which could not be served anyway; the
+            // owner's agent delivers again to a reader whose license is renewed. This
+            // delivery's own readers stay. Asked only when full, so a delivery normally costs
+            // no ledger lookups per stored reader.
+            let stored: Vec<Address> = envelopes
+                .keys()
+                .filter(|reader| !delivery.envelopes.contains_key(reader))
+                .copied()
+                .collect();
+            for reader in stored {
+                if !self.chain.may_read(&reader, &asset)? {
+                    envelopes.remove(&reader);
+                    pruned += 1;
+                }
+            }
+        }
         if envelopes.len() > KEY_ENVELOPES_PER_ASSET_MAX {
             return Err(ProviderError::TooManyEnvelopes {
                 asset,
@@ -349,6 +370,7 @@ impl StorageProvider {
             %asset,
             owner = %delivery.owner,
             stored = delivery.envelopes.len(),
+            pruned,
             total = envelopes.len(),
             "stored key envelopes"
         );
@@ -476,9 +498,14 @@ fn check_manifest(asset: &AssetId, manifest: &str, root: &Hash32) -> Result<(), 
 mod tests {
     use super::*;
     use crate::provider::tests::{
-        World, address, chain, key, provider, test_asset, world_with_manifest_root,
+        World, address, chain, key, provider, provider_on, test_asset, world_with_manifest_root,
     };
+    use crate::provider::{ChainError, ProviderChain};
+    use tributary_chain::ChainState;
     use tributary_store::{DataKey, ShardStore, wrap};
+    use tributary_types::{
+        AssetView, Call, DealId, DealView, Params, ProviderView, StorageLayout, TxHash,
+    };
 
     const NOW_MS: u64 = 1_000_000;
 
@@ -784,13 +811,107 @@ mod tests {
             provider.envelope_listing(&asset).unwrap().readers.len(),
             KEY_ENVELOPES_PER_ASSET_MAX
         );
-        // Replacing a reader's envelope is fine; one more reader is not.
+        // Replacing a reader's envelope is fine.
         provider
             .deliver_keys(&delivery(1, asset, None, many(0, 1)), NOW_MS)
             .unwrap();
+        // One more reader fits once the readers the ledger does not let read (here every
+        // stored one: none holds a license) are dropped; this delivery's reader stays.
+        let receipt = provider
+            .deliver_keys(&delivery(1, asset, None, many(next, 1)), NOW_MS)
+            .unwrap();
+        assert_eq!(receipt.total, 1);
+        assert_eq!(
+            provider.envelope_listing(&asset).unwrap().readers,
+            vec![address(1_000 + next)]
+        );
+    }
+
+    /// The ledger as [`ChainState`] has it, except that everyone may read.
+    struct EveryoneReads(ChainState);
+
+    impl ProviderChain for EveryoneReads {
+        fn params(&self) -> Result<Params, ChainError> {
+            self.0.params()
+        }
+        fn height(&self) -> Result<u64, ChainError> {
+            ProviderChain::height(&self.0)
+        }
+        fn deal(&self, id: DealId) -> Result<Option<DealView>, ChainError> {
+            ProviderChain::deal(&self.0, id)
+        }
+        fn provider_deals(&self, provider: &Address) -> Result<Vec<DealView>, ChainError> {
+            self.0.provider_deals(provider)
+        }
+        fn failed_deals(&self) -> Result<Vec<DealView>, ChainError> {
+            self.0.failed_deals()
+        }
+        fn asset_deals(&self, asset: &AssetId) -> Result<Vec<DealView>, ChainError> {
+            self.0.asset_deals(asset)
+        }
+        fn provider(&self, address: &Address) -> Result<Option<ProviderView>, ChainError> {
+            ProviderChain::provider(&self.0, address)
+        }
+        fn providers(&self) -> Result<Vec<ProviderView>, ChainError> {
+            self.0.providers()
+        }
+        fn asset(&self, asset: &AssetId) -> Result<Option<AssetView>, ChainError> {
+            ProviderChain::asset(&self.0, asset)
+        }
+        fn storage_layout(&self, asset: &AssetId) -> Result<Option<StorageLayout>, ChainError> {
+            self.0.storage_layout(asset)
+        }
+        fn may_read(&self, _: &Address, _: &AssetId) -> Result<bool, ChainError> {
+            Ok(true)
+        }
+        fn transaction_known(&self, hash: &TxHash) -> Result<bool, ChainError> {
+            self.0.transaction_known(hash)
+        }
+        fn submit(&self, signer: &ed25519::PrivateKey, call: Call) -> Result<TxHash, ChainError> {
+            ProviderChain::submit(&self.0, signer, call)
+        }
+    }
+
+    #[test]
+    fn a_full_asset_of_readers_who_may_read_takes_no_new_reader() {
+        let (world, manifest) = stored_world();
+        let asset = world.asset;
+        let directory = tempfile::tempdir().unwrap();
+        hold_shard(directory.path(), &asset);
+        let provider = provider_on(
+            std::sync::Arc::new(EveryoneReads(chain(&world.ledger))),
+            directory.path(),
+            2,
+        );
+        let wrapped = wrap(&DataKey::generate().unwrap(), &address(3).0, b"context").unwrap();
+        let many = |from: u64, count: usize| -> BTreeMap<Address, WrappedKey> {
+            (from..from + count as u64)
+                .map(|seed| (address(1_000 + seed), wrapped.clone()))
+                .collect()
+        };
+        let mut next = 0u64;
+        while next < KEY_ENVELOPES_PER_ASSET_MAX as u64 {
+            let manifest = (next == 0).then(|| manifest.clone());
+            provider
+                .deliver_keys(
+                    &delivery(
+                        1,
+                        asset,
+                        manifest,
+                        many(next, KEY_ENVELOPES_PER_DELIVERY_MAX),
+                    ),
+                    NOW_MS,
+                )
+                .unwrap();
+            next += KEY_ENVELOPES_PER_DELIVERY_MAX as u64;
+        }
         assert_eq!(
             code(provider.deliver_keys(&delivery(1, asset, None, many(next, 1)), NOW_MS)),
             "too_many_envelopes"
+        );
+        assert_eq!(
+            provider.envelope_listing(&asset).unwrap().readers.len(),
+            KEY_ENVELOPES_PER_ASSET_MAX
         );
     }
 }
