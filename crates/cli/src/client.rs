@@ -236,16 +236,22 @@ pub fn error_message(text: &str) -> Option<String> {
 pub fn poll_until<T>(
     what: &str,
     timeout_ms: u64,
-    mut check: impl FnMut() -> Result<Option<T>>,
+    check: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
+    poll(timeout_ms, check)?.ok_or_else(|| anyhow!("waited {} s for {what}", timeout_ms / 1000))
+}
+
+/// [`poll_until`] for a caller that goes on after the timeout: `None` once `timeout_ms` has
+/// passed without a value.
+pub fn poll<T>(timeout_ms: u64, mut check: impl FnMut() -> Result<Option<T>>) -> Result<Option<T>> {
     let started = Instant::now();
     let mut pause_ms = POLL_INTERVAL_FIRST_MS;
     loop {
         if let Some(value) = check()? {
-            return Ok(value);
+            return Ok(Some(value));
         }
         if started.elapsed() >= Duration::from_millis(timeout_ms) {
-            bail!("waited {} s for {what}", timeout_ms / 1000);
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(pause_ms));
         pause_ms = (pause_ms * 2).min(POLL_INTERVAL_MS);

@@ -525,31 +525,30 @@ fn unaccepted_after(
     placed: &[DealView],
     timeout_ms: u64,
 ) -> Result<Vec<usize>> {
-    let deadline = std::time::Instant::now() + Duration::from_millis(timeout_ms);
-    poll_until(
-        &format!("every provider to accept (see `tributary storage deals --asset {asset}`)"),
-        timeout_ms,
-        || {
-            let deals = asset_deals(client, asset)?;
-            let mut waiting = Vec::new();
-            for (index, placement) in placed.iter().enumerate() {
-                let status = deals
-                    .iter()
-                    .find(|deal| deal.id == placement.id)
-                    .map_or("missing", |deal| deal.status.as_str());
-                match status {
-                    "active" => {}
-                    "proposed" => waiting.push(index),
-                    other => bail!(
-                        "deal {} for shard {} of {asset} is {other}, not accepted; run `tributary asset add` again to place the shard with another provider",
-                        placement.id,
-                        placement.shard_index
-                    ),
-                }
+    let proposed = || -> Result<Vec<usize>> {
+        let deals = asset_deals(client, asset)?;
+        let mut waiting = Vec::new();
+        for (index, placement) in placed.iter().enumerate() {
+            let status = deals
+                .iter()
+                .find(|deal| deal.id == placement.id)
+                .map_or("missing", |deal| deal.status.as_str());
+            match status {
+                "active" => {}
+                "proposed" => waiting.push(index),
+                other => bail!(
+                    "deal {} for shard {} of {asset} is {other}, not accepted; run `tributary asset add` again to place the shard with another provider",
+                    placement.id,
+                    placement.shard_index
+                ),
             }
-            Ok((waiting.is_empty() || std::time::Instant::now() >= deadline).then_some(waiting))
-        },
-    )
+        }
+        Ok(waiting)
+    };
+    match crate::client::poll(timeout_ms, || Ok(proposed()?.is_empty().then_some(())))? {
+        Some(()) => Ok(Vec::new()),
+        None => proposed(),
+    }
 }
 
 /// The node's answer to a transaction when another from the same sender, with the same nonce (an
