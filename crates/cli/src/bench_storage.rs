@@ -29,7 +29,7 @@ use std::{
     io::Write as _,
     time::{Duration, Instant},
 };
-use tributary_types::{AssetKind, Terms};
+use tributary_types::Terms;
 
 /// Largest payload the bench writes, in MiB.
 const SIZE_MIB_MAX: u64 = 4096;
@@ -333,16 +333,11 @@ pub fn bench(cli: &Cli, args: &StorageBenchArgs) -> Result<()> {
         &bench_cli,
         &client,
         AddRequest {
-            file: &payload,
-            from: "alice",
-            kind: AssetKind::Dataset,
             name: Some("bench payload"),
-            terms: Terms::default(),
             data_shards,
             parity_shards,
             epochs: 10,
-            upload_idle_timeout_ms: crate::data::UPLOAD_IDLE_TIMEOUT_MS,
-            accept_timeout_ms: crate::data::ACCEPT_TIMEOUT_MS,
+            ..AddRequest::new(&payload, "alice", Terms::default())
         },
     )?;
     let add_seconds = started.elapsed().as_secs_f64();

@@ -91,7 +91,6 @@ pub struct RewardsOutcome {
     pub test_file: PathBuf,
 }
 
-/// What the shards' storage showed.
 /// A folder asset stored and read back.
 #[derive(Serialize)]
 pub struct FolderRead {
@@ -168,6 +167,7 @@ fn store_evaluation_folder(
     })
 }
 
+/// What the shards' storage showed.
 #[derive(Serialize)]
 pub struct StorageOutcome {
     /// Storage deals made (6 per contributor's shard).
