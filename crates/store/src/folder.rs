@@ -46,7 +46,7 @@ const HEADER_BYTES: usize = FOLDER_MAGIC.len() + 4;
 const COPY_BUFFER_BYTES: usize = 1 << 20;
 
 /// The manifest of a folder: its files, in bundle order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderIndex {
     /// Every file, sorted by path.
     pub files: Vec<FolderFile>,
@@ -391,7 +391,7 @@ pub struct Unpacker {
     /// The header, then the index, as they arrive.
     pending: Vec<u8>,
     index: FolderIndex,
-    /// The next entry of `index` to open.
+    /// The next entry of `index` to open (the open file is the one before).
     next_file: usize,
     /// Why the last write failed (the [`Write`] error only carries its text).
     failure: Option<StoreError>,
@@ -407,7 +407,6 @@ enum Stage {
 }
 
 struct OpenFile {
-    entry: usize,
     path: PathBuf,
     writer: BufWriter<File>,
     hasher: blake3::Hasher,
@@ -418,20 +417,28 @@ impl Unpacker {
     /// An unpacker of a bundle of `bundle_bytes` (named `name` in errors) into `out`, which must
     /// not exist yet; it is created now.
     pub fn create(name: &str, out: &Path, bundle_bytes: u64) -> Result<Self> {
-        if out.exists() {
-            return Err(invalid(
-                name,
-                format!("{} already exists; give another --out", out.display()),
-            ));
+        if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|error| StoreError::io(parent, error))?;
         }
-        fs::create_dir_all(out).map_err(|error| StoreError::io(out, error))?;
+        // Creating `out` itself is the check that it did not exist, so nothing another process
+        // put there in between is taken for ours (and removed on a failure).
+        match fs::create_dir(out) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(invalid(
+                    name,
+                    format!("{} already exists; give another --out", out.display()),
+                ));
+            }
+            Err(error) => return Err(StoreError::io(out, error)),
+        }
         Ok(Self {
             name: name.to_string(),
             out: out.to_path_buf(),
             bundle_bytes,
             stage: Stage::Header,
             pending: Vec::with_capacity(HEADER_BYTES),
-            index: FolderIndex { files: Vec::new() },
+            index: FolderIndex::default(),
             next_file: 0,
             failure: None,
             finished: false,
@@ -444,19 +451,16 @@ impl Unpacker {
             Stage::Done => None,
             Stage::Header => Some("it is too short to be a folder".to_string()),
             Stage::Index { .. } => Some("it ends inside its index".to_string()),
-            Stage::File(open) => Some(format!(
+            Stage::File(_) => Some(format!(
                 "it ends inside {}",
-                self.index.files[open.entry].path
+                self.index.files[self.next_file - 1].path
             )),
         };
         if let Some(reason) = unfinished {
             return Err(invalid(&self.name, reason));
         }
         self.finished = true;
-        Ok(std::mem::replace(
-            &mut self.index,
-            FolderIndex { files: Vec::new() },
-        ))
+        Ok(std::mem::take(&mut self.index))
     }
 
     /// Takes all of `data`, moving through the stages as each completes.
@@ -526,7 +530,6 @@ impl Unpacker {
                 .open(&path)
                 .map_err(|error| StoreError::io(&path, error))?;
             self.stage = Stage::File(Box::new(OpenFile {
-                entry: self.next_file,
                 path,
                 writer: BufWriter::with_capacity(COPY_BUFFER_BYTES, created),
                 hasher: blake3::Hasher::new(),
@@ -547,7 +550,7 @@ impl Unpacker {
         let Stage::File(open) = std::mem::replace(&mut self.stage, Stage::Done) else {
             return Ok(());
         };
-        let entry = &self.index.files[open.entry];
+        let entry = &self.index.files[self.next_file - 1];
         if ContentHash(*open.hasher.finalize().as_bytes()) != entry.blake3 {
             return Err(invalid(
                 &self.name,
