@@ -926,20 +926,7 @@ fn asset_add_places_shards_and_get_survives_corrupt_shards() {
     assert_eq!(status["deals"]["active"], 6, "{status}");
 
     let out = home.path().join("wine.out");
-    let get = |from: &str| {
-        devnet.cli(
-            home.path(),
-            &[
-                "asset",
-                "get",
-                &asset,
-                "--from",
-                from,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let get = |from: &str| common::try_asset_get(&devnet.url, home.path(), &asset, from, &out);
     let (success, fetched, stderr) = get("alice");
     assert!(success, "{stderr}");
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wine).unwrap());
@@ -1016,20 +1003,7 @@ fn a_folder_is_one_asset_registered_added_and_read_back() {
     assert_eq!(added["shards"].as_array().unwrap().len(), 6);
 
     let out = home.path().join("tables.out");
-    let get = || {
-        devnet.cli(
-            home.path(),
-            &[
-                "asset",
-                "get",
-                &asset,
-                "--from",
-                "alice",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let get = || common::try_asset_get(&devnet.url, home.path(), &asset, "alice", &out);
     let (success, fetched, stderr) = get();
     assert!(success, "{stderr}");
     assert_eq!(
@@ -1217,20 +1191,7 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
         ],
     );
     let out = licensee_home.path().join("iris.out");
-    let get = || {
-        devnet.cli(
-            licensee_home.path(),
-            &[
-                "asset",
-                "get",
-                &asset,
-                "--from",
-                "licensee",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let get = || common::try_asset_get(&devnet.url, licensee_home.path(), &asset, "licensee", &out);
     // Without a license: refused, with what to do.
     let (success, _, stderr) = get();
     assert!(!success, "read without a license");

@@ -52,9 +52,15 @@ pub fn ok(url: &str, home: &Path, args: &[&str]) -> Value {
     value
 }
 
-/// `tributary asset get ASSET --from FROM --out OUT`, which must succeed; its JSON output.
-pub fn asset_get(url: &str, home: &Path, asset: &str, from: &str, out: &Path) -> Value {
-    ok(
+/// `tributary asset get ASSET --from FROM --out OUT`: as [`cli`] gives it.
+pub fn try_asset_get(
+    url: &str,
+    home: &Path,
+    asset: &str,
+    from: &str,
+    out: &Path,
+) -> (bool, Value, String) {
+    cli(
         url,
         home,
         &[
@@ -67,4 +73,14 @@ pub fn asset_get(url: &str, home: &Path, asset: &str, from: &str, out: &Path) ->
             out.to_str().unwrap(),
         ],
     )
+}
+
+/// [`try_asset_get`], which must succeed; its JSON output.
+pub fn asset_get(url: &str, home: &Path, asset: &str, from: &str, out: &Path) -> Value {
+    let (success, value, stderr) = try_asset_get(url, home, asset, from, out);
+    assert!(
+        success,
+        "tributary asset get {asset} --from {from} failed: {stderr}"
+    );
+    value
 }
