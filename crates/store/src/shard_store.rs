@@ -213,7 +213,7 @@ impl ShardStore {
                 File::create(&temporary).map_err(|error| StoreError::io(&temporary, error))?;
             let mut tee = Tee {
                 reader: shard,
-                writer: BufWriter::with_capacity(WRITE_PIECE_BYTES, file),
+                writer: BufWriter::with_capacity(WRITE_PIECE_BYTES, WritebackFile::new(file)),
                 write_error: None,
             };
             let mut outboard_bytes = Vec::new();
@@ -226,7 +226,7 @@ impl ShardStore {
             tee.writer
                 .into_inner()
                 .map_err(|error| error.into_error())
-                .and_then(|file| file.sync_all())
+                .and_then(|file| file.file.sync_all())
                 .map_err(|error| StoreError::io(&temporary, error))?;
             // The outboard first: a shard in place always has its outboard.
             write_atomically(
@@ -461,6 +461,72 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     }
 }
 
+/// A file written front to back whose dirty pages are handed to the disk as they accumulate,
+/// [`WRITEBACK_STEP_BYTES`] at a time, instead of all at the fsync that makes the file durable.
+/// A provider receives a shard over the network far slower than a disk takes it, so the disk
+/// writes while the shard arrives and the final fsync waits only for the last step (measured:
+/// the fsync of six 268 MB shards arriving at once took 0.55–0.7 s of each upload's 1.6 s).
+struct WritebackFile {
+    file: File,
+    /// Bytes written.
+    written: u64,
+    /// Bytes already handed to the disk.
+    handed: u64,
+}
+
+impl WritebackFile {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            written: 0,
+            handed: 0,
+        }
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.written += written as u64;
+        if self.written - self.handed >= WRITEBACK_STEP_BYTES {
+            start_writeback(&self.file, self.handed, self.written - self.handed);
+            self.handed = self.written;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// How many written bytes [`WritebackFile`] gathers before handing them to the disk.
+const WRITEBACK_STEP_BYTES: u64 = 8 << 20;
+
+/// Starts writing `length` bytes of `file` from `offset` to disk without waiting for them
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). Only a hint: a failure is ignored, since
+/// the fsync that follows makes the file durable and reports any error.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, length: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+        return;
+    };
+    // SAFETY: a plain system call on a descriptor `file` keeps open for the call's duration; it
+    // reads no memory of ours.
+    let _ = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset,
+            length,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &File, _: u64, _: u64) {}
+
 /// How many bytes [`write_atomically`] and [`ShardStore::put_from_reader`] hand the kernel per
 /// write.
 const WRITE_PIECE_BYTES: usize = 1 << 20;
@@ -500,4 +566,35 @@ fn sync_directory(directory: &Path) -> Result<()> {
     #[cfg(not(unix))]
     let _ = directory;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writeback_file_keeps_every_byte_and_hands_them_to_the_disk_in_steps() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("shard");
+        let bytes: Vec<u8> = (0..(2 * WRITEBACK_STEP_BYTES + 12_345))
+            .map(|index| (index % 251) as u8)
+            .collect();
+        let mut writer = BufWriter::with_capacity(
+            WRITE_PIECE_BYTES,
+            WritebackFile::new(File::create(&path).unwrap()),
+        );
+        for piece in bytes.chunks(100_003) {
+            writer.write_all(piece).unwrap();
+        }
+        let file = writer
+            .into_inner()
+            .map_err(|error| error.into_error())
+            .unwrap();
+        assert_eq!(file.written, bytes.len() as u64);
+        // Handed each time a step's worth has gathered; the tail waits for the fsync.
+        assert!(file.handed >= WRITEBACK_STEP_BYTES, "{}", file.handed);
+        assert!(file.written - file.handed < WRITEBACK_STEP_BYTES);
+        file.file.sync_all().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
 }
