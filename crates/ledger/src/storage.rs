@@ -12,9 +12,12 @@
 //! 4. `AcceptDeal`: the provider, holding the shard (it checked the root on upload), accepts;
 //!    challenges start at the next epoch. Capacity is committed.
 //! 5. Each epoch's first block (height a multiple of `epoch_blocks`) challenges every active deal
-//!    with the block's beacon: `challenges_per_deal` 1 KiB chunks drawn from (beacon, deal, epoch).
-//!    `SubmitProof` answers with bao slices of those chunks, verified against the shard root; a
-//!    valid proof pays the epoch's price from escrow to the provider.
+//!    with the block's beacon: `challenges_per_deal` 1 KiB chunks drawn from (beacon, deal, epoch),
+//!    fewer where their proof would not fit a transaction (`tributary_proof::challenge_chunks`).
+//!    `SubmitProof` answers with a BLAKE3 tree proof of those chunks (the chunks and the chaining
+//!    values beside their paths, `tributary_proof`), verified against the shard root; a valid
+//!    proof pays the epoch's price from escrow to the provider. A proof that does not verify is
+//!    refused and changes nothing: the provider may still send a valid one within the epoch.
 //! 6. A challenge still unanswered when the next epoch starts slashes `storage_slash_bps` of the
 //!    provider's stake: `repair_bounty_bps` of it is held as the deal's repair bounty, the rest
 //!    goes to the client. The deal fails and awaits repair.
@@ -37,6 +40,11 @@ use tributary_types::{
     Address, Amount, AssetId, DealId, Event, Params, Role, StorageLayout,
     limits::{DEAL_EPOCHS_MAX, ENDPOINT_BYTES_MAX, STORAGE_SHARDS_MAX},
 };
+
+// Any proof a challenge asks for fits a `SubmitProof` transaction.
+const _: () = assert!(
+    tributary_proof::limits::PROOF_BUDGET_BYTES <= tributary_types::limits::STORAGE_PROOF_BYTES_MAX
+);
 
 /// Bytes in a GiB: prices are per GiB-epoch.
 pub const GIB_BYTES: u64 = 1 << 30;

@@ -5,7 +5,10 @@
 //! validator replaying a block) draws the same chunks; a provider cannot predict them before the seed is
 //! known. No random-number crate, no floats, a bounded number of steps.
 
-use crate::limits::CHALLENGE_CHUNKS_MAX;
+use crate::limits::{
+    CHAINING_VALUE_BYTES, CHALLENGE_CHUNKS_MAX, ENCODED_CHUNK_BYTES_MAX, PROOF_BUDGET_BYTES,
+    STORAGE_PROOF_HEADER_BYTES,
+};
 use crate::tree::chunk_count;
 
 /// The BLAKE3 derive-key context of challenges; changing it changes every challenge.
@@ -15,8 +18,10 @@ pub const CHALLENGE_CONTEXT: &str = "tributary-proof 2026 storage challenge v1";
 /// uniformly from `0..chunk_count(shard_len)` (that is `0..ceil(shard_len / 1024)`, and `0..1` for an
 /// empty shard).
 ///
-/// Returns `min(count, CHALLENGE_CHUNKS_MAX, chunk_count(shard_len))` indices: a shard with fewer chunks
-/// than asked is challenged on all of them, and no challenge exceeds what a proof may carry.
+/// Returns `min(count, CHALLENGE_CHUNKS_MAX, chunk_count(shard_len), challenge_chunks_fitting(shard_len))`
+/// indices: a shard with fewer chunks than asked is challenged on all of them, and no challenge asks for
+/// more than a proof can carry within [`PROOF_BUDGET_BYTES`], so an honest prover's answer always fits
+/// its transaction.
 pub fn challenge_chunks(
     seed: [u8; 32],
     deal_id: u64,
@@ -25,7 +30,9 @@ pub fn challenge_chunks(
     count: usize,
 ) -> Vec<u64> {
     let total = chunk_count(shard_len);
-    let wanted = (count.min(CHALLENGE_CHUNKS_MAX) as u64).min(total);
+    let wanted = (count.min(CHALLENGE_CHUNKS_MAX) as u64)
+        .min(total)
+        .min(challenge_chunks_fitting(shard_len));
     let mut hasher = blake3::Hasher::new_derive_key(CHALLENGE_CONTEXT);
     hasher.update(&seed);
     hasher.update(&deal_id.to_le_bytes());
@@ -48,6 +55,17 @@ pub fn challenge_chunks(
     chosen
 }
 
+/// Most challenged chunks of a shard of `shard_len` bytes whose proof surely fits
+/// [`PROOF_BUDGET_BYTES`]: each chunk counted whole with a full path of siblings (a chunk's path in
+/// BLAKE3's tree of `n` chunks has at most `ceil(log2 n)` of them), none shared. At least 1.
+pub fn challenge_chunks_fitting(shard_len: u64) -> u64 {
+    let total = chunk_count(shard_len);
+    let depth = u64::from(total.next_power_of_two().trailing_zeros());
+    let per_chunk = ENCODED_CHUNK_BYTES_MAX as u64 + depth * CHAINING_VALUE_BYTES as u64;
+    let room = (PROOF_BUDGET_BYTES - STORAGE_PROOF_HEADER_BYTES - 2) as u64;
+    (room / per_chunk).max(1)
+}
+
 /// Maps a uniform 64-bit word onto `0..range` by multiply-and-shift. The bias is below
 /// `range / 2^64` (under 2^-34 for the largest shard), which no prover can steer.
 fn below(word: u64, range: u64) -> u64 {
@@ -66,7 +84,10 @@ mod tests {
                 let again = challenge_chunks([7; 32], 3, 9, shard_len, count);
                 assert_eq!(first, again);
                 let total = chunk_count(shard_len);
-                let expected = (count.min(CHALLENGE_CHUNKS_MAX) as u64).min(total) as usize;
+                let expected = (count.min(CHALLENGE_CHUNKS_MAX) as u64)
+                    .min(total)
+                    .min(challenge_chunks_fitting(shard_len))
+                    as usize;
                 assert_eq!(first.len(), expected, "len {shard_len} count {count}");
                 assert!(first.windows(2).all(|pair| pair[0] < pair[1]));
                 assert!(first.iter().all(|&chunk| chunk < total));
@@ -84,9 +105,11 @@ mod tests {
     }
 
     #[test]
-    fn small_shard_gets_every_chunk() {
-        assert_eq!(challenge_chunks([0; 32], 0, 0, 3000, 16), vec![0, 1, 2]);
+    fn small_shard_gets_every_chunk_that_fits_a_proof() {
+        assert_eq!(challenge_chunks([0; 32], 0, 0, 2000, 16), vec![0, 1]);
         assert_eq!(challenge_chunks([0; 32], 0, 0, 0, 16), vec![0]);
+        // Three whole chunks (3,083 bytes encoded) would not fit the budget: two of them do.
+        assert_eq!(challenge_chunks([0; 32], 0, 0, 3000, 16).len(), 2);
     }
 
     #[test]

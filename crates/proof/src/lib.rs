@@ -14,7 +14,8 @@
 //! * **Chunk-granular proofs, no padding.** A proof of one chunk of a 1 GiB shard is 1,671 bytes (1 KiB of
 //!   data and 20 chaining values); of one chunk of the largest shard (1 TiB), 1,991 bytes. It fits one
 //!   4 KiB ledger transaction with its header ([`limits::ONE_CHUNK_PROOF_BYTES_MAX`], checked at compile
-//!   time).
+//!   time). A challenge names several chunks only as far as their proof surely still fits
+//!   ([`challenge_chunks_fitting`]): two chunks of a shard over 32 MiB would not.
 //! * **Our own tree walk on `blake3::hazmat` rather than `bao-tree`.** With bao-tree a 1 KiB proof needs a
 //!   block size of one chunk, whose outboard is 64 bytes per KiB (64 MiB per GiB of shard, built one
 //!   chunk at a time) and whose encoding carries both children at every level (2,304 bytes for 1 GiB).
@@ -53,7 +54,7 @@ pub mod outboard;
 pub mod proof;
 pub mod tree;
 
-pub use challenge::{CHALLENGE_CONTEXT, challenge_chunks};
+pub use challenge::{CHALLENGE_CONTEXT, challenge_chunks, challenge_chunks_fitting};
 pub use error::ProofError;
 pub use outboard::{ReadAt, outboard, outboard_bytes, prove_from_outboard};
 pub use proof::{STORAGE_PROOF_VERSION, StorageProof, prove, storage_proof_bytes};

@@ -46,8 +46,10 @@ pub const ONE_CHUNK_PROOF_BYTES_MAX: usize = STORAGE_PROOF_HEADER_BYTES
     + 2
     + TREE_DEPTH_MAX * CHAINING_VALUE_BYTES;
 
-/// Budget for a one-chunk proof inside a 4 KiB ledger transaction, leaving room for its header.
-pub const ONE_CHUNK_PROOF_BUDGET_BYTES: usize = 3 * 1024;
+/// Budget for a proof inside a 4 KiB ledger transaction, leaving room for its header. A challenge
+/// names no more chunks than a proof can carry within it ([`crate::challenge_chunks`]); one chunk of
+/// the largest shard always fits.
+pub const PROOF_BUDGET_BYTES: usize = 3 * 1024;
 
 /// Most outboard chaining values read (and held) at once while proving from disk: 1 MiB.
 pub const OUTBOARD_READ_VALUES_MAX: usize = 32 * 1024;
@@ -56,7 +58,7 @@ const _: () = assert!(CHUNK_BYTES == 1024);
 const _: () = assert!(OUTBOARD_GROUP_CHUNKS.is_power_of_two() && OUTBOARD_GROUP_CHUNKS >= 1);
 const _: () = assert!(SHARD_BYTES_MAX.is_power_of_two() && SHARD_BYTES_MAX >= CHUNK_BYTES);
 // A one-chunk proof of the largest shard fits the transaction budget.
-const _: () = assert!(ONE_CHUNK_PROOF_BYTES_MAX <= ONE_CHUNK_PROOF_BUDGET_BYTES);
+const _: () = assert!(ONE_CHUNK_PROOF_BYTES_MAX <= PROOF_BUDGET_BYTES);
 // Counts are encoded as u16.
 const _: () = assert!(CHALLENGE_CHUNKS_MAX <= u16::MAX as usize);
 const _: () = assert!(SIBLINGS_MAX <= u16::MAX as usize);

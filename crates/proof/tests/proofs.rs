@@ -2,12 +2,10 @@
 //! encodings, and proving from an outboard.
 
 use proptest::prelude::*;
-use tributary_proof::limits::{
-    CHALLENGE_CHUNKS_MAX, ONE_CHUNK_PROOF_BUDGET_BYTES, STORAGE_PROOF_BYTES_MAX,
-};
+use tributary_proof::limits::{CHALLENGE_CHUNKS_MAX, PROOF_BUDGET_BYTES, STORAGE_PROOF_BYTES_MAX};
 use tributary_proof::{
-    ProofError, StorageProof, challenge_chunks, chunk_count, outboard, outboard_bytes, prove,
-    prove_from_outboard, storage_proof_bytes,
+    ProofError, StorageProof, challenge_chunks, challenge_chunks_fitting, chunk_count, outboard,
+    outboard_bytes, prove, prove_from_outboard, storage_proof_bytes,
 };
 
 /// Deterministic pseudo-random bytes (BLAKE3's output stream), so failures reproduce.
@@ -308,7 +306,35 @@ fn one_chunk_proof_sizes() {
     let chunks = challenge_chunks([0; 32], 0, 0, gib, 1);
     let bytes = storage_proof_bytes(gib, &chunks).unwrap();
     assert_eq!(bytes, 3 + 2 + 1024 + 2 + 20 * 32);
-    assert!(bytes <= ONE_CHUNK_PROOF_BUDGET_BYTES);
+    assert!(bytes <= PROOF_BUDGET_BYTES);
+}
+
+/// Whatever a ledger asks (`challenges_per_deal` up to the most a challenge may name), the proof of a
+/// shard of any size fits the transaction budget: large shards get fewer chunks, never a proof an
+/// honest provider cannot send.
+#[test]
+fn every_challenge_proof_fits_the_transaction_budget() {
+    let mut shard_lengths = vec![0u64, 1, 1024, 1025, 16 * 1024, 100_000];
+    shard_lengths.extend((10..=40).map(|power| 1u64 << power));
+    shard_lengths.extend((10..40).map(|power| (1u64 << power) + 1));
+    for shard_len in shard_lengths {
+        let fitting = challenge_chunks_fitting(shard_len);
+        assert!(fitting >= 1);
+        for count in [1, 2, 3, 4, 8, CHALLENGE_CHUNKS_MAX] {
+            for seed in 0..8u8 {
+                let chunks = challenge_chunks([seed; 32], 7, 3, shard_len, count);
+                let bytes = storage_proof_bytes(shard_len, &chunks).unwrap();
+                assert!(
+                    bytes <= PROOF_BUDGET_BYTES,
+                    "{shard_len} bytes, {count} asked, {} drawn: {bytes} bytes",
+                    chunks.len()
+                );
+            }
+        }
+    }
+    // Small shards still get several chunks; a 1 GiB shard one.
+    assert!(challenge_chunks_fitting(1 << 20) >= 2);
+    assert_eq!(challenge_chunks_fitting(1 << 30), 1);
 }
 
 proptest! {

@@ -615,7 +615,8 @@ pub enum Call {
         deal: DealId,
         /// The challenged epoch.
         epoch: u64,
-        /// The proof (bao slices of the challenged chunks), at most `STORAGE_PROOF_BYTES_MAX` bytes.
+        /// The proof (a BLAKE3 tree proof of the challenged chunks, `tributary_proof`), at most
+        /// `STORAGE_PROOF_BYTES_MAX` bytes.
         #[serde(with = "hex_bytes")]
         proof: Vec<u8>,
     },
