@@ -712,16 +712,14 @@ pub fn asset(cli: &Cli, command: &AssetCommand) -> Result<()> {
                 cli,
                 &client,
                 crate::data::AddRequest {
-                    file: &source.file,
-                    from: &source.from,
                     kind: source.asset_kind(),
                     name: source.name.as_deref(),
-                    terms: terms_from(terms),
                     data_shards: *data_shards,
                     parity_shards: *parity_shards,
                     epochs: *epochs,
                     upload_idle_timeout_ms: *upload_idle_timeout_ms,
                     accept_timeout_ms: *accept_timeout_ms,
+                    ..crate::data::AddRequest::new(&source.file, &source.from, terms_from(terms))
                 },
             )?;
             if cli.json {

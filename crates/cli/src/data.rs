@@ -83,6 +83,10 @@ pub struct AddRequest<'a> {
     pub upload_idle_timeout_ms: u64,
     /// How long providers have to accept their deals once they have their shards.
     pub accept_timeout_ms: u64,
+    /// Largest shard a storage provider takes, in bytes (the API's
+    /// [`API_SHARD_BYTES_MAX`](tributary_types::limits::API_SHARD_BYTES_MAX)): a file whose
+    /// shards would be larger is refused before anything is registered.
+    pub shard_bytes_max: u64,
 }
 
 impl<'a> AddRequest<'a> {
@@ -100,8 +104,46 @@ impl<'a> AddRequest<'a> {
             epochs: 100,
             upload_idle_timeout_ms: UPLOAD_IDLE_TIMEOUT_MS,
             accept_timeout_ms: ACCEPT_TIMEOUT_MS,
+            shard_bytes_max: tributary_types::limits::API_SHARD_BYTES_MAX as u64,
         }
     }
+}
+
+/// Refuses an asset of `asset_bytes` whose shards, one `data_shards`-th of it each (at least),
+/// would be larger than `shard_bytes_max`, the most a provider takes: said before the file is
+/// read (from its size on disk), and again once ingest knows the exact shard size, so nothing is
+/// registered for an asset no provider could take.
+fn check_shard_size(
+    file: &Path,
+    asset_bytes: u64,
+    shard_bytes: u64,
+    data_shards: usize,
+    parity_shards: usize,
+    shard_bytes_max: u64,
+) -> Result<()> {
+    if shard_bytes <= shard_bytes_max {
+        return Ok(());
+    }
+    // The fewest data shards that bring each shard under the limit (with room for a stripe's
+    // padding), if the shard count allows it.
+    let needed = asset_bytes
+        .div_ceil(
+            shard_bytes_max
+                .saturating_sub(tributary_store::limits::STRIPE_BYTES_MAX)
+                .max(1),
+        )
+        .max(data_shards as u64 + 1);
+    let advice = if needed + parity_shards as u64 <= tributary_store::limits::SHARDS_MAX as u64 {
+        format!(
+            "store it with more data shards (--data-shards {needed}), or split it into several assets"
+        )
+    } else {
+        "split it into several assets".to_string()
+    };
+    bail!(
+        "{} is {asset_bytes} bytes: in {data_shards} data shards each shard would be {shard_bytes} bytes, more than the {shard_bytes_max} a storage provider takes; {advice} (nothing was sent to the ledger)",
+        file.display()
+    )
 }
 
 /// One placed shard.
@@ -708,12 +750,31 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     };
     let mut resumed: Vec<&'static str> = Vec::new();
     let mut phases = Phases::start();
+    let check_shards = |asset_bytes: u64, shard_bytes: u64| {
+        check_shard_size(
+            request.file,
+            asset_bytes,
+            shard_bytes,
+            request.data_shards,
+            request.parity_shards,
+            request.shard_bytes_max,
+        )
+    };
+    let projected_shard_bytes =
+        |asset_bytes: u64| asset_bytes.div_ceil(request.data_shards.max(1) as u64);
+    // A file too large for the providers is refused before it is read.
+    if let Ok(metadata) = std::fs::metadata(request.file)
+        && metadata.is_file()
+    {
+        check_shards(metadata.len(), projected_shard_bytes(metadata.len()))?;
+    }
     // Read once: hashed (and chunked) here for the asset id, then sealed where it lies.
     let bytes = tributary_store::read_asset(request.file)
         .with_context(|| format!("cannot read {}", request.file.display()))?;
+    let byte_size = bytes.len() as u64;
+    check_shards(byte_size, projected_shard_bytes(byte_size))?;
     let hashed = tributary_store::HashedAsset::new(bytes);
     let asset = Hash32(hashed.id().0);
-    let byte_size = hashed.bytes().len() as u64;
     // A folder is named with a trailing `/`: ingest checks it as a folder's bundle.
     let name = tributary_store::asset_name(request.file);
     phases.lap("read and hash");
@@ -779,6 +840,7 @@ pub fn add(cli: &Cli, client: &Client, request: AddRequest<'_>) -> Result<AddOut
     let manifest = &ingested.manifest;
     let shard_count = ingested.shard_count();
     let shard_bytes = ingested.shard_bytes();
+    check_shards(byte_size, shard_bytes)?;
     let manifest_json = manifest.to_json()?;
     let layout = StorageLayout {
         manifest_root: Hash32::blake3(manifest_json.as_bytes()),
@@ -1545,6 +1607,70 @@ pub fn get(
 mod tests {
     use super::*;
     use std::io::Read as _;
+
+    #[test]
+    fn a_shard_over_the_providers_limit_is_refused_with_what_to_do() {
+        let file = Path::new("big.csv");
+        let max = tributary_types::limits::API_SHARD_BYTES_MAX as u64;
+        check_shard_size(file, 2 << 30, 512 << 20, 4, 2, max).unwrap();
+        let error = check_shard_size(file, 3 << 30, 768 << 20, 4, 2, max)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("big.csv is 3221225472 bytes"), "{error}");
+        assert!(error.contains("more than the 536870912"), "{error}");
+        // 3 GiB in shards of at most 504 MiB (the limit less a stripe's padding): 7 of them.
+        assert!(error.contains("--data-shards 7"), "{error}");
+        // No shard count brings 64 GiB under the limit with two parity shards.
+        let error = check_shard_size(file, 64 << 30, 16 << 30, 4, 2, max)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("--data-shards"), "{error}");
+        assert!(error.contains("split it into several assets"), "{error}");
+    }
+
+    /// Nothing is read or sent for a file or folder whose shards no provider would take: the
+    /// node here is not running, so any request would fail with a connection error instead.
+    #[test]
+    fn an_asset_too_large_for_the_providers_fails_before_any_request() {
+        use clap::Parser as _;
+        let home = tempfile::tempdir().unwrap();
+        let cli = crate::Cli::try_parse_from([
+            "tributary",
+            "--home",
+            home.path().to_str().unwrap(),
+            "--json",
+            "devnet",
+        ])
+        .unwrap();
+        crate::commands::keystore(&cli).create("alice").unwrap();
+        let folder = home.path().join("tables");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("table.csv");
+        let mut csv = String::from("a,b\n");
+        for row in 0..2_000 {
+            csv.push_str(&format!("{row},{}\n", row * 2));
+        }
+        std::fs::write(&file, csv).unwrap();
+        let client = Client::new("http://127.0.0.1:9");
+        for path in [&file, &folder] {
+            let error = add(
+                &cli,
+                &client,
+                AddRequest {
+                    shard_bytes_max: 1024,
+                    ..AddRequest::new(path, "alice", Terms::default())
+                },
+            )
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(
+                error.contains("more than the 1024 a storage provider takes"),
+                "{error}"
+            );
+            assert!(error.contains("nothing was sent to the ledger"), "{error}");
+        }
+    }
 
     /// A provider that accepts the connection and then reads nothing: the upload fails after the
     /// idle timeout, not after the whole request's limit, and says why.
