@@ -22,7 +22,8 @@
 //!    provider's stake: `repair_bounty_bps` of it is held as the deal's repair bounty, the rest
 //!    goes to the client. The deal fails and awaits repair.
 //! 7. `ClaimRepair`: another registered provider that rebuilt the shard (from any k others) takes
-//!    the deal over for its remaining epochs and collects the bounty; challenges resume next epoch.
+//!    the deal over for its remaining epochs; challenges resume next epoch, and its first
+//!    accepted proof collects the bounty (a claim alone earns nothing).
 //! 8. At its end epoch a deal closes: unspent escrow (unproven epochs) and an unclaimed bounty
 //!    return to the client.
 //!
@@ -398,6 +399,17 @@ pub(crate) fn submit_proof(
         provider,
         payment,
     });
+    // A repairer's first accepted proof shows it rebuilt the shard: it earns the bounty now.
+    if deal.bounty > 0 {
+        let bounty = deal.bounty;
+        bank::credit(state, provider, bounty)?;
+        deal.bounty = 0;
+        events.push(Event::RepairBountyPaid {
+            deal: id,
+            provider,
+            bounty,
+        });
+    }
     state.set_deal(deal);
     Ok(())
 }
@@ -422,16 +434,16 @@ pub(crate) fn claim_repair(
     }
     check_provider_bond(state, params, provider)?;
     commit_capacity(state, provider, deal.shard_bytes)?;
-    let bounty = deal.bounty;
-    bank::credit(state, provider, bounty)?;
-    deal.bounty = 0;
+    // The bounty stays in the deal until the repairer's first accepted proof (`submit_proof`):
+    // a claim alone proves nothing, and a claimant that misses its first challenge is slashed
+    // like any provider, its slash adding to the bounty for the next repairer.
     deal.provider = provider;
     deal.status = DealStatus::Active;
     deal.challenge = None;
     events.push(Event::DealRepaired {
         deal: id,
         provider,
-        bounty,
+        bounty: deal.bounty,
     });
     state.set_deal(deal);
     Ok(())
@@ -756,10 +768,19 @@ mod flow_tests {
         assert_eq!(fixture.ledger.provider(&first).unwrap().committed_bytes, 0);
         assert_eq!(fixture.ledger.total_supply(), supply);
 
-        // Another provider rebuilds the shard and takes the deal over, collecting the bounty.
+        // Another provider rebuilds the shard and takes the deal over; the bounty waits for its
+        // first proof.
         fixture.fails(first, Call::ClaimRepair { deal: 1 }, "own_failed_deal");
+        let repairer_before = fixture.ledger.balance(&second);
         let events = fixture.ok(second, Call::ClaimRepair { deal: 1 });
         assert!(matches!(events[0], Event::DealRepaired { bounty, .. } if bounty == view.bounty));
+        assert_eq!(
+            fixture.ledger.balance(&second),
+            repairer_before - 1,
+            "only the fee"
+        );
+        assert_eq!(fixture.ledger.deal(1).unwrap().bounty, view.bounty);
+        assert_eq!(fixture.ledger.total_supply(), supply);
         assert_eq!(listed(&fixture.ledger, "active", 0), [1]);
         assert!(listed(&fixture.ledger, "failed", 0).is_empty());
         // The deal moved to the repairer: listed under it, no longer under the failed provider.
@@ -772,7 +793,8 @@ mod flow_tests {
                 .any(|e| matches!(e, Event::StorageChallengesIssued { .. }))
         );
         let (epoch, proof) = prove(&fixture, 1, &shards[0]);
-        fixture.ok(
+        let repairer_before = fixture.ledger.balance(&second);
+        let events = fixture.ok(
             second,
             Call::SubmitProof {
                 deal: 1,
@@ -780,6 +802,23 @@ mod flow_tests {
                 proof,
             },
         );
+        let paid = events
+            .iter()
+            .find_map(|event| match event {
+                Event::RepairBountyPaid {
+                    bounty, provider, ..
+                } if *provider == second => Some(*bounty),
+                _ => None,
+            })
+            .expect("the first proof pays the bounty");
+        assert_eq!(paid, view.bounty);
+        // The epoch's price and the bounty, less the fee.
+        assert_eq!(
+            fixture.ledger.balance(&second),
+            repairer_before + SHARD_BYTES as Amount + paid - 1
+        );
+        assert_eq!(fixture.ledger.deal(1).unwrap().bounty, 0);
+        assert_eq!(fixture.ledger.total_supply(), supply);
         // Epoch 5 = first_epoch + epochs: the deal closes; the unproven epochs' price returns.
         let owner_before = fixture.ledger.balance(&owner);
         let events = next_epoch(&mut fixture);

@@ -338,7 +338,18 @@ pub enum Event {
         deal: DealId,
         /// The new provider.
         provider: Address,
-        /// Bounty paid to it.
+        /// The repair bounty held in the deal, paid to it with its first accepted proof
+        /// ([`Event::RepairBountyPaid`]).
+        #[serde(with = "amount_string")]
+        bounty: Amount,
+    },
+    /// storage: a repairer's first accepted proof after taking over a deal earned the bounty.
+    RepairBountyPaid {
+        /// The deal.
+        deal: DealId,
+        /// The repairer.
+        provider: Address,
+        /// Bounty paid.
         #[serde(with = "amount_string")]
         bounty: Amount,
     },

@@ -1,5 +1,5 @@
 //! Repair: a provider rebuilds the shard of a failed deal from any k others and takes the deal
-//! over (`ClaimRepair`), collecting its bounty.
+//! over (`ClaimRepair`); its first accepted proof collects the bounty.
 //!
 //! When a provider misses a challenge the ledger slashes it and marks the deal failed. Every
 //! other registered provider that holds no shard of that asset is a candidate repairer. To keep
