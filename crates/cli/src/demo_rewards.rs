@@ -286,6 +286,9 @@ pub struct LicenseeRead {
     /// from endpoints whose id is the provider's address).
     shards_read: usize,
     shards_over_iroh: usize,
+    /// Whether the owner, from a home holding only its account key (as if the home `asset
+    /// add` wrote were lost), read its dataset back through its own envelope.
+    owner_reads_with_key_alone: bool,
 }
 
 /// The trainer (in a home holding only its own key) reads bob's shard: refused without a
@@ -375,7 +378,27 @@ fn licensee_reads(
             "DIFFERENT BYTES"
         }
     );
+    // Bob, from a home holding only his account key: his agent delivered his own envelope too.
+    let owner_home = home.join("bob-key-only");
+    Keystore::new(&owner_home).insert("bob", &owner.signer)?;
+    let owner_cli = Cli {
+        home: Some(owner_home.clone()),
+        ..reader_cli
+    };
+    let owner_out = owner_home.join("bob.read.csv");
+    let owner_read = crate::data::get(&owner_cli, client, asset, "bob", &owner_out)?;
+    let owner_reads_with_key_alone = owner_read.key_from.starts_with("provider")
+        && std::fs::read(&owner_out)? == std::fs::read(original)?;
+    eprintln!(
+        "  ✓ bob reads it back from a home holding only his account key (his envelope at the providers): {}",
+        if owner_reads_with_key_alone {
+            "identical bytes"
+        } else {
+            "NOT READ THROUGH HIS ENVELOPE"
+        }
+    );
     Ok(LicenseeRead {
+        owner_reads_with_key_alone,
         reader: "trainer".into(),
         owner: "bob".into(),
         asset,

@@ -466,6 +466,8 @@ fn demo_balances_the_books_on_four_validators() {
     // Its shards came over iroh-blobs, from endpoints keyed by the providers' addresses.
     assert_eq!(licensee["shards_read"], 4, "{licensee}");
     assert_eq!(licensee["shards_over_iroh"], 4, "{licensee}");
+    // Bob, from a home holding only his account key, reads it through his own envelope.
+    assert_eq!(licensee["owner_reads_with_key_alone"], true, "{licensee}");
     assert!(
         storage["proven_epochs"].as_u64().unwrap() >= 30,
         "{storage}"
@@ -1212,29 +1214,71 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
         "before delivery: {stderr}"
     );
 
-    // The owner's key agent, its own process with the owner's home: one pass delivers the
-    // licensee's envelope to all six providers; a second pass has nothing to do.
-    let served = devnet.ok(
-        home.path(),
-        &["asset", "serve-keys", "--from", "alice", "--once"],
-    );
-    let deliveries = served["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 1, "{served}");
+    // The owner's key agent, its own process with a home of its own holding only the owner's
+    // key and what `asset add` saved: one pass delivers the licensee's envelope, and the
+    // owner's, to all six providers; a second pass has nothing to do.
+    let agent_home = tempfile::tempdir().unwrap();
+    let alice_key = home.path().join("keys/alice.json");
+    std::fs::create_dir(agent_home.path().join("keys")).unwrap();
+    std::fs::copy(&alice_key, agent_home.path().join("keys/alice.json")).unwrap();
+    let saved = home.path().join("assets").join(&asset);
+    let agent_saved = agent_home.path().join("assets").join(&asset);
+    std::fs::create_dir_all(&agent_saved).unwrap();
+    for name in ["manifest.json", "key.json"] {
+        std::fs::copy(saved.join(name), agent_saved.join(name)).unwrap();
+    }
+    let serve_keys = || {
+        devnet.ok(
+            agent_home.path(),
+            &["asset", "serve-keys", "--from", "alice", "--once"],
+        )
+    };
+    let served = serve_keys();
+    let mut deliveries = served["deliveries"].as_array().unwrap().clone();
+    deliveries.sort_by_key(|delivery| delivery["reader"] != licensee_address.as_str());
+    assert_eq!(deliveries.len(), 2, "{served}");
     assert_eq!(deliveries[0]["reader"], licensee_address.as_str());
-    assert_eq!(deliveries[0]["asset"], asset.as_str());
-    assert_eq!(
-        deliveries[0]["providers"].as_array().unwrap().len(),
-        6,
-        "{served}\n{}",
-        devnet.ok(home.path(), &["storage", "deals", "--asset", &asset])
-    );
-    let again = devnet.ok(
-        home.path(),
-        &["asset", "serve-keys", "--from", "alice", "--once"],
-    );
+    let alice_address = devnet.ok(home.path(), &["keys", "show", "alice"])["address"].clone();
+    assert_eq!(deliveries[1]["reader"], alice_address);
+    for delivery in &deliveries {
+        assert_eq!(delivery["asset"], asset.as_str());
+        assert_eq!(
+            delivery["providers"].as_array().unwrap().len(),
+            6,
+            "{served}\n{}",
+            devnet.ok(home.path(), &["storage", "deals", "--asset", &asset])
+        );
+    }
+    let again = serve_keys();
     assert!(
         again["deliveries"].as_array().unwrap().is_empty(),
         "{again}"
+    );
+
+    // The owner, from a home that holds only its account key (the home `asset add` wrote is
+    // lost), still reads its asset: through its own envelope at the providers.
+    let recovered_home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(recovered_home.path().join("keys")).unwrap();
+    std::fs::copy(&alice_key, recovered_home.path().join("keys/alice.json")).unwrap();
+    let recovered_out = recovered_home.path().join("iris.out");
+    let (success, recovered, stderr) = common::try_asset_get(
+        &devnet.url,
+        recovered_home.path(),
+        &asset,
+        "alice",
+        &recovered_out,
+    );
+    assert!(success, "owner's read without its home: {stderr}");
+    assert!(
+        recovered["key_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("provider"),
+        "{recovered}"
+    );
+    assert_eq!(
+        std::fs::read(&recovered_out).unwrap(),
+        std::fs::read(&iris).unwrap()
     );
 
     let (success, fetched, stderr) = get();

@@ -6,7 +6,9 @@
 //! 1. opens the data key of every asset saved in the home whose key opens with the owner's key
 //!    and of which the ledger lists the owner as an owner;
 //! 2. pages the ledger's license tokens (`GET /v1/licenses`) for holders of those assets (and
-//!    adds the assets' co-owners);
+//!    adds the assets' co-owners and the owner itself, so that losing this home does not lose
+//!    the owner's access: `asset get` from a home holding only the owner's key reads through
+//!    its envelope);
 //! 3. asks each provider of an active deal of the asset which readers it has an envelope for;
 //! 4. for each reader missing somewhere whom the ledger lets read (`GET
 //!    /v1/assets/{id}/readers/{address}`: the same rule providers apply, so a training session's
@@ -255,10 +257,9 @@ impl<'a> KeyAgent<'a> {
         for co_owner in &owned.co_owners {
             readers.entry(*co_owner).or_insert(None);
         }
-        readers.remove(&self.key.address());
-        if readers.is_empty() {
-            return Ok(());
-        }
+        // The owner too: with an envelope at the providers, the owner reads the asset with its
+        // account key alone, even if this home (and the key `asset add` saved in it) is lost.
+        readers.entry(self.key.address()).or_insert(None);
         let deals: Vec<DealView> = self.client.get(&format!("/v1/deals?asset={asset}"))?;
         let mut providers: Vec<Address> = deals
             .iter()
@@ -379,10 +380,9 @@ fn describe(delivery: &Delivery) -> String {
         "delivered the data key of {} to {} ({}) at {} provider{}",
         delivery.asset,
         delivery.reader,
-        delivery.license_token.map_or_else(
-            || "co-owner".to_string(),
-            |token| format!("license {token}")
-        ),
+        delivery
+            .license_token
+            .map_or_else(|| "owner".to_string(), |token| format!("license {token}")),
         delivery.providers.len(),
         if delivery.providers.len() == 1 {
             ""
