@@ -32,17 +32,19 @@ pub struct DevnetArgs {
     /// Delete the devnet's chain data and genesis first (account keys are kept).
     #[arg(long)]
     pub reset: bool,
-    /// Run each validator as its own `tributary node run` process (listed in devnet.json).
+    /// Run each validator as its own `tributary node run` process, and each storage provider
+    /// as its own `tributary storage provide` process (all listed in devnet.json).
     #[arg(long)]
     pub processes: bool,
-    /// Storage providers to run (funded and bonded at genesis, serving on the API), used when
-    /// the chain is created.
+    /// Storage providers to run, used when the chain is created: funded (and, in one process,
+    /// bonded) at genesis; in one process they serve on the devnet's API, with --processes each
+    /// bonds its stake and serves on an API of its own.
     #[arg(long, default_value_t = 6)]
     pub storage_providers: usize,
     /// Blocks per storage epoch, the window a provider has to answer a challenge (default: the
     /// ledger's, 10), used when the chain is created. Longer epochs suit providers that run as
     /// their own processes on a busy machine.
-    #[arg(long, conflicts_with = "processes")]
+    #[arg(long)]
     pub epoch_blocks: Option<u64>,
     /// With --processes: also run this many full (non-voting) nodes that follow the chain
     /// (used when the chain is created).

@@ -111,6 +111,8 @@ pub fn run(cli: &Cli, args: &LoadArgs) -> Result<()> {
             "--processes",
             "--validators",
             &args.validators.to_string(),
+            "--storage-providers",
+            "0",
         ])
         .args(["--http", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())

@@ -2,9 +2,13 @@
 //!
 //! With `--processes`, the devnet makes one node home per validator under `HOME/devnet/nodes/N`
 //! through the same genesis flow an operator uses (`node init`, `genesis new|add-validator|
-//! add-account|finalize`), spawns a real `tributary node run --home ...` process for each, and
-//! writes `HOME/devnet/devnet.json` — `{"nodes": [{"pid", "home", "api"}]}`, node 0 serving the
-//! `--http` address — so a script can kill a node and start it again with `tributary node run`.
+//! add-account|finalize`), spawns a real `tributary node run --home ...` process for each, then
+//! one `tributary storage provide` process per storage provider (accounts `provider-N`, funded at
+//! genesis; each bonds its stake, registers and serves on an API of its own, its data under
+//! `HOME/devnet/providers/N`), waits until they are registered, and writes
+//! `HOME/devnet/devnet.json` — `{"nodes": [{"pid", "home", "api", "role"}], "providers":
+//! [{"pid", "name", "address", "api", "dir"}]}`, node 0 serving the `--http` address — so a script
+//! can kill a node and start it again with `tributary node run`.
 
 use crate::{Cli, commands::DevnetArgs, output};
 use anyhow::{Context, Result, bail};
@@ -18,7 +22,9 @@ use std::{
     time::{Duration, Instant},
 };
 use tributary_node::{
-    devnet::{DEV_ACCOUNT_BALANCE, DEVNET_CHAIN_ID, dev_accounts},
+    devnet::{
+        DEV_ACCOUNT_BALANCE, DEVNET_CHAIN_ID, PROVIDER_BALANCE, dev_accounts, provider_accounts,
+    },
     operator,
 };
 use tributary_types::{Address, Amount};
@@ -159,12 +165,64 @@ struct DevnetNode {
     role: &'static str,
 }
 
+/// A storage provider process of the devnet.
+#[derive(Serialize)]
+struct DevnetProvider {
+    pid: u32,
+    /// Its account's key name in the devnet's home.
+    name: String,
+    address: Address,
+    /// Its API (shards, reads and key envelopes).
+    api: String,
+    /// Its shard store and log.
+    dir: PathBuf,
+}
+
 #[derive(Serialize)]
 struct DevnetFile {
     nodes: Vec<DevnetNode>,
+    providers: Vec<DevnetProvider>,
 }
 
-fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
+/// How long `devnet --processes` waits for node 0's API, and then for its storage providers to
+/// register.
+const PROCESSES_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Named accounts: key name and address.
+type Accounts = Vec<(String, Address)>;
+
+/// The storage provider accounts a devnet's genesis funded: `provider-0`, `provider-1`… for as
+/// long as the home holds the key and the genesis funds its address.
+fn funded_providers(home: &Path, genesis_path: &Path) -> Result<Accounts> {
+    let genesis: tributary_chain::ChainGenesis = serde_json::from_str(
+        &fs::read_to_string(genesis_path)
+            .with_context(|| format!("reading {}", genesis_path.display()))?,
+    )
+    .with_context(|| format!("reading {}", genesis_path.display()))?;
+    let keystore = tributary_node::keystore::Keystore::new(home);
+    let mut providers = Vec::new();
+    for index in 0.. {
+        let name = format!("provider-{index}");
+        let Ok(key) = keystore.load(&name) else {
+            break;
+        };
+        let address = key.address();
+        if !genesis
+            .ledger
+            .allocations
+            .iter()
+            .any(|allocation| allocation.address == address)
+        {
+            break;
+        }
+        providers.push((name, address));
+    }
+    Ok(providers)
+}
+
+/// The node homes (validators first) and the storage provider accounts of the devnet in `home`,
+/// made through the operator's genesis flow unless they exist.
+fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<(Vec<PathBuf>, Accounts)> {
     let devnet = home.join("devnet");
     if args.reset && devnet.exists() {
         fs::remove_dir_all(&devnet).with_context(|| format!("removing {}", devnet.display()))?;
@@ -181,12 +239,21 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
                 .and_then(|n| n.parse::<usize>().ok())
                 .unwrap_or(usize::MAX)
         });
-        return Ok(homes);
+        let providers = funded_providers(home, &nodes_dir.join("0").join("genesis.json"))?;
+        return Ok((homes, providers));
     }
     if args.validators == 0 {
         bail!("--validators must be at least 1");
     }
+    let mut params = tributary_types::Params::devnet(DEVNET_CHAIN_ID);
+    if let Some(epoch_blocks) = args.epoch_blocks {
+        if epoch_blocks == 0 {
+            bail!("--epoch-blocks must be at least 1");
+        }
+        params.epoch_blocks = epoch_blocks;
+    }
     let accounts = dev_accounts(home)?;
+    let providers = provider_accounts(home, args.storage_providers)?;
     let mut homes = Vec::new();
     for index in 0..args.validators {
         let node_home = nodes_dir.join(index.to_string());
@@ -198,7 +265,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
         operator::init(&node_home, &format!("validator-{index}"), None, Some(api))?;
         homes.push(node_home);
     }
-    operator::genesis_new(&devnet, DEVNET_CHAIN_ID, None)?;
+    operator::genesis_new(&devnet, DEVNET_CHAIN_ID, Some(params))?;
     for node_home in &homes {
         operator::genesis_add_validator(
             &devnet,
@@ -216,8 +283,11 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<Vec<PathBuf>> {
     for (_, address) in accounts {
         operator::genesis_add_account(&devnet, address, DEV_ACCOUNT_BALANCE)?;
     }
+    for (_, address) in &providers {
+        operator::genesis_add_account(&devnet, *address, PROVIDER_BALANCE)?;
+    }
     operator::genesis_finalize(&devnet, &homes)?;
-    Ok(homes)
+    Ok((homes, providers))
 }
 
 /// Kills the node processes when the devnet stops (or fails).
@@ -234,7 +304,7 @@ impl Drop for Nodes {
 
 pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
     let home = cli.home();
-    let homes = prepare_homes(&home, args)?;
+    let (homes, providers) = prepare_homes(&home, args)?;
     let exe = std::env::current_exe().context("finding the tributary binary")?;
     let mut nodes = Nodes(Vec::new());
     let mut listed = Vec::new();
@@ -265,19 +335,76 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
         .iter()
         .filter(|home| home.join("validator.json").exists())
         .count();
-    let devnet_file = home.join("devnet").join("devnet.json");
-    fs::write(
-        &devnet_file,
-        serde_json::to_string_pretty(&DevnetFile { nodes: listed })?,
-    )?;
     // Wait for node 0's API.
-    let client = crate::client::Client::new(&format!("http://{}", args.http));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let node_api = format!("http://{}", args.http);
+    let client = crate::client::Client::new(&node_api);
+    let deadline = Instant::now() + PROCESSES_START_TIMEOUT;
     while client.status().is_err() {
         if Instant::now() > deadline {
             bail!(
-                "node 0 did not start within 60 s; see {}",
+                "node 0 did not start within {} s; see {}",
+                PROCESSES_START_TIMEOUT.as_secs(),
                 homes[0].join("node.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The storage providers, each its own process talking to node 0's API.
+    let mut provider_list = Vec::new();
+    for (index, (name, address)) in providers.iter().enumerate() {
+        let dir = home
+            .join("devnet")
+            .join("providers")
+            .join(index.to_string());
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let listen = tributary_node::ports::free_loopback_port()?;
+        let log = fs::File::create(dir.join("provider.log"))?;
+        let child = Command::new(&exe)
+            .arg("--home")
+            .arg(&home)
+            .args(["--node", &node_api, "storage", "provide", "--from", name])
+            .args(["--listen", &listen.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting storage provider {name}"))?;
+        provider_list.push(DevnetProvider {
+            pid: child.id(),
+            name: name.clone(),
+            address: *address,
+            api: format!("http://{listen}"),
+            dir,
+        });
+        nodes.0.push(child);
+    }
+    let devnet_file = home.join("devnet").join("devnet.json");
+    fs::write(
+        &devnet_file,
+        serde_json::to_string_pretty(&DevnetFile {
+            nodes: listed,
+            providers: provider_list,
+        })?,
+    )?;
+    // Wait until every provider has bonded and registered, so `asset add` finds them.
+    let deadline = Instant::now() + PROCESSES_START_TIMEOUT;
+    while !providers.is_empty() {
+        let registered: Vec<tributary_types::views::ProviderView> =
+            client.get("/v1/providers").unwrap_or_default();
+        if providers
+            .iter()
+            .all(|(_, address)| registered.iter().any(|view| view.address == *address))
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {} storage providers registered within {} s; see {}",
+                registered.len(),
+                providers.len(),
+                PROCESSES_START_TIMEOUT.as_secs(),
+                home.join("devnet/providers/N/provider.log").display()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -285,13 +412,14 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({"api": format!("http://{}", args.http), "home": home, "devnet": devnet_file, "validators": validators, "followers": homes.len() - validators})
+            serde_json::json!({"api": format!("http://{}", args.http), "home": home, "devnet": devnet_file, "validators": validators, "followers": homes.len() - validators, "storage_providers": providers.len()})
         );
     } else {
         println!(
-            "Tributary devnet running as {} processes ({validators} validators, {} followers); API http://{}",
-            homes.len(),
+            "Tributary devnet running as {} processes ({validators} validators, {} followers, {} storage providers); API http://{}",
+            homes.len() + providers.len(),
             homes.len() - validators,
+            providers.len(),
             args.http
         );
         println!("  nodes listed in {}", devnet_file.display());

@@ -528,6 +528,8 @@ const NODE_LOG_FILTER: &str = "info";
 struct ProcessNodes {
     devnet: Child,
     nodes: Vec<Value>,
+    /// The storage provider processes (`providers` in devnet.json).
+    providers: Vec<Value>,
     restarted: Vec<Child>,
 }
 
@@ -574,13 +576,29 @@ impl Drop for ProcessNodes {
         }
         let _ = self.devnet.kill();
         let _ = self.devnet.wait();
-        for node in &self.nodes {
-            if let Some(pid) = node["pid"].as_u64() {
+        for process in self.nodes.iter().chain(&self.providers) {
+            if let Some(pid) = process["pid"].as_u64() {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         }
         if !std::thread::panicking() {
             return;
+        }
+        for provider in &self.providers {
+            let dir = Path::new(provider["dir"].as_str().unwrap_or_default());
+            let Ok(log) = std::fs::read_to_string(dir.join("provider.log")) else {
+                continue;
+            };
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(Self::LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- storage provider {}, last {} lines:",
+                provider["name"],
+                tail.len()
+            );
+            for line in tail {
+                eprintln!("{line}");
+            }
         }
         for (index, node) in self.nodes.iter().enumerate() {
             let home = Path::new(node["home"].as_str().unwrap_or_default());
@@ -615,6 +633,8 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
             "--processes",
             "--followers",
             "1",
+            "--storage-providers",
+            "0",
             "--home",
         ])
         .arg(home.path())
@@ -636,6 +656,7 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     let mut nodes = ProcessNodes {
         devnet,
         nodes: listing["nodes"].as_array().unwrap().clone(),
+        providers: listing["providers"].as_array().unwrap().clone(),
         restarted: Vec::new(),
     };
     wait_for_height(&url, 2, "process devnet did not finalize");
@@ -668,6 +689,87 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
     transfer(&url, "7");
     nodes.restart(4);
     catches_up(&url, nodes.api(4), "restarted follower");
+}
+
+/// `devnet --processes` runs each storage provider as a `tributary storage provide` process:
+/// each bonds and registers by itself, and `asset add` and `asset get` work against them as
+/// against the devnet's built-in providers.
+#[test]
+fn storage_providers_as_processes_store_and_serve_an_asset() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let devnet = Command::new(BIN)
+        .args([
+            "devnet",
+            "--validators",
+            "1",
+            "--processes",
+            "--storage-providers",
+            "6",
+            "--epoch-blocks",
+            "30",
+            "--home",
+        ])
+        .arg(home.path())
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let listing_path = home.path().join("devnet/devnet.json");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !listing_path.exists() {
+        assert!(Instant::now() < deadline, "the devnet listed no processes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listing: Value =
+        serde_json::from_str(&std::fs::read_to_string(&listing_path).unwrap()).unwrap();
+    let processes = ProcessNodes {
+        devnet,
+        nodes: listing["nodes"].as_array().unwrap().clone(),
+        providers: listing["providers"].as_array().unwrap().clone(),
+        restarted: Vec::new(),
+    };
+    assert_eq!(processes.nodes.len(), 1);
+    assert_eq!(processes.providers.len(), 6);
+    while common::ok(&url, home.path(), &["storage", "status"])["providers"] != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the provider processes did not register"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/iris.csv");
+    let added = common::ok(
+        &url,
+        home.path(),
+        &["asset", "add", iris.to_str().unwrap(), "--from", "alice"],
+    );
+    let asset = added["asset_id"].as_str().unwrap();
+    let listed: Vec<&str> = processes
+        .providers
+        .iter()
+        .map(|provider| provider["address"].as_str().unwrap())
+        .collect();
+    let shards = added["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 6, "{added}");
+    for shard in shards {
+        assert!(
+            listed.contains(&shard["provider"].as_str().unwrap()),
+            "{shard} is not with a provider process"
+        );
+    }
+    let out = home.path().join("iris.out");
+    let (success, fetched, stderr) = common::try_asset_get(&url, home.path(), asset, "alice", &out);
+    assert!(success, "asset get: {stderr}");
+    assert_eq!(
+        fetched["shards_used"].as_array().unwrap().len(),
+        4,
+        "{fetched}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&iris).unwrap());
 }
 
 /// Waits (up to 60 s) until the node at `api` has reached `url`'s height, then checks both

@@ -170,6 +170,12 @@ pub fn dev_accounts(home: &Path) -> Result<Vec<(String, Address)>, DevnetError> 
     named_accounts(home, DEV_ACCOUNTS.iter().map(|name| name.to_string()))
 }
 
+/// The storage provider accounts `provider-0`… `provider-{count - 1}`: names and addresses,
+/// creating their keys in `home` where missing.
+pub fn provider_accounts(home: &Path, count: usize) -> Result<Vec<(String, Address)>, DevnetError> {
+    named_accounts(home, (0..count).map(|index| format!("provider-{index}")))
+}
+
 /// Keys `names` in `home`'s keystore (created where missing): name and address.
 fn named_accounts(
     home: &Path,
@@ -216,10 +222,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
     } else {
         options.storage_providers
     };
-    let providers = named_accounts(
-        &options.home,
-        (0..provider_count).map(|index| format!("provider-{index}")),
-    )?;
+    let providers = provider_accounts(&options.home, provider_count)?;
     let genesis = if resumed {
         read_json::<ChainGenesis>(&genesis_path)?
     } else {
