@@ -379,14 +379,18 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
         });
         nodes.0.push(child);
     }
+    // Written aside and renamed into place, so a script polling for the file never reads half.
     let devnet_file = home.join("devnet").join("devnet.json");
+    let written = home.join("devnet").join("devnet.json.partial");
     fs::write(
-        &devnet_file,
+        &written,
         serde_json::to_string_pretty(&DevnetFile {
             nodes: listed,
             providers: provider_list,
         })?,
     )?;
+    fs::rename(&written, &devnet_file)
+        .with_context(|| format!("writing {}", devnet_file.display()))?;
     // Wait until every provider has bonded and registered, so `asset add` finds them.
     let deadline = Instant::now() + PROCESSES_START_TIMEOUT;
     while !providers.is_empty() {

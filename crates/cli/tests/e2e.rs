@@ -536,6 +536,38 @@ struct ProcessNodes {
 impl ProcessNodes {
     const LOG_TAIL_LINES: usize = 60;
 
+    /// Starts `tributary devnet --processes ARGS` in `home` on a free port and waits (up to
+    /// 90 s) until it lists its processes; returns node 0's API URL and the processes.
+    fn start(home: &Path, args: &[&str]) -> (String, Self) {
+        let port = free_port();
+        let devnet = Command::new(BIN)
+            .args(["devnet", "--processes"])
+            .args(args)
+            .arg("--home")
+            .arg(home)
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let listing_path = home.join("devnet/devnet.json");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !listing_path.exists() {
+            assert!(Instant::now() < deadline, "the devnet listed no processes");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let listing: Value =
+            serde_json::from_str(&std::fs::read_to_string(&listing_path).unwrap()).unwrap();
+        let processes = Self {
+            devnet,
+            nodes: listing["nodes"].as_array().unwrap().clone(),
+            providers: listing["providers"].as_array().unwrap().clone(),
+            restarted: Vec::new(),
+        };
+        (format!("http://127.0.0.1:{port}"), processes)
+    }
+
     fn kill(&self, index: usize) {
         let pid = self.nodes[index]["pid"].as_u64().unwrap().to_string();
         assert!(
@@ -624,41 +656,17 @@ impl Drop for ProcessNodes {
 #[test]
 fn validators_as_processes_survive_a_kill_and_catch_up() {
     let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let devnet = Command::new(BIN)
-        .args([
-            "devnet",
+    let (url, mut nodes) = ProcessNodes::start(
+        home.path(),
+        &[
             "--validators",
             "4",
-            "--processes",
             "--followers",
             "1",
             "--storage-providers",
             "0",
-            "--home",
-        ])
-        .arg(home.path())
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let listing_path = home.path().join("devnet/devnet.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !listing_path.exists() {
-        assert!(Instant::now() < deadline, "the devnet listed no nodes");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let listing: Value =
-        serde_json::from_str(&std::fs::read_to_string(&listing_path).unwrap()).unwrap();
-    let mut nodes = ProcessNodes {
-        devnet,
-        nodes: listing["nodes"].as_array().unwrap().clone(),
-        providers: listing["providers"].as_array().unwrap().clone(),
-        restarted: Vec::new(),
-    };
+        ],
+    );
     wait_for_height(&url, 2, "process devnet did not finalize");
     assert_eq!(nodes.nodes.len(), 5);
     assert_eq!(nodes.nodes[3]["role"], "validator");
@@ -697,41 +705,18 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
 #[test]
 fn storage_providers_as_processes_store_and_serve_an_asset() {
     let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let devnet = Command::new(BIN)
-        .args([
-            "devnet",
+    let (url, processes) = ProcessNodes::start(
+        home.path(),
+        &[
             "--validators",
             "1",
-            "--processes",
             "--storage-providers",
             "6",
             "--epoch-blocks",
             "30",
-            "--home",
-        ])
-        .arg(home.path())
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let listing_path = home.path().join("devnet/devnet.json");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !listing_path.exists() {
-        assert!(Instant::now() < deadline, "the devnet listed no processes");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let listing: Value =
-        serde_json::from_str(&std::fs::read_to_string(&listing_path).unwrap()).unwrap();
-    let processes = ProcessNodes {
-        devnet,
-        nodes: listing["nodes"].as_array().unwrap().clone(),
-        providers: listing["providers"].as_array().unwrap().clone(),
-        restarted: Vec::new(),
-    };
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
     assert_eq!(processes.nodes.len(), 1);
     assert_eq!(processes.providers.len(), 6);
     while common::ok(&url, home.path(), &["storage", "status"])["providers"] != 6 {
