@@ -598,6 +598,43 @@ impl ProcessNodes {
     fn api(&self, index: usize) -> &str {
         self.nodes[index]["api"].as_str().unwrap()
     }
+
+    /// kill -9 storage provider `index`.
+    fn kill_provider(&self, index: usize) {
+        let pid = self.providers[index]["pid"].as_u64().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Starts storage provider `index` again as before (same account, listen address and
+    /// store), talking to `url`, logging beside its first log.
+    fn restart_provider(&mut self, index: usize, home: &Path, url: &str) {
+        let provider = &self.providers[index];
+        let dir = Path::new(provider["dir"].as_str().unwrap());
+        let listen = provider["api"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://");
+        let log = std::fs::File::create(dir.join("provider-restarted.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("--home")
+            .arg(home)
+            .args(["--node", url, "storage", "provide", "--from"])
+            .arg(provider["name"].as_str().unwrap())
+            .args(["--listen", listen, "--dir"])
+            .arg(dir)
+            .env("TRIBUTARY_LOG", NODE_LOG_FILTER)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.restarted.push(child);
+    }
 }
 
 impl Drop for ProcessNodes {
@@ -705,15 +742,18 @@ fn validators_as_processes_survive_a_kill_and_catch_up() {
 #[test]
 fn storage_providers_as_processes_store_and_serve_an_asset() {
     let home = tempfile::tempdir().unwrap();
-    let (url, processes) = ProcessNodes::start(
+    let (url, mut processes) = ProcessNodes::start(
         home.path(),
         &[
             "--validators",
             "1",
             "--storage-providers",
             "6",
+            // About 6 s an epoch here (idle, a process devnet finalizes ~3 blocks a second):
+            // room for the restarted provider to answer the challenge of the epoch it comes
+            // back in.
             "--epoch-blocks",
-            "30",
+            "20",
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -755,6 +795,48 @@ fn storage_providers_as_processes_store_and_serve_an_asset() {
         "{fetched}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&iris).unwrap());
+
+    // kill -9 the provider of shard 0 once it has proven an epoch, and start it again on its
+    // own store: it keeps its deal, goes on proving from what it stored before the crash, and
+    // serves its shard again (a read asks for shards in index order, so shard 0 first).
+    let deal = shards[0]["deal"].as_u64().unwrap();
+    let index = listed
+        .iter()
+        .position(|address| *address == shards[0]["provider"].as_str().unwrap())
+        .unwrap();
+    let wait_for_proofs = |at_least: u64, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let view = get(&url, &format!("/v1/deals/{deal}")).unwrap();
+            assert_eq!(view["status"], "active", "{what}: {view}");
+            let proven = view["epochs_paid"].as_u64().unwrap();
+            if proven >= at_least {
+                return proven;
+            }
+            assert!(Instant::now() < deadline, "{what}: {view}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let before = wait_for_proofs(1, "the first proof");
+    processes.kill_provider(index);
+    processes.restart_provider(index, home.path(), &url);
+    wait_for_proofs(before + 2, "proofs after the restart");
+    let reread = home.path().join("iris.reread");
+    let (success, fetched, stderr) =
+        common::try_asset_get(&url, home.path(), asset, "alice", &reread);
+    assert!(success, "asset get after the restart: {stderr}");
+    assert!(
+        fetched["shards_used"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(0))
+            && fetched["shards_skipped"].as_array().unwrap().is_empty(),
+        "{fetched}"
+    );
+    assert_eq!(
+        std::fs::read(&reread).unwrap(),
+        std::fs::read(&iris).unwrap()
+    );
 }
 
 /// Waits (up to 60 s) until the node at `api` has reached `url`'s height, then checks both
