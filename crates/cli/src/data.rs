@@ -336,7 +336,7 @@ fn previous_run(
 }
 
 /// Writes `bytes` to `path` whole or not at all (a temporary file, then a rename).
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let temporary = path.with_extension("partial");
     std::fs::write(&temporary, bytes)
         .with_context(|| format!("writing {}", temporary.display()))?;

@@ -24,6 +24,7 @@ use std::{
 use tributary_node::{
     devnet::{
         DEV_ACCOUNT_BALANCE, DEVNET_CHAIN_ID, PROVIDER_BALANCE, dev_accounts, provider_accounts,
+        set_epoch_blocks,
     },
     operator,
 };
@@ -246,12 +247,7 @@ fn prepare_homes(home: &Path, args: &DevnetArgs) -> Result<(Vec<PathBuf>, Accoun
         bail!("--validators must be at least 1");
     }
     let mut params = tributary_types::Params::devnet(DEVNET_CHAIN_ID);
-    if let Some(epoch_blocks) = args.epoch_blocks {
-        if epoch_blocks == 0 {
-            bail!("--epoch-blocks must be at least 1");
-        }
-        params.epoch_blocks = epoch_blocks;
-    }
+    set_epoch_blocks(&mut params, args.epoch_blocks)?;
     let accounts = dev_accounts(home)?;
     let providers = provider_accounts(home, args.storage_providers)?;
     let mut homes = Vec::new();
@@ -381,16 +377,14 @@ pub fn devnet_processes(cli: &Cli, args: &DevnetArgs) -> Result<()> {
     }
     // Written aside and renamed into place, so a script polling for the file never reads half.
     let devnet_file = home.join("devnet").join("devnet.json");
-    let written = home.join("devnet").join("devnet.json.partial");
-    fs::write(
-        &written,
+    crate::data::write_atomically(
+        &devnet_file,
         serde_json::to_string_pretty(&DevnetFile {
             nodes: listed,
             providers: provider_list,
-        })?,
+        })?
+        .as_bytes(),
     )?;
-    fs::rename(&written, &devnet_file)
-        .with_context(|| format!("writing {}", devnet_file.display()))?;
     // Wait until every provider has bonded and registered, so `asset add` finds them.
     let deadline = Instant::now() + PROCESSES_START_TIMEOUT;
     while !providers.is_empty() {

@@ -569,14 +569,7 @@ impl ProcessNodes {
     }
 
     fn kill(&self, index: usize) {
-        let pid = self.nodes[index]["pid"].as_u64().unwrap().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-9", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        kill_listed(&self.nodes[index]);
     }
 
     /// Starts node `index` again from its own home, logging beside its first log.
@@ -601,14 +594,7 @@ impl ProcessNodes {
 
     /// kill -9 storage provider `index`.
     fn kill_provider(&self, index: usize) {
-        let pid = self.providers[index]["pid"].as_u64().unwrap().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-9", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        kill_listed(&self.providers[index]);
     }
 
     /// Starts storage provider `index` again as before (same account, listen address and
@@ -655,38 +641,48 @@ impl Drop for ProcessNodes {
         }
         for provider in &self.providers {
             let dir = Path::new(provider["dir"].as_str().unwrap_or_default());
-            let Ok(log) = std::fs::read_to_string(dir.join("provider.log")) else {
-                continue;
-            };
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(Self::LOG_TAIL_LINES)..];
-            eprintln!(
-                "--- storage provider {}, last {} lines:",
-                provider["name"],
-                tail.len()
-            );
-            for line in tail {
-                eprintln!("{line}");
+            for name in ["provider.log", "provider-restarted.log"] {
+                print_log_tail(
+                    &dir.join(name),
+                    &format!("storage provider {} {name}", provider["name"]),
+                );
             }
         }
         for (index, node) in self.nodes.iter().enumerate() {
             let home = Path::new(node["home"].as_str().unwrap_or_default());
             for name in ["node.log", "node-restarted.log"] {
-                let Ok(log) = std::fs::read_to_string(home.join(name)) else {
-                    continue;
-                };
-                let lines: Vec<&str> = log.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(Self::LOG_TAIL_LINES)..];
-                eprintln!(
-                    "--- node {index} ({}) {name}, last {} lines:",
-                    node["role"],
-                    tail.len()
+                print_log_tail(
+                    &home.join(name),
+                    &format!("node {index} ({}) {name}", node["role"]),
                 );
-                for line in tail {
-                    eprintln!("{line}");
-                }
             }
         }
+    }
+}
+
+/// kill -9 a process listed in devnet.json.
+fn kill_listed(process: &Value) {
+    let pid = process["pid"].as_u64().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Prints the last [`ProcessNodes::LOG_TAIL_LINES`] lines of the log at `path`, if there is one,
+/// under a heading naming `what` it is.
+fn print_log_tail(path: &Path, what: &str) {
+    let Ok(log) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(ProcessNodes::LOG_TAIL_LINES)..];
+    eprintln!("--- {what}, last {} lines:", tail.len());
+    for line in tail {
+        eprintln!("{line}");
     }
 }
 
@@ -1386,10 +1382,18 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
     // The owner's key agent, its own process with a home of its own holding only the owner's
     // key and what `asset add` saved: one pass delivers the licensee's envelope, and the
     // owner's, to all six providers; a second pass has nothing to do.
-    let agent_home = tempfile::tempdir().unwrap();
-    let alice_key = home.path().join("keys/alice.json");
-    std::fs::create_dir(agent_home.path().join("keys")).unwrap();
-    std::fs::copy(&alice_key, agent_home.path().join("keys/alice.json")).unwrap();
+    // A home holding alice's account key and nothing else.
+    let alice_only_home = || {
+        let key_only = tempfile::tempdir().unwrap();
+        std::fs::create_dir(key_only.path().join("keys")).unwrap();
+        std::fs::copy(
+            home.path().join("keys/alice.json"),
+            key_only.path().join("keys/alice.json"),
+        )
+        .unwrap();
+        key_only
+    };
+    let agent_home = alice_only_home();
     let saved = home.path().join("assets").join(&asset);
     let agent_saved = agent_home.path().join("assets").join(&asset);
     std::fs::create_dir_all(&agent_saved).unwrap();
@@ -1426,9 +1430,7 @@ fn licensee_reads_an_asset_through_the_owners_key_agent() {
 
     // The owner, from a home that holds only its account key (the home `asset add` wrote is
     // lost), still reads its asset: through its own envelope at the providers.
-    let recovered_home = tempfile::tempdir().unwrap();
-    std::fs::create_dir(recovered_home.path().join("keys")).unwrap();
-    std::fs::copy(&alice_key, recovered_home.path().join("keys/alice.json")).unwrap();
+    let recovered_home = alice_only_home();
     let recovered_out = recovered_home.path().join("iris.out");
     let (success, recovered, stderr) = common::try_asset_get(
         &devnet.url,

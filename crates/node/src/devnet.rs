@@ -170,6 +170,22 @@ pub fn dev_accounts(home: &Path) -> Result<Vec<(String, Address)>, DevnetError> 
     named_accounts(home, DEV_ACCOUNTS.iter().map(|name| name.to_string()))
 }
 
+/// Sets a devnet's storage epoch length (`--epoch-blocks`), if given; it must be at least 1.
+pub fn set_epoch_blocks(
+    params: &mut tributary_types::Params,
+    epoch_blocks: Option<u64>,
+) -> Result<(), DevnetError> {
+    if let Some(epoch_blocks) = epoch_blocks {
+        if epoch_blocks == 0 {
+            return Err(DevnetError::Options(
+                "--epoch-blocks must be at least 1".into(),
+            ));
+        }
+        params.epoch_blocks = epoch_blocks;
+    }
+    Ok(())
+}
+
 /// The storage provider accounts `provider-0`… `provider-{count - 1}`: names and addresses,
 /// creating their keys in `home` where missing.
 pub fn provider_accounts(home: &Path, count: usize) -> Result<Vec<(String, Address)>, DevnetError> {
@@ -252,14 +268,7 @@ pub fn prepare(options: &DevnetOptions) -> Result<DevnetInfo, DevnetError> {
                 .iter()
                 .map(|(_, address)| (*address, DEV_ACCOUNT_BALANCE)),
         );
-        if let Some(epoch_blocks) = options.epoch_blocks {
-            if epoch_blocks == 0 {
-                return Err(DevnetError::Options(
-                    "--epoch-blocks must be at least 1".into(),
-                ));
-            }
-            ledger.params.epoch_blocks = epoch_blocks;
-        }
+        set_epoch_blocks(&mut ledger.params, options.epoch_blocks)?;
         ledger.bonds = validators
             .iter()
             .map(|validator| GenesisBond {
